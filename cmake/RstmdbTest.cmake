@@ -1,0 +1,18 @@
+# Helpers to declare tests (Check unit tests driven by ctest).
+
+# rstmdb_check_test(NAME SOURCES a.c b.c LIBS x y [TIMEOUT s] [LABELS l])
+function(rstmdb_check_test name)
+  cmake_parse_arguments(T "" "TIMEOUT" "SOURCES;LIBS;LABELS" ${ARGN})
+  if(NOT T_TIMEOUT)
+    set(T_TIMEOUT 300)
+  endif()
+  add_executable(${name} ${T_SOURCES})
+  target_link_libraries(${name} PRIVATE ${T_LIBS} PkgConfig::CHECK)
+  add_test(NAME ${name} COMMAND ${name})
+  # CK_FORK=no keeps sanitizer reports and leak checks attached to the test process.
+  set_tests_properties(${name} PROPERTIES TIMEOUT ${T_TIMEOUT}
+    ENVIRONMENT "CK_DEFAULT_TIMEOUT=120;CK_VERBOSITY=normal")
+  if(T_LABELS)
+    set_tests_properties(${name} PROPERTIES LABELS "${T_LABELS}")
+  endif()
+endfunction()

@@ -1,0 +1,73 @@
+/* engine.h: rstmdb-testd's in-memory database, sans I/O.
+ *
+ * The engine takes one request payload (the JSON bytes of one RCPX frame) for
+ * one connection and produces what the real rstmdb server would do: a
+ * response to write, a silent close, or a response followed by a close; plus
+ * the events that request caused, addressed to the connections whose
+ * subscriptions match. It owns machines, instances, the WAL, idempotency,
+ * auth and the subscription registry. It never touches a socket: server.c
+ * (libevent, framing, TLS, faults) moves the bytes.
+ *
+ * Contract with server.c:
+ *  - Connection ids are chosen by the server, unique for the process lifetime.
+ *  - engine_conn_open() before the first request, engine_conn_close() after
+ *    the last: the engine then drops that connection's subscriptions.
+ *  - For each decoded frame payload, call engine_request(); write out->reply
+ *    (if any) to the requesting connection FIRST, then each delivery in
+ *    order, each encoded in its target connection's wire mode
+ *    (engine_conn_jsonl()), then act on out->action.
+ */
+#ifndef TESTD_ENGINE_H
+#define TESTD_ENGINE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+typedef struct engine engine;
+
+typedef struct engine_config {
+    bool auth_required;              /* auth.required */
+    const char *const *token_hashes; /* lowercase hex SHA-256 of accepted tokens */
+    size_t ntoken_hashes;
+    uint32_t max_machine_versions;   /* 0 = unlimited */
+    uint64_t wal_segment_size;       /* bytes; 0 = 64 MiB */
+    bool allow_flush_all;            /* newer servers: FLUSH_ALL enabled (off = "disabled" error) */
+} engine_config;
+
+typedef enum engine_action {
+    ENGINE_REPLY = 0,       /* write `reply`, keep the connection */
+    ENGINE_CLOSE = 1,       /* close at once without writing anything (bad envelope, unknown op...) */
+    ENGINE_REPLY_CLOSE = 2  /* write `reply`, then close (BYE) */
+} engine_action;
+
+typedef struct engine_delivery {
+    uint64_t conn_id;       /* the connection to push to */
+    char *payload;          /* event JSON document (malloc'd, owned by engine_out) */
+    size_t len;
+} engine_delivery;
+
+typedef struct engine_out {
+    engine_action action;
+    char *reply;            /* response JSON document (malloc'd), NULL for ENGINE_CLOSE */
+    size_t reply_len;
+    engine_delivery *deliveries;
+    size_t ndeliveries;
+} engine_out;
+
+/* Copies what it needs from `cfg`. Returns 0, or -1 on OOM (*out untouched). */
+int engine_new(engine **out, const engine_config *cfg);
+void engine_free(engine *e);
+
+void engine_conn_open(engine *e, uint64_t conn_id);
+void engine_conn_close(engine *e, uint64_t conn_id);
+/* True once HELLO on that connection negotiated "jsonl" (server writes JSON lines). */
+bool engine_conn_jsonl(const engine *e, uint64_t conn_id);
+
+/* Handle one request payload. Fills *out (caller releases with engine_out_deinit).
+ * Returns 0, or -1 on OOM. */
+int engine_request(engine *e, uint64_t conn_id, const uint8_t *payload, size_t len,
+                   engine_out *out);
+void engine_out_deinit(engine_out *out);
+
+#endif
