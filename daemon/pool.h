@@ -1,0 +1,69 @@
+/* pool.h: the proxy's upstream pool.
+ *
+ * N authenticated, multiplexed librstmdb connections to one rstmdb server,
+ * each reconnecting on its own with exponential backoff, jitter and a cap.
+ * Requests go to the least-loaded READY connection. When none is READY a call
+ * fails at once (the HTTP side answers 503 + Retry-After) instead of waiting.
+ * Runs on the daemon's single event_base; never blocks.
+ */
+#ifndef PROXY_POOL_H
+#define PROXY_POOL_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "rstmdb/client.h"
+
+struct event_base;
+
+typedef struct pool pool;
+typedef struct pool_call pool_call;
+
+typedef struct pool_config {
+    const char *address;          /* "host:port" of the rstmdb server */
+    const char *token;            /* bearer token for AUTH, NULL = none */
+    rstmdb_tls *tls;              /* NULL = plain TCP; borrowed, must outlive the pool */
+    unsigned size;                /* connections, default 2 */
+    unsigned connect_timeout_ms;  /* per attempt */
+    unsigned request_timeout_ms;  /* per request; expiry = RSTMDB_ERR_TIMEOUT */
+    unsigned backoff_initial_ms;  /* first retry delay, default 100 */
+    unsigned backoff_max_ms;      /* cap, default 5000 */
+} pool_config;
+
+typedef struct pool_stats {
+    unsigned connections;         /* configured */
+    unsigned ready;               /* READY now */
+    uint64_t reconnects;          /* successful re-handshakes after a loss, since start */
+    uint64_t connect_failures;    /* failed attempts, since start */
+    size_t inflight;              /* requests sent or queued, not yet answered */
+} pool_stats;
+
+/* Called exactly once per call unless cancelled. `reply` is borrowed. Its
+ * status is RSTMDB_OK, RSTMDB_ERR_SERVER (upstream error answer),
+ * RSTMDB_ERR_TIMEOUT, or RSTMDB_ERR_CLOSED / RSTMDB_ERR_IO (connection lost
+ * with the request in flight: retryable). */
+typedef void (*pool_reply_cb)(const rstmdb_reply *reply, void *arg);
+
+int pool_new(pool **out, struct event_base *base, const pool_config *cfg, rstmdb_error **err);
+/* Closes every connection (BYE); pending callbacks are not called after this. */
+void pool_free(pool *p);
+
+bool pool_ready(const pool *p);
+void pool_get_stats(const pool *p, pool_stats *out);
+/* Seconds a client should wait before retrying while nothing is READY (>= 1). */
+unsigned pool_retry_after_s(const pool *p);
+
+/* Forward one op with params as JSON object text (passed through untouched).
+ * `resend_safe`: the call may be re-sent on another connection if its
+ * connection dies after the request was written (true for reads and for
+ * writes that carry an idempotency key). A call never written is always
+ * re-sent if another connection is READY.
+ * Returns RSTMDB_OK (cb will run later), or RSTMDB_ERR_CLOSED when no
+ * connection is READY (cb will not run: answer 503 now). */
+int pool_call_json(pool *p, const char *op, const char *params, size_t params_len,
+                   bool resend_safe, pool_reply_cb cb, void *arg, pool_call **out);
+/* The HTTP client went away: forget the call; cb will not run. */
+void pool_call_cancel(pool_call *c);
+
+#endif
