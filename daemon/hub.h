@@ -1,0 +1,80 @@
+/* hub.h: the proxy's subscription hub.
+ *
+ * Turns upstream WATCH subscriptions into gap-free, duplicate-free event
+ * feeds for SSE streams. Streams with identical filters share one upstream
+ * WATCH; a stream that resumes from an older offset (Last-Event-ID,
+ * from_offset, or after an upstream loss) is served first by replay through
+ * WAL_READ, then joins the live feed. The hub reads its upstream promptly no
+ * matter how slow the HTTP clients are: it hands every event to the stream at
+ * once and never buffers for it (the stream's own bounded buffer, in sse.c,
+ * decides when a slow reader must be cut off).
+ */
+#ifndef PROXY_HUB_H
+#define PROXY_HUB_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "pool.h"
+
+typedef struct hub hub;
+typedef struct hub_sub hub_sub;
+
+/* What a stream watches. Lists: empty = match all; OR within, AND across. */
+typedef struct hub_filter {
+    const char *instance_id;          /* non-NULL: WATCH_INSTANCE; NULL: WATCH_ALL */
+    const char *const *machines;      /* WATCH_ALL filters (borrowed for the call) */
+    size_t nmachines;
+    const char *const *events;
+    size_t nevents;
+    const char *const *from_states;
+    size_t nfrom_states;
+    const char *const *to_states;
+    size_t nto_states;
+    bool include_ctx;                 /* default true */
+} hub_filter;
+
+typedef struct hub_sub_ops {
+    /* Once: the subscription is live (err NULL), or it failed before any event
+     * (err set: e.g. INSTANCE_NOT_FOUND, BAD_REQUEST, UPSTREAM_UNAVAILABLE) and
+     * the sub is already released when this returns. */
+    void (*on_ready)(void *arg, const rstmdb_error *err);
+    /* Each event, ids strictly increasing, no gap against the WAL, no duplicate.
+     * `data` is one line of compact JSON (the SSE data), borrowed. */
+    void (*on_event)(void *arg, uint64_t wal_offset, const char *data, size_t len);
+    /* Terminal: the feed cannot continue without a gap (code e.g.
+     * "WAL_COMPACTED", "UPSTREAM_ERROR", "SHUTDOWN"); the sub is released
+     * when this returns. */
+    void (*on_error)(void *arg, const char *code, const char *message);
+} hub_sub_ops;
+
+typedef struct hub_config {
+    unsigned wal_page_limit;  /* records per WAL_READ page during replay, default 500 */
+    size_t max_held_events;   /* live events held per sub during replay before giving up, default 10000 */
+} hub_config;
+
+int hub_new(hub **out, struct event_base *base, pool *upstream, const hub_config *cfg);
+/* Ends every sub with on_error("SHUTDOWN", ...) and releases the hub. */
+void hub_free(hub *h);
+
+/* Subscribe. `from_offset` (when has_from) is inclusive: events with
+ * wal_offset >= from_offset are replayed first (Last-Event-ID N => N + 1).
+ * Returns RSTMDB_OK (on_ready follows, never from inside this call) or a
+ * negative status. `ops`/`arg` must stay valid until a terminal callback or
+ * hub_unsubscribe. */
+int hub_subscribe(hub *h, const hub_filter *f, bool has_from, uint64_t from_offset,
+                  const hub_sub_ops *ops, void *arg, hub_sub **out);
+/* The stream is gone: no more callbacks; the upstream WATCH is UNWATCHed when
+ * its last stream leaves. */
+void hub_unsubscribe(hub_sub *s);
+
+typedef struct hub_stats {
+    size_t upstream_subs;   /* upstream WATCHes held */
+    size_t streams;         /* hub_subs alive */
+    uint64_t events_in;     /* events received from upstream */
+    uint64_t replayed;      /* events delivered from WAL_READ */
+} hub_stats;
+void hub_get_stats(const hub *h, hub_stats *out);
+
+#endif
