@@ -16,6 +16,7 @@
 #include "rstmdb/client.h"
 
 struct event_base;
+struct plog;
 
 typedef struct pool pool;
 typedef struct pool_call pool_call;
@@ -29,6 +30,11 @@ typedef struct pool_config {
     unsigned request_timeout_ms;  /* per request; expiry = RSTMDB_ERR_TIMEOUT */
     unsigned backoff_initial_ms;  /* first retry delay, default 100 */
     unsigned backoff_max_ms;      /* cap, default 5000 */
+    /* Added by the pool (all optional, 0/NULL = default): */
+    const struct plog *log;       /* log.h sink; NULL = info level on stderr */
+    unsigned keepalive_ms;        /* PING a connection idle this long, default 60000
+                                   * (the server drops connections idle for 300 s) */
+    uint64_t jitter_seed;         /* backoff jitter seed; 0 = from the clock and pid */
 } pool_config;
 
 typedef struct pool_stats {
@@ -37,6 +43,10 @@ typedef struct pool_stats {
     uint64_t reconnects;          /* successful re-handshakes after a loss, since start */
     uint64_t connect_failures;    /* failed attempts, since start */
     size_t inflight;              /* requests sent or queued, not yet answered */
+    /* Added by the pool: */
+    uint64_t resent;              /* calls re-sent after their connection died */
+    uint64_t conn_losses;         /* READY connections that went down */
+    size_t watches;               /* upstream subscriptions held (pool_watch) */
 } pool_stats;
 
 /* Called exactly once per call unless cancelled. `reply` is borrowed. Its
@@ -63,7 +73,40 @@ unsigned pool_retry_after_s(const pool *p);
  * connection is READY (cb will not run: answer 503 now). */
 int pool_call_json(pool *p, const char *op, const char *params, size_t params_len,
                    bool resend_safe, pool_reply_cb cb, void *arg, pool_call **out);
-/* The HTTP client went away: forget the call; cb will not run. */
+/* The HTTP client went away: forget the call; cb will not run. Valid in any
+ * state until cb has started (a cancel from inside cb is a no-op). */
 void pool_call_cancel(pool_call *c);
+
+/* ---- Added by the pool: connection changes and subscriptions (for the hub) ---- */
+
+/* Told when connection `conn` (0..size-1) becomes READY (ready true) or stops
+ * being READY (false). Runs from the event loop inside the client's callback:
+ * do not free the pool from it. One listener (the hub); NULL removes it. */
+typedef void (*pool_state_cb)(void *arg, unsigned conn, bool ready);
+void pool_set_state_cb(pool *p, pool_state_cb cb, void *arg);
+
+typedef struct pool_watch pool_watch;
+typedef struct pool_watch_ops {
+    /* The WATCH response. RSTMDB_OK: subscribed, events follow. Any other
+     * status: the watch is over (no on_end) and the handle is invalid after
+     * this returns. */
+    void (*on_reply)(void *arg, const rstmdb_reply *reply);
+    /* Each event pushed for this subscription, in arrival order (borrowed). */
+    void (*on_event)(void *arg, const rstmdb_event *ev);
+    /* Once, after a successful on_reply: the subscription died with its
+     * connection (why set). The handle is invalid after this returns. */
+    void (*on_end)(void *arg, const rstmdb_error *why);
+} pool_watch_ops;
+
+/* Subscribe ("WATCH_INSTANCE"/"WATCH_ALL", params as JSON object text) on the
+ * least-loaded READY connection. Returns RSTMDB_OK (on_reply follows, never
+ * from inside this call), RSTMDB_ERR_CLOSED when nothing is READY, or the
+ * library's error (e.g. RSTMDB_ERR_JSON). `ops` must outlive the watch. */
+int pool_watch_json(pool *p, const char *op, const char *params, size_t params_len,
+                    const pool_watch_ops *ops, void *arg, pool_watch **out);
+/* No more callbacks; the upstream subscription is UNWATCHed (once it is
+ * established, if it is not yet). The handle is invalid after this. Safe
+ * from inside any of the watch's callbacks. */
+void pool_watch_cancel(pool_watch *w);
 
 #endif

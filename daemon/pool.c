@@ -1,0 +1,675 @@
+/* pool.c: the upstream pool. Owns N librstmdb connections, their reconnect
+ * timers and keepalive PINGs, the routing of calls and watches to READY
+ * connections and the bounded re-send of calls whose connection died. It
+ * knows nothing about HTTP or SSE and never blocks. */
+#include "pool.h"
+
+#include <event2/event.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "backoff.h"
+#include "error_int.h"
+#include "log.h"
+
+#define POOL_DEFAULT_SIZE 2u
+#define POOL_DEFAULT_REQUEST_TIMEOUT_MS 30000u
+#define POOL_DEFAULT_KEEPALIVE_MS 60000u
+
+/* One connection slot. All state changes happen in conn_* functions below. */
+typedef enum conn_state {
+    CONN_WAITING = 0,    /* no client: the retry timer runs until the next attempt */
+    CONN_CONNECTING = 1, /* client created: TCP/TLS, HELLO and AUTH under way */
+    CONN_READY = 2       /* handshaken: takes calls and watches */
+} conn_state;
+
+typedef struct pool_conn {
+    pool *p;
+    unsigned idx;
+    conn_state state;
+    rstmdb_client *client;   /* NULL while WAITING */
+    rstmdb_client *dead;     /* CLOSED client, freed from the loop after its callbacks */
+    bool ever_ready;         /* a later READY counts as a reconnect */
+    backoff bo;
+    uint64_t next_attempt_ms; /* monotonic, while WAITING */
+    uint64_t last_io_ms;      /* last call issued or answered, for keepalive */
+    bool ping_inflight;
+    struct event *retry_ev;
+    struct event *reap_ev;
+    struct event *keepalive_ev;
+} pool_conn;
+
+struct pool_call {
+    pool *p;
+    pool_conn *conn;          /* where it is in flight */
+    rstmdb_request *req;      /* NULL once answered or cancelled */
+    char *op;
+    char *params;             /* kept for a re-send */
+    size_t params_len;
+    bool resend_safe;
+    bool in_cb;               /* cb is running: cancel is a no-op */
+    unsigned resends;
+    uint64_t deadline_ms;     /* the request timeout spans re-sends */
+    pool_reply_cb cb;
+    void *arg;
+    pool_call *prev, *next;
+};
+
+struct pool_watch {
+    pool *p;
+    pool_conn *conn;
+    rstmdb_sub *sub;
+    const pool_watch_ops *ops;
+    void *arg;
+    bool subscribed;          /* the WATCH was answered ok */
+    bool cancelled;           /* no more callbacks to ops */
+    pool_watch *prev, *next;
+};
+
+struct pool {
+    struct event_base *base;
+    char *address;
+    rstmdb_options *opts;
+    unsigned size;
+    unsigned request_timeout_ms;
+    unsigned keepalive_ms;
+    uint64_t rng;             /* backoff jitter state, shared by the slots */
+    plog own_log;             /* used when the config gives none */
+    const plog *log;
+    pool_conn *conns;
+    unsigned rr;              /* round-robin start among equally loaded connections */
+    pool_call *calls;         /* every live call */
+    pool_watch *watches;      /* every live watch wrapper */
+    pool_state_cb state_cb;
+    void *state_arg;
+    pool_stats stats;
+};
+
+static uint64_t now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+}
+
+static struct timeval ms_tv(uint64_t ms)
+{
+    struct timeval tv = {(time_t)(ms / 1000u), (suseconds_t)((ms % 1000u) * 1000u)};
+    return tv;
+}
+
+static void conn_connect(pool_conn *pc);
+
+/* ---- connection lifecycle ----------------------------------------------- */
+
+static void conn_notify(pool_conn *pc, bool ready)
+{
+    if (pc->p->state_cb)
+        pc->p->state_cb(pc->p->state_arg, pc->idx, ready);
+}
+
+static void conn_reap_dead(pool_conn *pc)
+{
+    rstmdb_client *d = pc->dead;
+    pc->dead = NULL;
+    rstmdb_client_free(d);
+}
+
+static void conn_reap_cb(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    conn_reap_dead(arg);
+}
+
+static void conn_retry_cb(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    conn_connect(arg);
+}
+
+/* The client went CLOSED: keep it until its callbacks have unwound (pending
+ * requests and watches are failed from inside the library's close path), then
+ * free it from the loop, and schedule the next attempt. */
+static void conn_lost(pool_conn *pc, rstmdb_client *c, const rstmdb_error *why)
+{
+    pool *p = pc->p;
+    bool was_ready = pc->state == CONN_READY;
+    const char *code = why ? rstmdb_error_code_str(why) : "CLOSED";
+    const char *msg = why ? rstmdb_error_message(why) : "closed";
+
+    if (pc->dead && pc->dead != c)
+        conn_reap_dead(pc);
+    pc->dead = c;
+    if (pc->client == c)
+        pc->client = NULL;
+    pc->state = CONN_WAITING;
+    pc->ping_inflight = false;
+    event_del(pc->keepalive_ev);
+    struct timeval zero = {0, 0};
+    event_add(pc->reap_ev, &zero);
+
+    unsigned delay = backoff_next_ms(&pc->bo);
+    pc->next_attempt_ms = now_ms() + delay;
+    struct timeval tv = ms_tv(delay);
+    event_add(pc->retry_ev, &tv);
+
+    if (was_ready) {
+        p->stats.conn_losses++;
+        if (p->stats.ready > 0)
+            p->stats.ready--;
+        log_warn(p->log, "upstream connection %u to %s lost: %s: %s; reconnecting in %u ms",
+                 pc->idx, p->address, code, msg, delay);
+        conn_notify(pc, false);
+    } else {
+        p->stats.connect_failures++;
+        log_warn(p->log, "upstream connection %u to %s failed: %s: %s; retry in %u ms", pc->idx,
+                 p->address, code, msg, delay);
+    }
+}
+
+static void keepalive_reply_cb(rstmdb_client *c, const rstmdb_reply *r, void *arg)
+{
+    pool_conn *pc = arg;
+    if (pc->client != c)
+        return; /* an old client's PING failing as it closes */
+    pc->ping_inflight = false;
+    int st = rstmdb_reply_status(r);
+    if (st == RSTMDB_ERR_TIMEOUT) {
+        /* A READY connection that cannot answer PING within the request
+         * timeout is hung (e.g. a server stuck mid-write): cut it so the
+         * reconnect logic takes over instead of every request timing out. */
+        log_warn(pc->p->log, "upstream connection %u: keepalive PING timed out; closing",
+                 pc->idx);
+        rstmdb_client_close(c);
+    }
+}
+
+static void conn_keepalive_cb(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    pool_conn *pc = arg;
+    pool *p = pc->p;
+    if (pc->state != CONN_READY || pc->ping_inflight)
+        return;
+    if (now_ms() - pc->last_io_ms < p->keepalive_ms)
+        return;
+    rstmdb_request *req = NULL;
+    if (rstmdb_call_json(pc->client, "PING", "{}", 2, keepalive_reply_cb, pc, &req) == RSTMDB_OK) {
+        pc->ping_inflight = true;
+        pc->last_io_ms = now_ms();
+    }
+}
+
+static void conn_state_cb(rstmdb_client *c, rstmdb_conn_state state, const rstmdb_error *why,
+                          void *arg)
+{
+    pool_conn *pc = arg;
+    pool *p = pc->p;
+    if (c != pc->client)
+        return;
+    switch (state) {
+    case RSTMDB_CONN_CONNECTING:
+        break;
+    case RSTMDB_CONN_READY: {
+        if (pc->state == CONN_READY)
+            break;
+        pc->state = CONN_READY;
+        pc->last_io_ms = now_ms();
+        backoff_reset(&pc->bo);
+        p->stats.ready++;
+        if (pc->ever_ready)
+            p->stats.reconnects++;
+        log_info(p->log, "upstream connection %u to %s ready%s", pc->idx, p->address,
+                 pc->ever_ready ? " (reconnected)" : "");
+        pc->ever_ready = true;
+        /* Check twice per period so an idle connection is PINGed at the
+         * latest 1.5 periods after its last traffic: far below 300 s. */
+        struct timeval tv = ms_tv(p->keepalive_ms / 2 ? p->keepalive_ms / 2 : 1);
+        event_add(pc->keepalive_ev, &tv);
+        conn_notify(pc, true);
+        break;
+    }
+    case RSTMDB_CONN_CLOSED:
+        conn_lost(pc, c, why);
+        break;
+    }
+}
+
+static void conn_connect(pool_conn *pc)
+{
+    pool *p = pc->p;
+    rstmdb_error *err = NULL;
+    rstmdb_client *c = NULL;
+
+    if (pc->dead)
+        conn_reap_dead(pc);
+    pc->state = CONN_CONNECTING;
+    if (rstmdb_client_new(&c, p->base, p->address, p->opts, &err) != RSTMDB_OK) {
+        /* Bad address or OOM: counted and retried like a refused connect. */
+        pc->client = NULL;
+        pc->state = CONN_WAITING;
+        unsigned delay = backoff_next_ms(&pc->bo);
+        pc->next_attempt_ms = now_ms() + delay;
+        struct timeval tv = ms_tv(delay);
+        event_add(pc->retry_ev, &tv);
+        p->stats.connect_failures++;
+        log_warn(p->log, "upstream connection %u to %s failed: %s; retry in %u ms", pc->idx,
+                 p->address, err ? rstmdb_error_message(err) : "client_new failed", delay);
+        rstmdb_error_free(err);
+        return;
+    }
+    pc->client = c;
+    rstmdb_client_set_state_cb(c, conn_state_cb, pc);
+    if (rstmdb_client_state(c) == RSTMDB_CONN_READY)
+        conn_state_cb(c, RSTMDB_CONN_READY, NULL, pc);
+}
+
+/* ---- pool ------------------------------------------------------------------ */
+
+int pool_new(pool **out, struct event_base *base, const pool_config *cfg, rstmdb_error **err)
+{
+    if (!out || !base || !cfg || !cfg->address)
+        return error_set(err, RSTMDB_ERR_INVALID, "pool: base, config and address are required");
+    pool *p = calloc(1, sizeof *p);
+    if (!p)
+        return error_set(err, RSTMDB_ERR_NOMEM, "pool: out of memory");
+    p->base = base;
+    p->size = cfg->size ? cfg->size : POOL_DEFAULT_SIZE;
+    p->request_timeout_ms =
+        cfg->request_timeout_ms ? cfg->request_timeout_ms : POOL_DEFAULT_REQUEST_TIMEOUT_MS;
+    p->keepalive_ms = cfg->keepalive_ms ? cfg->keepalive_ms : POOL_DEFAULT_KEEPALIVE_MS;
+    p->rng = cfg->jitter_seed ? cfg->jitter_seed
+                              : ((uint64_t)time(NULL) << 20) ^ (uint64_t)getpid() ^
+                                    (uint64_t)(uintptr_t)p;
+    log_init(&p->own_log, LOG_INFO, stderr);
+    p->log = cfg->log ? cfg->log : &p->own_log;
+    p->stats.connections = p->size;
+
+    const int rc = RSTMDB_ERR_NOMEM;
+    p->address = strdup(cfg->address);
+    p->conns = calloc(p->size, sizeof *p->conns);
+    if (!p->address || !p->conns || rstmdb_options_new(&p->opts) != RSTMDB_OK)
+        goto fail;
+    rstmdb_options_set_client_name(p->opts, "rstmdb-proxy");
+    if (cfg->token && rstmdb_options_set_auth(p->opts, cfg->token) != RSTMDB_OK)
+        goto fail;
+    if (cfg->tls && rstmdb_options_set_tls(p->opts, cfg->tls) != RSTMDB_OK)
+        goto fail;
+    if (cfg->connect_timeout_ms)
+        rstmdb_options_set_connect_timeout_ms(p->opts, cfg->connect_timeout_ms);
+    rstmdb_options_set_request_timeout_ms(p->opts, p->request_timeout_ms);
+
+    for (unsigned i = 0; i < p->size; i++) {
+        pool_conn *pc = &p->conns[i];
+        pc->p = p;
+        pc->idx = i;
+        backoff_init(&pc->bo, cfg->backoff_initial_ms, cfg->backoff_max_ms, backoff_xorshift,
+                     &p->rng);
+        pc->retry_ev = evtimer_new(base, conn_retry_cb, pc);
+        pc->reap_ev = evtimer_new(base, conn_reap_cb, pc);
+        pc->keepalive_ev = event_new(base, -1, EV_PERSIST, conn_keepalive_cb, pc);
+        if (!pc->retry_ev || !pc->reap_ev || !pc->keepalive_ev)
+            goto fail;
+    }
+    for (unsigned i = 0; i < p->size; i++)
+        conn_connect(&p->conns[i]);
+    *out = p;
+    return RSTMDB_OK;
+fail:
+    pool_free(p);
+    return error_set(err, rc, "pool: out of memory");
+}
+
+void pool_free(pool *p)
+{
+    if (!p)
+        return;
+    /* Free the clients first: their pending callbacks are then never called,
+     * so nothing below can be re-entered. */
+    for (unsigned i = 0; p->conns && i < p->size; i++) {
+        pool_conn *pc = &p->conns[i];
+        rstmdb_client_free(pc->client);
+        rstmdb_client_free(pc->dead);
+        if (pc->retry_ev)
+            event_free(pc->retry_ev);
+        if (pc->reap_ev)
+            event_free(pc->reap_ev);
+        if (pc->keepalive_ev)
+            event_free(pc->keepalive_ev);
+    }
+    while (p->calls) {
+        pool_call *c = p->calls;
+        p->calls = c->next;
+        free(c->op);
+        free(c->params);
+        free(c);
+    }
+    while (p->watches) {
+        pool_watch *w = p->watches;
+        p->watches = w->next;
+        free(w);
+    }
+    rstmdb_options_free(p->opts);
+    free(p->conns);
+    free(p->address);
+    free(p);
+}
+
+bool pool_ready(const pool *p)
+{
+    return p && p->stats.ready > 0;
+}
+
+void pool_get_stats(const pool *p, pool_stats *out)
+{
+    *out = p->stats;
+}
+
+unsigned pool_retry_after_s(const pool *p)
+{
+    uint64_t now = now_ms(), best = UINT64_MAX;
+    for (unsigned i = 0; i < p->size; i++) {
+        const pool_conn *pc = &p->conns[i];
+        uint64_t wait;
+        if (pc->state == CONN_READY)
+            return 1;
+        if (pc->state == CONN_CONNECTING)
+            wait = 0; /* an attempt is under way: its outcome is due soon */
+        else
+            wait = pc->next_attempt_ms > now ? pc->next_attempt_ms - now : 0;
+        if (wait < best)
+            best = wait;
+    }
+    if (best == UINT64_MAX)
+        return 1;
+    uint64_t s = (best + 999) / 1000;
+    return s < 1 ? 1 : (unsigned)s;
+}
+
+void pool_set_state_cb(pool *p, pool_state_cb cb, void *arg)
+{
+    p->state_cb = cb;
+    p->state_arg = arg;
+}
+
+/* The least-loaded READY connection other than `avoid`, rotating the start so
+ * equal loads spread across connections; NULL when none is READY. */
+static pool_conn *pool_pick(pool *p, const pool_conn *avoid)
+{
+    pool_conn *best = NULL;
+    size_t best_load = SIZE_MAX;
+    for (unsigned k = 0; k < p->size; k++) {
+        pool_conn *pc = &p->conns[(p->rr + k) % p->size];
+        /* The client's own state too: it may be failing its requests
+         * before our state callback has heard that it closed. */
+        if (pc == avoid || pc->state != CONN_READY || !pc->client ||
+            rstmdb_client_state(pc->client) != RSTMDB_CONN_READY)
+            continue;
+        size_t load = rstmdb_client_inflight(pc->client);
+        if (load < best_load) {
+            best = pc;
+            best_load = load;
+        }
+    }
+    p->rr++;
+    return best;
+}
+
+/* ---- calls ------------------------------------------------------------------- */
+
+static void call_unlink(pool_call *c)
+{
+    pool *p = c->p;
+    if (c->prev)
+        c->prev->next = c->next;
+    else
+        p->calls = c->next;
+    if (c->next)
+        c->next->prev = c->prev;
+    c->prev = c->next = NULL;
+    if (p->stats.inflight > 0)
+        p->stats.inflight--;
+}
+
+static void call_free(pool_call *c)
+{
+    free(c->op);
+    free(c->params);
+    free(c);
+}
+
+static void call_reply_cb(rstmdb_client *client, const rstmdb_reply *r, void *arg);
+
+/* Put `c` on the wire of `pc` with what is left of its deadline. */
+static int call_issue(pool_call *c, pool_conn *pc)
+{
+    uint64_t now = now_ms();
+    if (now >= c->deadline_ms)
+        return RSTMDB_ERR_TIMEOUT;
+    rstmdb_request *req = NULL;
+    int rc = rstmdb_call_json(pc->client, c->op, c->params, c->params_len, call_reply_cb, c, &req);
+    if (rc != RSTMDB_OK)
+        return rc;
+    rstmdb_request_set_timeout_ms(req, (unsigned)(c->deadline_ms - now));
+    c->req = req;
+    c->conn = pc;
+    pc->last_io_ms = now;
+    return RSTMDB_OK;
+}
+
+/* A call whose connection died: re-send it once on another READY connection
+ * when that cannot apply a write twice (never written, or resend_safe).
+ * Bounded by the pool size, so a call cannot bounce between dying
+ * connections forever. Returns true when it went out again. */
+static bool call_try_resend(pool_call *c, const rstmdb_reply *r)
+{
+    pool *p = c->p;
+    int st = rstmdb_reply_status(r);
+    if (st != RSTMDB_ERR_CLOSED && st != RSTMDB_ERR_IO)
+        return false;
+    if (c->resends >= p->size)
+        return false;
+    bool sent = rstmdb_reply_was_sent(r);
+    if (sent && !c->resend_safe)
+        return false;
+    const pool_conn *from = c->conn;
+    for (;;) {
+        pool_conn *pc = pool_pick(p, from);
+        if (!pc)
+            return false;
+        if (call_issue(c, pc) == RSTMDB_OK) {
+            c->resends++;
+            p->stats.resent++;
+            log_info(p->log, "%s re-sent on upstream connection %u after connection %u died (%s)",
+                     c->op, pc->idx, from ? from->idx : 0u, sent ? "was sent" : "never sent");
+            return true;
+        }
+        if (now_ms() >= c->deadline_ms)
+            return false;
+        /* That connection refused it (closing under us): do not pick it again. */
+        from = pc;
+        if (++c->resends >= p->size)
+            return false;
+    }
+}
+
+static void call_reply_cb(rstmdb_client *client, const rstmdb_reply *r, void *arg)
+{
+    (void)client;
+    pool_call *c = arg;
+    c->req = NULL;
+    if (c->conn)
+        c->conn->last_io_ms = now_ms();
+    if (call_try_resend(c, r))
+        return;
+    call_unlink(c);
+    c->in_cb = true;
+    c->cb(r, c->arg);
+    call_free(c);
+}
+
+int pool_call_json(pool *p, const char *op, const char *params, size_t params_len,
+                   bool resend_safe, pool_reply_cb cb, void *arg, pool_call **out)
+{
+    if (!p || !op || !cb || (!params && params_len))
+        return RSTMDB_ERR_INVALID;
+    pool_conn *pc = pool_pick(p, NULL);
+    if (!pc)
+        return RSTMDB_ERR_CLOSED; /* fail fast: the HTTP side answers 503 now */
+    pool_call *c = calloc(1, sizeof *c);
+    if (!c)
+        return RSTMDB_ERR_NOMEM;
+    if (!params) {
+        params = "{}";
+        params_len = 2;
+    }
+    c->p = p;
+    c->op = strdup(op);
+    c->params = malloc(params_len + 1);
+    if (!c->op || !c->params) {
+        call_free(c);
+        return RSTMDB_ERR_NOMEM;
+    }
+    memcpy(c->params, params, params_len);
+    c->params[params_len] = '\0';
+    c->params_len = params_len;
+    c->resend_safe = resend_safe;
+    c->cb = cb;
+    c->arg = arg;
+    c->deadline_ms = now_ms() + p->request_timeout_ms;
+    int rc = call_issue(c, pc);
+    if (rc != RSTMDB_OK) {
+        call_free(c);
+        return rc;
+    }
+    c->next = p->calls;
+    if (p->calls)
+        p->calls->prev = c;
+    p->calls = c;
+    p->stats.inflight++;
+    if (out)
+        *out = c;
+    return RSTMDB_OK;
+}
+
+void pool_call_cancel(pool_call *c)
+{
+    if (!c || c->in_cb)
+        return;
+    if (c->req)
+        rstmdb_request_cancel(c->req);
+    call_unlink(c);
+    call_free(c);
+}
+
+/* ---- watches ------------------------------------------------------------------ */
+
+static void watch_unlink_free(pool_watch *w)
+{
+    pool *p = w->p;
+    if (w->prev)
+        w->prev->next = w->next;
+    else
+        p->watches = w->next;
+    if (w->next)
+        w->next->prev = w->prev;
+    if (p->stats.watches > 0)
+        p->stats.watches--;
+    free(w);
+}
+
+static void watch_reply_cb(rstmdb_client *client, const rstmdb_reply *r, void *arg)
+{
+    (void)client;
+    pool_watch *w = arg;
+    if (rstmdb_reply_status(r) == RSTMDB_OK) {
+        w->subscribed = true;
+        if (w->cancelled) {
+            /* Cancelled while the WATCH was in flight: undo it now; on_end
+             * (from the library) frees the wrapper. */
+            if (rstmdb_unwatch(w->sub) != RSTMDB_OK)
+                log_debug(w->p->log, "UNWATCH after a cancelled WATCH could not be sent");
+            return;
+        }
+        w->ops->on_reply(w->arg, r);
+        return;
+    }
+    /* Failed WATCH: the library ends the subscription without on_end. */
+    if (!w->cancelled) {
+        w->cancelled = true; /* a cancel from inside on_reply becomes a no-op */
+        w->ops->on_reply(w->arg, r);
+    }
+    watch_unlink_free(w);
+}
+
+static void watch_event_cb(rstmdb_sub *sub, const rstmdb_event *ev, void *arg)
+{
+    (void)sub;
+    pool_watch *w = arg;
+    if (w->conn)
+        w->conn->last_io_ms = now_ms();
+    if (!w->cancelled)
+        w->ops->on_event(w->arg, ev);
+}
+
+static void watch_end_cb(rstmdb_sub *sub, const rstmdb_error *why, void *arg)
+{
+    (void)sub;
+    pool_watch *w = arg;
+    if (!w->cancelled) {
+        w->cancelled = true;
+        w->ops->on_end(w->arg, why);
+    }
+    watch_unlink_free(w);
+}
+
+int pool_watch_json(pool *p, const char *op, const char *params, size_t params_len,
+                    const pool_watch_ops *ops, void *arg, pool_watch **out)
+{
+    if (!p || !op || !ops || !params)
+        return RSTMDB_ERR_INVALID;
+    pool_conn *pc = pool_pick(p, NULL);
+    if (!pc)
+        return RSTMDB_ERR_CLOSED;
+    pool_watch *w = calloc(1, sizeof *w);
+    if (!w)
+        return RSTMDB_ERR_NOMEM;
+    w->p = p;
+    w->conn = pc;
+    w->ops = ops;
+    w->arg = arg;
+    int rc = rstmdb_watch_json(pc->client, op, params, params_len, watch_reply_cb, watch_event_cb,
+                               watch_end_cb, w, &w->sub);
+    if (rc != RSTMDB_OK) {
+        free(w);
+        return rc;
+    }
+    pc->last_io_ms = now_ms();
+    w->next = p->watches;
+    if (p->watches)
+        p->watches->prev = w;
+    p->watches = w;
+    p->stats.watches++;
+    *out = w;
+    return RSTMDB_OK;
+}
+
+void pool_watch_cancel(pool_watch *w)
+{
+    if (!w || w->cancelled)
+        return;
+    w->cancelled = true;
+    /* Before the WATCH is answered there is no id to UNWATCH:
+     * watch_reply_cb does it when the answer arrives. The library may end
+     * the subscription (and free w in watch_end_cb) inside rstmdb_unwatch,
+     * so w is not touched after it. */
+    const plog *log = w->p->log;
+    if (w->subscribed && rstmdb_unwatch(w->sub) != RSTMDB_OK)
+        log_debug(log, "UNWATCH could not be sent (connection closing)");
+}
