@@ -73,6 +73,16 @@ int rstmdb_options_set_client_name(rstmdb_options *o, const char *name);
 int rstmdb_options_set_wire_mode(rstmdb_options *o, rstmdb_wire_mode mode);
 int rstmdb_options_add_feature(rstmdb_options *o, const char *feature);
 int rstmdb_options_set_max_frame(rstmdb_options *o, size_t bytes); /* default 16 MiB */
+/* Hard caps (0 is invalid). Requests issued while CONNECTING wait in a queue
+ * of at most `n` (default 4096); requests sent or queued and not answered are
+ * at most `n` (default 65536). Past a cap the call returns RSTMDB_ERR_NOMEM
+ * at once and its callback is never called. */
+int rstmdb_options_set_max_queued(rstmdb_options *o, size_t n);
+int rstmdb_options_set_max_inflight(rstmdb_options *o, size_t n);
+/* Blocking API (rstmdb/sync.h): events buffered per subscription while the
+ * caller is not waiting (default 4096); on overflow the subscription ends
+ * with RSTMDB_ERR_PROTOCOL "event buffer full". */
+int rstmdb_options_set_max_events(rstmdb_options *o, size_t n);
 
 /* ---- Connection ------------------------------------------------------------ */
 
@@ -97,6 +107,10 @@ rstmdb_conn_state rstmdb_client_state(const rstmdb_client *c);
 size_t rstmdb_client_inflight(const rstmdb_client *c);
 /* The HELLO result (server_name, server_version, wire_mode, features); NULL before READY. */
 const cJSON *rstmdb_client_hello(const rstmdb_client *c);
+/* Why the client is CLOSED (borrowed, valid until rstmdb_client_free); NULL before. */
+const rstmdb_error *rstmdb_client_error(const rstmdb_client *c);
+/* The event_base the client runs on. */
+struct event_base *rstmdb_client_base(const rstmdb_client *c);
 /* Graceful close: send BYE (when READY), then close. Pending requests and
  * subscriptions end with RSTMDB_ERR_CLOSED. The state callback reports CLOSED. */
 void rstmdb_client_close(rstmdb_client *c);
@@ -122,6 +136,8 @@ int rstmdb_call_json(rstmdb_client *c, const char *op, const char *params, size_
 void rstmdb_request_cancel(rstmdb_request *req);
 /* Override the client's request timeout for this one request (0 = none). */
 void rstmdb_request_set_timeout_ms(rstmdb_request *req, unsigned ms);
+/* The request's wire id ("1", "2", ...), for logs; borrowed like the handle. */
+const char *rstmdb_request_id(const rstmdb_request *req);
 
 /* RSTMDB_OK, RSTMDB_ERR_SERVER, or the local failure (TIMEOUT, CLOSED, ...). */
 int rstmdb_reply_status(const rstmdb_reply *r);
@@ -138,6 +154,12 @@ int rstmdb_reply_meta_wal_offset(const rstmdb_reply *r, uint64_t *out);
 /* Whether the request had been written to the connection before it failed:
  * false means the server never saw it, so re-sending elsewhere is safe. */
 bool rstmdb_reply_was_sent(const rstmdb_reply *r);
+/* An owned deep copy of a (borrowed) reply, to keep it past its callback.
+ * NULL on OOM. Free with rstmdb_reply_free. */
+rstmdb_reply *rstmdb_reply_dup(const rstmdb_reply *r);
+/* Free a reply from rstmdb_reply_dup or the blocking API. NULL, and borrowed
+ * replies handed to callbacks, are ignored. */
+void rstmdb_reply_free(rstmdb_reply *r);
 
 /* ---- Subscriptions ----------------------------------------------------------- */
 
@@ -154,9 +176,14 @@ typedef void (*rstmdb_sub_end_cb)(rstmdb_sub *sub, const rstmdb_error *why, void
 int rstmdb_watch_json(rstmdb_client *c, const char *op, const char *params, size_t params_len,
                       rstmdb_reply_cb on_reply, rstmdb_event_cb on_event,
                       rstmdb_sub_end_cb on_end, void *arg, rstmdb_sub **sub_out);
-/* Send UNWATCH; on_end follows when it is answered (or at once if closed). */
+/* Send UNWATCH; on_end follows when it is answered (or when the connection
+ * closes first), always from the event loop, never inside this call. Events
+ * that arrive after this call are dropped. Called before the WATCH answer:
+ * on_reply is then not called, the UNWATCH goes out once the id is known and
+ * on_end is called in every case. Idempotent. */
 int rstmdb_unwatch(rstmdb_sub *sub);
 const char *rstmdb_sub_id(const rstmdb_sub *sub); /* NULL until subscribed */
+rstmdb_client *rstmdb_sub_client(const rstmdb_sub *sub);
 
 const char *rstmdb_event_subscription_id(const rstmdb_event *ev);
 const char *rstmdb_event_instance_id(const rstmdb_event *ev);
@@ -173,6 +200,11 @@ const char *rstmdb_event_raw(const rstmdb_event *ev, size_t *len);
 /* The event as a compact JSON object without "type" and "subscription_id":
  * the SSE data line. Built from the received bytes, not re-serialised. */
 const char *rstmdb_event_body(const rstmdb_event *ev, size_t *len);
+/* An owned copy of a (borrowed) event; NULL on OOM. Free with rstmdb_event_free. */
+rstmdb_event *rstmdb_event_dup(const rstmdb_event *ev);
+/* Free an event from rstmdb_event_dup or the blocking API; NULL and borrowed
+ * events are ignored. */
+void rstmdb_event_free(rstmdb_event *ev);
 
 #ifdef __cplusplus
 }

@@ -1,0 +1,1430 @@
+/* client.c: rstmdb_client, one RCPX connection on libevent: connect (TCP or
+ * TLS), HELLO/AUTH, request ids and the pending map, timeouts, routing of
+ * responses and events to requests and subscriptions, and teardown. Framing
+ * is frame.c's and line.c's; JSON on this path is only scanned (jscan.c),
+ * never parsed into a tree unless a caller asks for one.
+ */
+#include <errno.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+
+#include <event2/buffer.h>
+#include <event2/bufferevent.h>
+#include <event2/bufferevent_ssl.h>
+#include <event2/event.h>
+#include <event2/util.h>
+#include <openssl/err.h>
+#include <openssl/x509.h>
+
+#include "client_int.h"
+#include "error_int.h"
+#include "hmap.h"
+#include "jscan.h"
+#include "rstmdb/frame.h"
+
+/* How long a BYE may take to leave the socket after close/free before the
+ * connection is cut anyway (a server that stopped reading must not keep a
+ * closed client's socket open forever). */
+#define CLIENT_BYE_DRAIN_MS 1000
+/* Envelope members kept on the stack; a document with more is rescanned
+ * into a heap array (a future server adding keys must still be routed). */
+#define CLIENT_STACK_MEMBERS 16
+
+typedef enum req_kind {
+    REQ_USER = 0, /* rstmdb_call / rstmdb_call_json / typed ops */
+    REQ_HELLO,    /* the handshake's HELLO */
+    REQ_AUTH,     /* the handshake's AUTH */
+    REQ_WATCH,    /* WATCH_* of a subscription */
+    REQ_UNWATCH   /* UNWATCH of a subscription */
+} req_kind;
+
+typedef enum req_state {
+    REQ_QUEUED = 0, /* waiting in the pre-READY queue; not written: the server never saw it */
+    REQ_WRITTEN,    /* in the output buffer or on the wire; awaiting its response */
+    REQ_COMPLETING  /* out of the map; its callback runs now (skipped if cancelled) */
+} req_state;
+
+struct rstmdb_request {
+    rstmdb_client *c;
+    hmap_node node;               /* c->reqs, key = id */
+    rstmdb_request *prev, *next;  /* c->req_head: every request in the map */
+    rstmdb_request *qprev, *qnext;/* the pre-READY queue while QUEUED */
+    char id[24];
+    char op[40];
+    req_kind kind;
+    req_state state;
+    bool cancelled;
+    bool was_written; /* set at teardown: fully handed to the kernel */
+    uint8_t *frame; /* the encoded frame while QUEUED */
+    size_t frame_len;
+    uint64_t out_end; /* c->out_total once its last byte was handed to the output buffer */
+    struct event *timer;
+    unsigned timeout_ms;
+    rstmdb_reply_cb cb;
+    void *arg;
+    rstmdb_sub *sub;
+};
+
+typedef enum sub_state {
+    SUB_WATCHING = 0, /* WATCH sent, not answered yet */
+    SUB_ACTIVE,       /* subscribed: routed by id, events delivered */
+    SUB_UNWATCHING,   /* UNWATCH sent or due; events dropped; on_end pending */
+    SUB_ENDING        /* to be ended from the deferred callback with `end_why` */
+} sub_state;
+
+struct rstmdb_sub {
+    rstmdb_client *c;
+    hmap_node node;           /* c->subs, key = id, while ACTIVE */
+    bool in_map;
+    rstmdb_sub *prev, *next;  /* c->sub_head: every live subscription */
+    char *id;
+    sub_state state;
+    bool unwatch_requested;   /* rstmdb_unwatch while WATCHING */
+    rstmdb_reply_cb on_reply;
+    rstmdb_event_cb on_event;
+    rstmdb_sub_end_cb on_end;
+    void *arg;
+    rstmdb_request *req;      /* WATCH or UNWATCH in flight */
+    rstmdb_error *end_why;    /* SUB_ENDING: the reason to report */
+};
+
+typedef enum client_stage {
+    STAGE_START = 0, /* created; the connect starts from the event loop */
+    STAGE_CONNECTING,/* TCP (and TLS) connect under way */
+    STAGE_HELLO,     /* HELLO sent */
+    STAGE_AUTH,      /* AUTH sent */
+    STAGE_READY,     /* requests flow */
+    STAGE_CLOSED     /* terminal */
+} client_stage;
+
+typedef enum in_mode {
+    IN_NONE = 0, /* between documents */
+    IN_BINARY,   /* RCPX frames */
+    IN_LINES     /* JSON lines (HELLO negotiated "jsonl") */
+} in_mode;
+
+struct rstmdb_client {
+    struct event_base *base;
+    rstmdb_options *opts;
+    char *address;
+    char *host;
+    char *port;
+    struct addrinfo *ai_list;
+    struct addrinfo *ai_next;
+    int last_errno;
+    struct bufferevent *bev;
+    rstmdb_conn_state state;
+    client_stage stage;
+    struct event *connect_timer;
+    struct event *later; /* deferred work: the first connect, ending subscriptions */
+    uint64_t next_id;
+    hmap reqs;
+    rstmdb_request *req_head;
+    size_t nuser;
+    rstmdb_request *q_head, *q_tail;
+    size_t nqueued;
+    hmap subs;
+    rstmdb_sub *sub_head;
+    rstmdb_frame_decoder *fdec;
+    rstmdb_line_decoder *ldec;
+    in_mode mode;      /* the server's current output mode */
+    in_mode cur;       /* the decoder holding a partial document, or IN_NONE */
+    unsigned hellos;   /* HELLOs in flight: the mode may switch at a document boundary */
+    uint64_t out_total;
+    cJSON *hello;
+    rstmdb_error *why;
+    rstmdb_error *nomem; /* preallocated: reported when building an error fails */
+    rstmdb_state_cb state_cb;
+    void *state_arg;
+    unsigned depth;
+    bool free_requested;
+};
+
+static void client_fail(rstmdb_client *c, int status, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+static void client_close_with(rstmdb_client *c, rstmdb_error *why, bool graceful);
+static int client_submit(rstmdb_client *c, req_kind kind, const char *op, const char *params,
+                         size_t params_len, rstmdb_reply_cb cb, void *arg, rstmdb_sub *sub,
+                         rstmdb_request **out);
+static void sub_finish(rstmdb_sub *sub, const rstmdb_error *why, bool call_end);
+
+/* ---- re-entrancy ----------------------------------------------------------
+ * Every entry from libevent and every API function that may run user
+ * callbacks brackets itself with enter/leave. rstmdb_client_free inside a
+ * callback only sets free_requested; the outermost leave destroys. */
+
+static void client_destroy(rstmdb_client *c);
+
+static void client_enter(rstmdb_client *c)
+{
+    c->depth++;
+}
+
+static void client_leave(rstmdb_client *c)
+{
+    if (--c->depth == 0 && c->free_requested)
+        client_destroy(c);
+}
+
+/* ---- requests --------------------------------------------------------------- */
+
+static void req_link(rstmdb_client *c, rstmdb_request *r)
+{
+    r->prev = NULL;
+    r->next = c->req_head;
+    if (c->req_head)
+        c->req_head->prev = r;
+    c->req_head = r;
+}
+
+static void req_unlink(rstmdb_client *c, rstmdb_request *r)
+{
+    if (r->prev)
+        r->prev->next = r->next;
+    else if (c->req_head == r)
+        c->req_head = r->next;
+    if (r->next)
+        r->next->prev = r->prev;
+    r->prev = r->next = NULL;
+}
+
+static void queue_push(rstmdb_client *c, rstmdb_request *r)
+{
+    r->qnext = NULL;
+    r->qprev = c->q_tail;
+    if (c->q_tail)
+        c->q_tail->qnext = r;
+    else
+        c->q_head = r;
+    c->q_tail = r;
+    c->nqueued++;
+}
+
+static void queue_remove(rstmdb_client *c, rstmdb_request *r)
+{
+    if (r->qprev)
+        r->qprev->qnext = r->qnext;
+    else
+        c->q_head = r->qnext;
+    if (r->qnext)
+        r->qnext->qprev = r->qprev;
+    else
+        c->q_tail = r->qprev;
+    r->qprev = r->qnext = NULL;
+    c->nqueued--;
+}
+
+/* Take a request out of every index; it becomes COMPLETING and the caller
+ * finishes it. */
+static void req_detach(rstmdb_client *c, rstmdb_request *r)
+{
+    if (r->state == REQ_COMPLETING)
+        return;
+    if (r->state == REQ_QUEUED)
+        queue_remove(c, r);
+    hmap_remove(&c->reqs, &r->node);
+    req_unlink(c, r);
+    if (r->kind == REQ_USER)
+        c->nuser--;
+    if (r->timer)
+        evtimer_del(r->timer);
+    r->state = REQ_COMPLETING;
+}
+
+static void req_free(rstmdb_request *r)
+{
+    if (!r)
+        return;
+    if (r->timer)
+        event_free(r->timer);
+    free(r->frame);
+    free(r);
+}
+
+static bool client_flushed(const rstmdb_client *c, uint64_t out_end)
+{
+    uint64_t pending = c->bev ? evbuffer_get_length(bufferevent_get_output(c->bev)) : 0;
+    return out_end != 0 && out_end + pending <= c->out_total;
+}
+
+/* Handlers of internal requests, by kind. */
+static void on_hello_reply(rstmdb_client *c, const rstmdb_reply *reply);
+static void on_auth_reply(rstmdb_client *c, const rstmdb_reply *reply);
+static void on_watch_reply(rstmdb_client *c, rstmdb_sub *sub, const rstmdb_reply *reply);
+static void on_unwatch_reply(rstmdb_client *c, rstmdb_sub *sub, const rstmdb_reply *reply);
+
+/* Deliver `reply` for a detached request, then free it. */
+static void req_complete(rstmdb_client *c, rstmdb_request *r, const rstmdb_reply *reply)
+{
+    switch (r->kind) {
+    case REQ_USER:
+        if (!r->cancelled && !c->free_requested && r->cb)
+            r->cb(c, reply, r->arg);
+        break;
+    case REQ_HELLO:
+        c->hellos--;
+        if (!c->free_requested && c->stage == STAGE_HELLO)
+            on_hello_reply(c, reply);
+        break;
+    case REQ_AUTH:
+        if (!c->free_requested && c->stage == STAGE_AUTH)
+            on_auth_reply(c, reply);
+        break;
+    case REQ_WATCH:
+        r->sub->req = NULL;
+        on_watch_reply(c, r->sub, reply);
+        break;
+    case REQ_UNWATCH:
+        r->sub->req = NULL;
+        on_unwatch_reply(c, r->sub, reply);
+        break;
+    }
+    req_free(r);
+}
+
+static void req_fail(rstmdb_client *c, rstmdb_request *r, const rstmdb_error *why, bool was_sent)
+{
+    rstmdb_reply reply;
+    reply_cache cache;
+    reply_init_failure(&reply, &cache, why, was_sent);
+    req_complete(c, r, &reply);
+    reply_deinit(&reply);
+}
+
+static void req_timeout_cb(evutil_socket_t fd, short what, void *arg)
+{
+    rstmdb_request *r = arg;
+    rstmdb_client *c = r->c;
+    (void)fd;
+    (void)what;
+    client_enter(c);
+    bool was_queued = r->state == REQ_QUEUED;
+    bool sent = !was_queued && client_flushed(c, r->out_end);
+    req_detach(c, r);
+    rstmdb_error *why = error_newf(RSTMDB_ERR_TIMEOUT, "request %s (id %s) timed out after %u ms",
+                                   r->op, r->id, r->timeout_ms);
+    req_fail(c, r, why ? why : c->nomem, sent);
+    rstmdb_error_free(why);
+    client_leave(c);
+}
+
+static int req_arm_timer(rstmdb_request *r, unsigned ms)
+{
+    r->timeout_ms = ms;
+    if (ms == 0) {
+        if (r->timer)
+            evtimer_del(r->timer);
+        return RSTMDB_OK;
+    }
+    if (!r->timer) {
+        r->timer = evtimer_new(r->c->base, req_timeout_cb, r);
+        if (!r->timer)
+            return RSTMDB_ERR_NOMEM;
+    }
+    struct timeval tv = {(time_t)(ms / 1000), (suseconds_t)((ms % 1000) * 1000)};
+    return evtimer_add(r->timer, &tv) == 0 ? RSTMDB_OK : RSTMDB_ERR_NOMEM;
+}
+
+/* Op names go into the envelope unescaped: accept the protocol's alphabet
+ * (upper-case identifiers today) plus anything printable that needs no JSON
+ * escaping, so newer servers' ops work through the raw call. */
+static bool op_valid(const char *op)
+{
+    size_t n = op ? strlen(op) : 0;
+    if (n == 0 || n >= sizeof(((rstmdb_request *)0)->op))
+        return false;
+    for (size_t i = 0; i < n; i++) {
+        unsigned char ch = (unsigned char)op[i];
+        if (ch < 0x21 || ch > 0x7E || ch == '"' || ch == '\\')
+            return false;
+    }
+    return true;
+}
+
+/* Build the whole frame: header + {"type":"request","id":..,"op":..,"params":..}. */
+static int req_encode(rstmdb_client *c, rstmdb_request *r, const char *params, size_t params_len)
+{
+    static const char p1[] = "{\"type\":\"request\",\"id\":\"";
+    static const char p2[] = "\",\"op\":\"";
+    static const char p3[] = "\",\"params\":";
+    size_t idl = strlen(r->id), opl = strlen(r->op);
+    size_t plen = (sizeof(p1) - 1) + idl + (sizeof(p2) - 1) + opl + (sizeof(p3) - 1) +
+                  params_len + 1;
+    if (plen > c->opts->max_frame)
+        return RSTMDB_ERR_FRAME_TOO_LARGE;
+    uint8_t *buf = malloc(RSTMDB_FRAME_HEADER_LEN + plen);
+    if (!buf)
+        return RSTMDB_ERR_NOMEM;
+    char *p = (char *)buf + RSTMDB_FRAME_HEADER_LEN;
+    memcpy(p, p1, sizeof(p1) - 1);
+    p += sizeof(p1) - 1;
+    memcpy(p, r->id, idl);
+    p += idl;
+    memcpy(p, p2, sizeof(p2) - 1);
+    p += sizeof(p2) - 1;
+    memcpy(p, r->op, opl);
+    p += opl;
+    memcpy(p, p3, sizeof(p3) - 1);
+    p += sizeof(p3) - 1;
+    memcpy(p, params, params_len);
+    p += params_len;
+    *p = '}';
+    int rc = rstmdb_frame_header(buf, RSTMDB_FLAG_CRC_PRESENT, buf + RSTMDB_FRAME_HEADER_LEN, plen);
+    if (rc != RSTMDB_OK) {
+        free(buf);
+        return rc;
+    }
+    r->frame = buf;
+    r->frame_len = RSTMDB_FRAME_HEADER_LEN + plen;
+    return RSTMDB_OK;
+}
+
+/* Hand a request's frame to the output buffer. */
+static int req_write(rstmdb_client *c, rstmdb_request *r)
+{
+    if (evbuffer_add(bufferevent_get_output(c->bev), r->frame, r->frame_len) != 0)
+        return RSTMDB_ERR_NOMEM;
+    c->out_total += r->frame_len;
+    r->out_end = c->out_total;
+    free(r->frame);
+    r->frame = NULL;
+    r->state = REQ_WRITTEN;
+    return RSTMDB_OK;
+}
+
+static int client_submit(rstmdb_client *c, req_kind kind, const char *op, const char *params,
+                         size_t params_len, rstmdb_reply_cb cb, void *arg, rstmdb_sub *sub,
+                         rstmdb_request **out)
+{
+    if (c->state == RSTMDB_CONN_CLOSED || c->free_requested)
+        return RSTMDB_ERR_CLOSED;
+    if (!op_valid(op))
+        return RSTMDB_ERR_INVALID;
+    bool internal = kind == REQ_HELLO || kind == REQ_AUTH;
+    bool direct = internal || c->stage == STAGE_READY;
+    if (c->reqs.count >= c->opts->max_inflight || (!direct && c->nqueued >= c->opts->max_queued))
+        return RSTMDB_ERR_NOMEM; /* documented: the caps act like memory exhaustion */
+    rstmdb_request *r = calloc(1, sizeof(*r));
+    if (!r)
+        return RSTMDB_ERR_NOMEM;
+    r->c = c;
+    r->kind = kind;
+    r->cb = cb;
+    r->arg = arg;
+    r->sub = sub;
+    snprintf(r->id, sizeof(r->id), "%llu", (unsigned long long)c->next_id);
+    snprintf(r->op, sizeof(r->op), "%s", op);
+    int rc = req_encode(c, r, params, params_len);
+    if (rc != RSTMDB_OK)
+        goto fail;
+    r->node.key = r->id;
+    r->node.key_len = strlen(r->id);
+    if (!internal && c->opts->request_timeout_ms &&
+        (rc = req_arm_timer(r, c->opts->request_timeout_ms)) != RSTMDB_OK)
+        goto fail;
+    if (hmap_insert(&c->reqs, &r->node) != 0) {
+        rc = RSTMDB_ERR_NOMEM;
+        goto fail;
+    }
+    if (direct) {
+        if ((rc = req_write(c, r)) != RSTMDB_OK) {
+            hmap_remove(&c->reqs, &r->node);
+            goto fail;
+        }
+    } else {
+        r->state = REQ_QUEUED;
+        queue_push(c, r);
+    }
+    c->next_id++;
+    req_link(c, r);
+    if (kind == REQ_USER)
+        c->nuser++;
+    if (out)
+        *out = r;
+    return RSTMDB_OK;
+fail:
+    req_free(r);
+    return rc;
+}
+
+/* ---- state ------------------------------------------------------------------ */
+
+static void client_notify(rstmdb_client *c, rstmdb_conn_state st, const rstmdb_error *why)
+{
+    if (c->state_cb && !c->free_requested)
+        c->state_cb(c, st, why, c->state_arg);
+}
+
+static void client_fail(rstmdb_client *c, int status, const char *fmt, ...)
+{
+    char msg[512];
+    va_list ap;
+    if (c->state == RSTMDB_CONN_CLOSED)
+        return;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof(msg), fmt, ap);
+    va_end(ap);
+    client_close_with(c, error_newf(status, "%s", msg), false);
+}
+
+static void client_become_ready(rstmdb_client *c)
+{
+    c->stage = STAGE_READY;
+    c->state = RSTMDB_CONN_READY;
+    evtimer_del(c->connect_timer);
+    while (c->q_head) {
+        rstmdb_request *r = c->q_head;
+        queue_remove(c, r);
+        if (req_write(c, r) != RSTMDB_OK) {
+            client_fail(c, RSTMDB_ERR_NOMEM, "out of memory while sending queued requests");
+            return;
+        }
+    }
+    client_notify(c, RSTMDB_CONN_READY, NULL);
+}
+
+static void send_auth(rstmdb_client *c)
+{
+    cJSON *p = cJSON_CreateObject();
+    char *text = NULL;
+    if (p && cJSON_AddStringToObject(p, "method", "bearer") &&
+        cJSON_AddStringToObject(p, "token", c->opts->auth))
+        text = cJSON_PrintUnformatted(p);
+    cJSON_Delete(p);
+    if (!text) {
+        client_fail(c, RSTMDB_ERR_NOMEM, "out of memory building AUTH");
+        return;
+    }
+    c->stage = STAGE_AUTH;
+    int rc = client_submit(c, REQ_AUTH, "AUTH", text, strlen(text), NULL, NULL, NULL, NULL);
+    cJSON_free(text);
+    if (rc != RSTMDB_OK)
+        client_fail(c, rc, "cannot send AUTH: %s", rstmdb_strerror(rc));
+}
+
+static void send_hello(rstmdb_client *c)
+{
+    const rstmdb_options *o = c->opts;
+    cJSON *p = cJSON_CreateObject();
+    char *text = NULL;
+    if (!p)
+        goto oom;
+    cJSON *modes = cJSON_AddArrayToObject(p, "wire_modes");
+    cJSON *feats = NULL;
+    if (!cJSON_AddNumberToObject(p, "protocol_version", 1) ||
+        !cJSON_AddStringToObject(p, "client_name", o->client_name ? o->client_name : "librstmdb") ||
+        !modes || (feats = cJSON_AddArrayToObject(p, "features")) == NULL)
+        goto oom;
+    cJSON *m = cJSON_CreateString(o->wire_mode == RSTMDB_WIRE_JSONL ? "jsonl" : "binary_json");
+    if (!m || !cJSON_AddItemToArray(modes, m)) {
+        cJSON_Delete(m);
+        goto oom;
+    }
+    for (size_t i = 0; i < o->nfeatures; i++) {
+        cJSON *f = cJSON_CreateString(o->features[i]);
+        if (!f || !cJSON_AddItemToArray(feats, f)) {
+            cJSON_Delete(f);
+            goto oom;
+        }
+    }
+    text = cJSON_PrintUnformatted(p);
+    if (!text)
+        goto oom;
+    cJSON_Delete(p);
+    c->stage = STAGE_HELLO;
+    int rc = client_submit(c, REQ_HELLO, "HELLO", text, strlen(text), NULL, NULL, NULL, NULL);
+    cJSON_free(text);
+    if (rc != RSTMDB_OK)
+        client_fail(c, rc, "cannot send HELLO: %s", rstmdb_strerror(rc));
+    else
+        c->hellos++;
+    return;
+oom:
+    cJSON_Delete(p);
+    client_fail(c, RSTMDB_ERR_NOMEM, "out of memory building HELLO");
+}
+
+/* A failed handshake step closes the connection with the server's error. */
+static void handshake_failed(rstmdb_client *c, const char *step, const rstmdb_reply *reply)
+{
+    const rstmdb_error *e = reply->err;
+    if (reply->status == RSTMDB_ERR_SERVER) {
+        rstmdb_error *why = rstmdb_error_dup(e);
+        client_close_with(c, why, false);
+        return;
+    }
+    client_fail(c, reply->status, "%s failed: %s", step, e ? rstmdb_error_message(e) : "?");
+}
+
+static void on_hello_reply(rstmdb_client *c, const rstmdb_reply *reply)
+{
+    if (reply->status != RSTMDB_OK) {
+        handshake_failed(c, "HELLO", reply);
+        return;
+    }
+    const cJSON *res = rstmdb_reply_result(reply);
+    if (!cJSON_IsObject(res)) {
+        client_fail(c, RSTMDB_ERR_PROTOCOL, "HELLO answered without a result object");
+        return;
+    }
+    const cJSON *pv = cJSON_GetObjectItemCaseSensitive(res, "protocol_version");
+    if (pv && (!cJSON_IsNumber(pv) || pv->valuedouble != 1.0)) {
+        client_fail(c, RSTMDB_ERR_PROTOCOL, "server speaks protocol version %g, not 1",
+                    cJSON_IsNumber(pv) ? pv->valuedouble : -1.0);
+        return;
+    }
+    cJSON_Delete(c->hello);
+    c->hello = cJSON_Duplicate(res, 1);
+    if (!c->hello) {
+        client_fail(c, RSTMDB_ERR_NOMEM, "out of memory keeping the HELLO result");
+        return;
+    }
+    if (c->opts->auth)
+        send_auth(c);
+    else
+        client_become_ready(c);
+}
+
+static void on_auth_reply(rstmdb_client *c, const rstmdb_reply *reply)
+{
+    if (reply->status != RSTMDB_OK) {
+        handshake_failed(c, "AUTH", reply);
+        return;
+    }
+    client_become_ready(c);
+}
+
+/* ---- subscriptions -------------------------------------------------------------- */
+
+static void sub_link(rstmdb_client *c, rstmdb_sub *s)
+{
+    s->prev = NULL;
+    s->next = c->sub_head;
+    if (c->sub_head)
+        c->sub_head->prev = s;
+    c->sub_head = s;
+}
+
+static void sub_unlink(rstmdb_client *c, rstmdb_sub *s)
+{
+    if (s->in_map) {
+        hmap_remove(&c->subs, &s->node);
+        s->in_map = false;
+    }
+    if (s->prev)
+        s->prev->next = s->next;
+    else if (c->sub_head == s)
+        c->sub_head = s->next;
+    if (s->next)
+        s->next->prev = s->prev;
+    s->prev = s->next = NULL;
+}
+
+/* End a subscription: on_end (when asked and allowed), then release it. */
+static void sub_finish(rstmdb_sub *sub, const rstmdb_error *why, bool call_end)
+{
+    rstmdb_client *c = sub->c;
+    sub_unlink(c, sub);
+    if (call_end && sub->on_end && !c->free_requested)
+        sub->on_end(sub, why, sub->arg);
+    rstmdb_error_free(sub->end_why);
+    free(sub->id);
+    free(sub);
+}
+
+/* End later, from the event loop: never inside a caller's own callback. */
+static void sub_end_later(rstmdb_sub *sub, rstmdb_error *why)
+{
+    rstmdb_client *c = sub->c;
+    if (sub->in_map) {
+        hmap_remove(&c->subs, &sub->node);
+        sub->in_map = false;
+    }
+    sub->state = SUB_ENDING;
+    rstmdb_error_free(sub->end_why);
+    sub->end_why = why;
+    event_active(c->later, EV_TIMEOUT, 0);
+}
+
+static void sub_send_unwatch(rstmdb_sub *sub)
+{
+    rstmdb_client *c = sub->c;
+    if (sub->in_map) {
+        hmap_remove(&c->subs, &sub->node);
+        sub->in_map = false;
+    }
+    sub->state = SUB_UNWATCHING;
+    if (c->state == RSTMDB_CONN_CLOSED)
+        return; /* the teardown ends it with the close reason */
+    cJSON *p = cJSON_CreateObject();
+    char *text = NULL;
+    if (p && cJSON_AddStringToObject(p, "subscription_id", sub->id))
+        text = cJSON_PrintUnformatted(p);
+    cJSON_Delete(p);
+    int rc = RSTMDB_ERR_NOMEM;
+    if (text)
+        rc = client_submit(c, REQ_UNWATCH, "UNWATCH", text, strlen(text), NULL, NULL, sub,
+                           &sub->req);
+    cJSON_free(text);
+    if (rc != RSTMDB_OK)
+        sub_end_later(sub, error_newf(rc, "cannot send UNWATCH: %s", rstmdb_strerror(rc)));
+}
+
+/* The subscription id from a WATCH result. */
+static char *watch_result_id(const rstmdb_reply *reply)
+{
+    jscan_member m[CLIENT_STACK_MEMBERS];
+    size_t n = 0;
+    const char *res = reply->raw + reply->result_off;
+    char *id = NULL;
+    if (!reply->has_result ||
+        jscan_object(res, reply->result_len, 0, m, CLIENT_STACK_MEMBERS, &n) != 0)
+        return NULL;
+    if (n > CLIENT_STACK_MEMBERS)
+        n = CLIENT_STACK_MEMBERS;
+    const jscan_member *s = jscan_find(res, m, n, "subscription_id");
+    if (!s || s->type != JSCAN_STRING || jscan_string_dup(res + s->val_off, s->val_len, &id, NULL))
+        return NULL;
+    return id;
+}
+
+static void on_watch_reply(rstmdb_client *c, rstmdb_sub *sub, const rstmdb_reply *reply)
+{
+    if (reply->status != RSTMDB_OK) {
+        if (sub->unwatch_requested) {
+            sub_finish(sub, reply->err, true);
+        } else {
+            if (sub->on_reply && !c->free_requested)
+                sub->on_reply(c, reply, sub->arg);
+            sub_finish(sub, NULL, false);
+        }
+        return;
+    }
+    sub->id = watch_result_id(reply);
+    if (sub->id) {
+        sub->node.key = sub->id;
+        sub->node.key_len = strlen(sub->id);
+    }
+    if (!sub->id || hmap_insert(&c->subs, &sub->node) != 0) {
+        rstmdb_error *why = error_newf(sub->id ? RSTMDB_ERR_NOMEM : RSTMDB_ERR_PROTOCOL, "%s",
+                                       sub->id ? "out of memory registering the subscription"
+                                               : "WATCH answered without a subscription_id");
+        const rstmdb_error *w = why ? why : c->nomem;
+        if (sub->unwatch_requested) {
+            sub_finish(sub, w, true);
+        } else {
+            rstmdb_reply failed;
+            reply_cache cache;
+            reply_init_failure(&failed, &cache, w, true);
+            if (sub->on_reply && !c->free_requested)
+                sub->on_reply(c, &failed, sub->arg);
+            reply_deinit(&failed);
+            sub_finish(sub, NULL, false);
+        }
+        rstmdb_error_free(why);
+        return;
+    }
+    sub->in_map = true;
+    sub->state = SUB_ACTIVE;
+    if (sub->unwatch_requested) {
+        sub_send_unwatch(sub);
+        return;
+    }
+    if (sub->on_reply && !c->free_requested)
+        sub->on_reply(c, reply, sub->arg);
+}
+
+static void on_unwatch_reply(rstmdb_client *c, rstmdb_sub *sub, const rstmdb_reply *reply)
+{
+    (void)c;
+    /* removed:false (already gone on the server) is still the end. */
+    sub_finish(sub, reply->status == RSTMDB_OK ? NULL : reply->err, true);
+}
+
+/* ---- inbound ------------------------------------------------------------------- */
+
+static void route_response(rstmdb_client *c, const char *doc, size_t len, const jscan_member *m,
+                           size_t n)
+{
+    const jscan_member *id = jscan_find(doc, m, n, "id");
+    if (!id || id->type != JSCAN_STRING)
+        return; /* cannot be ours (we send string ids): drop */
+    hmap_node *node = hmap_find(&c->reqs, doc + id->val_off + 1, id->val_len - 2);
+    if (!node)
+        return; /* timed out, cancelled, or not ours: a late answer is dropped */
+    rstmdb_request *r = (rstmdb_request *)(void *)((char *)node - offsetof(rstmdb_request, node));
+    req_detach(c, r);
+    rstmdb_reply reply;
+    reply_cache cache;
+    if (reply_from_doc(&reply, &cache, doc, len, m, n) != RSTMDB_OK) {
+        reply_deinit(&reply);
+        reply_init_failure(&reply, &cache, c->nomem, true);
+    }
+    req_complete(c, r, &reply);
+    reply_deinit(&reply);
+}
+
+static void route_event(rstmdb_client *c, const char *doc, size_t len, const jscan_member *m,
+                        size_t n)
+{
+    const jscan_member *sid = jscan_find(doc, m, n, "subscription_id");
+    char *decoded = NULL;
+    size_t dlen = 0;
+    hmap_node *node;
+    if (!sid || sid->type != JSCAN_STRING)
+        return;
+    if (memchr(doc + sid->val_off, '\\', sid->val_len)) {
+        if (jscan_string_dup(doc + sid->val_off, sid->val_len, &decoded, &dlen) != 0)
+            return;
+        node = hmap_find(&c->subs, decoded, dlen);
+    } else {
+        node = hmap_find(&c->subs, doc + sid->val_off + 1, sid->val_len - 2);
+    }
+    free(decoded);
+    if (!node)
+        return; /* unwatched already, or a subscription we never made */
+    rstmdb_sub *sub = (rstmdb_sub *)(void *)((char *)node - offsetof(rstmdb_sub, node));
+    if (sub->state != SUB_ACTIVE || !sub->on_event || c->free_requested)
+        return;
+    rstmdb_event ev;
+    event_cache cache;
+    event_init(&ev, &cache, doc, len, sub->id);
+    sub->on_event(sub, &ev, sub->arg);
+    event_deinit(&ev);
+}
+
+/* One complete document from the server. */
+static void client_dispatch(rstmdb_client *c, const char *doc, size_t len)
+{
+    jscan_member stack[CLIENT_STACK_MEMBERS];
+    jscan_member *m = stack;
+    size_t n = 0;
+    if (jscan_object(doc, len, 0, m, CLIENT_STACK_MEMBERS, &n) != 0) {
+        client_fail(c, RSTMDB_ERR_PROTOCOL, "server sent a document that is not a JSON object");
+        return;
+    }
+    if (n > CLIENT_STACK_MEMBERS) {
+        m = malloc(n * sizeof(*m));
+        if (!m) {
+            client_fail(c, RSTMDB_ERR_NOMEM, "out of memory routing a document");
+            return;
+        }
+        jscan_object(doc, len, 0, m, n, &n);
+    }
+    const jscan_member *type = jscan_find(doc, m, n, "type");
+    if (jscan_string_is(doc, type, "response"))
+        route_response(c, doc, len, m, n);
+    else if (jscan_string_is(doc, type, "event"))
+        route_event(c, doc, len, m, n);
+    /* any other type: ignored, as the reference clients do */
+    if (m != stack)
+        free(m);
+}
+
+/* Feed bytes to the decoder for the current position in the stream. While a
+ * HELLO is in flight the server may switch its output mode with the HELLO
+ * response, so at a document boundary the first byte decides: 'R' starts an
+ * RCPX frame, anything else a JSON line. Otherwise the mode is strict. */
+static int client_feed(rstmdb_client *c, const uint8_t *p, size_t n, size_t *used,
+                       rstmdb_frame *fr)
+{
+    in_mode use = c->cur;
+    if (use == IN_NONE) {
+        use = c->mode;
+        if (c->hellos > 0)
+            use = p[0] == 'R' ? IN_BINARY : IN_LINES;
+    }
+    if (use == IN_LINES && !c->ldec) {
+        int rc = rstmdb_line_decoder_new(&c->ldec, c->opts->max_frame);
+        if (rc != RSTMDB_OK)
+            return rc;
+    }
+    int rc = use == IN_BINARY ? rstmdb_frame_decoder_feed(c->fdec, p, n, used, fr)
+                              : rstmdb_line_decoder_feed(c->ldec, p, n, used, fr);
+    if (rc == 0)
+        c->cur = use;
+    else if (rc == 1) {
+        c->cur = IN_NONE;
+        c->mode = use;
+    }
+    return rc;
+}
+
+static void on_bev_read(struct bufferevent *bev, void *arg)
+{
+    rstmdb_client *c = arg;
+    struct evbuffer *in = bufferevent_get_input(bev);
+    client_enter(c);
+    while (c->state != RSTMDB_CONN_CLOSED && !c->free_requested && evbuffer_get_length(in) > 0) {
+        struct evbuffer_iovec v;
+        if (evbuffer_peek(in, -1, NULL, &v, 1) < 1 || v.iov_len == 0)
+            break;
+        size_t used = 0;
+        rstmdb_frame fr;
+        int rc = client_feed(c, v.iov_base, v.iov_len, &used, &fr);
+        if (rc < 0) {
+            client_fail(c, RSTMDB_ERR_PROTOCOL, "bad data from the server: %s",
+                        rstmdb_strerror(rc));
+            break;
+        }
+        if (rc == 1)
+            client_dispatch(c, (const char *)fr.payload, fr.payload_len);
+        /* The bufferevent outlives this callback even if freed inside it. */
+        evbuffer_drain(in, used);
+    }
+    client_leave(c);
+}
+
+/* ---- connect ----------------------------------------------------------------- */
+
+static void on_bev_event(struct bufferevent *bev, short what, void *arg);
+
+static void drain_done(struct bufferevent *bev, void *arg)
+{
+    (void)arg;
+    bufferevent_free(bev);
+}
+
+static void drain_event(struct bufferevent *bev, short what, void *arg)
+{
+    (void)what;
+    (void)arg;
+    bufferevent_free(bev);
+}
+
+/* Start a connect to the next resolved address. 0 or -1 (none left). */
+static int connect_next(rstmdb_client *c)
+{
+    while (c->ai_next) {
+        struct addrinfo *ai = c->ai_next;
+        struct bufferevent *bev;
+        c->ai_next = ai->ai_next;
+        if (c->opts->tls) {
+            rstmdb_error *e = NULL;
+            SSL *ssl = tls_new_ssl(c->opts->tls, c->host, &e);
+            if (!ssl) {
+                client_close_with(c, e ? e : error_newf(RSTMDB_ERR_TLS, "tls setup failed"),
+                                  false);
+                return 0;
+            }
+            bev = bufferevent_openssl_socket_new(c->base, -1, ssl, BUFFEREVENT_SSL_CONNECTING,
+                                                 BEV_OPT_CLOSE_ON_FREE);
+            if (!bev)
+                SSL_free(ssl);
+            else
+                bufferevent_openssl_set_allow_dirty_shutdown(bev, 1);
+        } else {
+            bev = bufferevent_socket_new(c->base, -1, BEV_OPT_CLOSE_ON_FREE);
+        }
+        if (!bev) {
+            c->last_errno = ENOMEM;
+            continue;
+        }
+        bufferevent_setcb(bev, on_bev_read, NULL, on_bev_event, c);
+        if (bufferevent_enable(bev, EV_READ | EV_WRITE) != 0 ||
+            bufferevent_socket_connect(bev, ai->ai_addr, (int)ai->ai_addrlen) != 0) {
+            c->last_errno = errno ? errno : ECONNREFUSED;
+            bufferevent_free(bev);
+            continue;
+        }
+        c->bev = bev;
+        return 0;
+    }
+    return -1;
+}
+
+static void connect_failed(rstmdb_client *c)
+{
+    client_fail(c, RSTMDB_ERR_IO, "connect to %s: %s", c->address,
+                strerror(c->last_errno ? c->last_errno : ECONNREFUSED));
+}
+
+static void client_tls_failed(rstmdb_client *c, struct bufferevent *bev, unsigned long e)
+{
+    char reason[256];
+    SSL *ssl = bufferevent_openssl_get_ssl(bev);
+    long vr = ssl ? SSL_get_verify_result(ssl) : X509_V_OK;
+    ERR_error_string_n(e, reason, sizeof(reason));
+    if (vr != X509_V_OK)
+        client_fail(c, RSTMDB_ERR_TLS, "tls with %s: certificate verification failed: %s",
+                    c->address, X509_verify_cert_error_string(vr));
+    else
+        client_fail(c, RSTMDB_ERR_TLS, "tls with %s: %s", c->address, reason);
+}
+
+static void on_bev_event(struct bufferevent *bev, short what, void *arg)
+{
+    rstmdb_client *c = arg;
+    client_enter(c);
+    if (what & BEV_EVENT_CONNECTED) {
+        evutil_socket_t fd = bufferevent_getfd(bev);
+        int one = 1;
+        /* Requests are small and latency-bound: no Nagle delay. */
+        setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+        send_hello(c);
+    } else if (what & (BEV_EVENT_ERROR | BEV_EVENT_EOF)) {
+        int e = EVUTIL_SOCKET_ERROR();
+        unsigned long ssl_err = 0;
+        if (c->opts->tls) {
+            unsigned long x;
+            while ((x = bufferevent_get_openssl_error(bev)) != 0)
+                ssl_err = x;
+        }
+        if (c->stage == STAGE_CONNECTING && !ssl_err && (what & BEV_EVENT_ERROR)) {
+            c->last_errno = e;
+            bufferevent_free(bev);
+            c->bev = NULL;
+            if (connect_next(c) != 0)
+                connect_failed(c);
+        } else if (ssl_err) {
+            client_tls_failed(c, bev, ssl_err);
+        } else if (what & BEV_EVENT_EOF) {
+            client_fail(c, RSTMDB_ERR_CLOSED, "connection to %s closed by the server%s",
+                        c->address, c->stage < STAGE_READY ? " during the handshake" : "");
+        } else {
+            client_fail(c, RSTMDB_ERR_IO, "connection to %s: %s", c->address,
+                        e ? evutil_socket_error_to_string(e) : "I/O error");
+        }
+    }
+    client_leave(c);
+}
+
+static void connect_timeout_cb(evutil_socket_t fd, short what, void *arg)
+{
+    rstmdb_client *c = arg;
+    static const char *const stage_names[] = {"start", "connect", "HELLO", "AUTH", "ready",
+                                              "closed"};
+    (void)fd;
+    (void)what;
+    client_enter(c);
+    client_fail(c, RSTMDB_ERR_TIMEOUT, "connect to %s timed out after %u ms (during %s)",
+                c->address, c->opts->connect_timeout_ms, stage_names[c->stage]);
+    client_leave(c);
+}
+
+static void later_cb(evutil_socket_t fd, short what, void *arg)
+{
+    rstmdb_client *c = arg;
+    (void)fd;
+    (void)what;
+    client_enter(c);
+    if (c->stage == STAGE_START) {
+        c->stage = STAGE_CONNECTING;
+        if (connect_next(c) != 0)
+            connect_failed(c);
+    }
+    /* Subscriptions whose end was decided inside a caller's callback. */
+    for (rstmdb_sub *s = c->sub_head, *next; s && !c->free_requested; s = next) {
+        next = s->next;
+        if (s->state == SUB_ENDING) {
+            sub_finish(s, s->end_why, true);
+            next = c->sub_head; /* the list may have changed under the callback */
+        }
+    }
+    client_leave(c);
+}
+
+/* Split "host:port" / "[v6]:port". */
+static int parse_address(const char *addr, char **host, char **port)
+{
+    const char *colon, *hs, *he;
+    if (!addr || !*addr)
+        return -1;
+    if (addr[0] == '[') {
+        he = strchr(addr, ']');
+        if (!he || he[1] != ':')
+            return -1;
+        hs = addr + 1;
+        colon = he + 1;
+    } else {
+        colon = strrchr(addr, ':');
+        if (!colon || strchr(addr, ':') != colon)
+            return -1;
+        hs = addr;
+        he = colon;
+    }
+    char *end;
+    long pn = strtol(colon + 1, &end, 10);
+    if (he == hs || *end != '\0' || end == colon + 1 || pn < 1 || pn > 65535)
+        return -1;
+    *host = strndup(hs, (size_t)(he - hs));
+    *port = strdup(colon + 1);
+    if (!*host || !*port) {
+        free(*host);
+        free(*port);
+        return -2;
+    }
+    return 0;
+}
+
+int rstmdb_client_new(rstmdb_client **out, struct event_base *base, const char *address,
+                      const rstmdb_options *opts, rstmdb_error **err)
+{
+    if (!out || !base || !address)
+        return error_set(err, RSTMDB_ERR_INVALID, "rstmdb_client_new: out, base and address are required");
+    rstmdb_client *c = calloc(1, sizeof(*c));
+    if (!c)
+        return error_set(err, RSTMDB_ERR_NOMEM, "out of memory");
+    int rc;
+    c->base = base;
+    c->state = RSTMDB_CONN_CONNECTING;
+    c->mode = IN_BINARY;
+    c->next_id = 1;
+    hmap_init(&c->reqs);
+    hmap_init(&c->subs);
+    int prc = parse_address(address, &c->host, &c->port);
+    if (prc != 0) {
+        rc = prc == -2 ? error_set(err, RSTMDB_ERR_NOMEM, "out of memory")
+                       : error_set(err, RSTMDB_ERR_INVALID,
+                                   "bad address \"%s\": expected host:port or [v6]:port",
+                                   address);
+        goto fail;
+    }
+    if (!(c->address = strdup(address)) || !(c->opts = options_dup(opts)) ||
+        !(c->nomem = error_newf(RSTMDB_ERR_NOMEM, "out of memory"))) {
+        rc = error_set(err, RSTMDB_ERR_NOMEM, "out of memory");
+        goto fail;
+    }
+    if ((rc = rstmdb_frame_decoder_new(&c->fdec, c->opts->max_frame)) != RSTMDB_OK) {
+        error_set(err, rc, "out of memory");
+        goto fail;
+    }
+    struct addrinfo hints;
+    memset(&hints, 0, sizeof(hints));
+    hints.ai_family = AF_UNSPEC;
+    hints.ai_socktype = SOCK_STREAM;
+    hints.ai_flags = AI_NUMERICSERV;
+    /* Name resolution blocks: give an address literal for a fully
+     * non-blocking connect (the proxy resolves once at start-up). */
+    int gai = getaddrinfo(c->host, c->port, &hints, &c->ai_list);
+    if (gai != 0) {
+        rc = error_set(err, gai == EAI_MEMORY ? RSTMDB_ERR_NOMEM : RSTMDB_ERR_IO,
+                       "resolve %s: %s", c->host, gai_strerror(gai));
+        c->ai_list = NULL;
+        goto fail;
+    }
+    c->ai_next = c->ai_list;
+    c->connect_timer = evtimer_new(base, connect_timeout_cb, c);
+    c->later = event_new(base, -1, 0, later_cb, c);
+    if (!c->connect_timer || !c->later) {
+        rc = error_set(err, RSTMDB_ERR_NOMEM, "out of memory");
+        goto fail;
+    }
+    struct timeval tv = {(time_t)(c->opts->connect_timeout_ms / 1000),
+                         (suseconds_t)((c->opts->connect_timeout_ms % 1000) * 1000)};
+    if (evtimer_add(c->connect_timer, &tv) != 0) {
+        rc = error_set(err, RSTMDB_ERR_NOMEM, "out of memory");
+        goto fail;
+    }
+    /* Connect from the loop, so that every outcome, even an immediate
+     * refusal, reaches the state callback set after this returns. */
+    event_active(c->later, EV_TIMEOUT, 0);
+    *out = c;
+    return RSTMDB_OK;
+fail:
+    client_destroy(c);
+    return rc;
+}
+
+void rstmdb_client_set_state_cb(rstmdb_client *c, rstmdb_state_cb cb, void *arg)
+{
+    if (!c)
+        return;
+    c->state_cb = cb;
+    c->state_arg = arg;
+}
+
+rstmdb_conn_state rstmdb_client_state(const rstmdb_client *c)
+{
+    return c ? c->state : RSTMDB_CONN_CLOSED;
+}
+
+size_t rstmdb_client_inflight(const rstmdb_client *c)
+{
+    return c ? c->nuser : 0;
+}
+
+const cJSON *rstmdb_client_hello(const rstmdb_client *c)
+{
+    return c && c->state == RSTMDB_CONN_READY ? c->hello : NULL;
+}
+
+const rstmdb_error *rstmdb_client_error(const rstmdb_client *c)
+{
+    return c ? c->why : NULL;
+}
+
+struct event_base *rstmdb_client_base(const rstmdb_client *c)
+{
+    return c ? c->base : NULL;
+}
+
+/* ---- teardown ------------------------------------------------------------------ */
+
+/* Hand the socket over to a self-releasing drain so a BYE still leaves after
+ * the client is gone; it is cut after CLIENT_BYE_DRAIN_MS. */
+static void client_drain_bev(rstmdb_client *c)
+{
+    struct bufferevent *bev = c->bev;
+    struct timeval tv = {CLIENT_BYE_DRAIN_MS / 1000, (CLIENT_BYE_DRAIN_MS % 1000) * 1000};
+    c->bev = NULL;
+    if (evbuffer_get_length(bufferevent_get_output(bev)) == 0) {
+        bufferevent_free(bev);
+        return;
+    }
+    bufferevent_disable(bev, EV_READ);
+    bufferevent_setcb(bev, NULL, drain_done, drain_event, NULL);
+    bufferevent_setwatermark(bev, EV_WRITE, 0, 0);
+    bufferevent_set_timeouts(bev, NULL, &tv);
+}
+
+/* Enter CLOSED with `why` (owned; NULL on OOM uses a generic reason): fail
+ * every pending request, end every subscription, report the state. */
+static void client_close_with(rstmdb_client *c, rstmdb_error *why, bool graceful)
+{
+    if (c->state == RSTMDB_CONN_CLOSED) {
+        rstmdb_error_free(why);
+        return;
+    }
+    if (!why)
+        why = error_newf(RSTMDB_ERR_NOMEM, "connection lost (out of memory describing why)");
+    c->state = RSTMDB_CONN_CLOSED;
+    c->stage = STAGE_CLOSED;
+    c->why = why;
+    const rstmdb_error *w = why ? why : c->nomem;
+    if (c->connect_timer)
+        evtimer_del(c->connect_timer);
+    /* Which requests reached the socket: decided before the buffer goes. */
+    uint64_t pending = c->bev ? evbuffer_get_length(bufferevent_get_output(c->bev)) : 0;
+    uint64_t flushed = c->out_total - pending;
+    if (c->bev) {
+        if (graceful) {
+            client_drain_bev(c);
+        } else {
+            bufferevent_free(c->bev);
+            c->bev = NULL;
+        }
+    }
+    /* Requests fail with the connection's status; a server error that closed
+     * the handshake (AUTH_FAILED) is reported to them as CLOSED, since the
+     * server never answered them. */
+    rstmdb_error *req_why = NULL;
+    if (w && rstmdb_error_status(w) == RSTMDB_ERR_SERVER)
+        req_why = error_newf(RSTMDB_ERR_CLOSED, "connection closed: %s: %s",
+                             rstmdb_error_code_str(w), rstmdb_error_message(w));
+    const rstmdb_error *rw = req_why ? req_why : w;
+
+    rstmdb_request *list = c->req_head;
+    c->req_head = NULL;
+    c->q_head = c->q_tail = NULL;
+    c->nqueued = 0;
+    c->nuser = 0;
+    hmap_deinit(&c->reqs);
+    for (rstmdb_request *r = list; r; r = r->next) {
+        if (r->timer)
+            evtimer_del(r->timer);
+        r->was_written = r->state == REQ_WRITTEN && r->out_end <= flushed;
+        r->state = REQ_COMPLETING;
+    }
+    client_notify(c, RSTMDB_CONN_CLOSED, w);
+    while (list) {
+        rstmdb_request *r = list;
+        list = r->next;
+        req_fail(c, r, rw, r->was_written);
+    }
+    rstmdb_error_free(req_why);
+    /* What is left: active, unwatching and ending subscriptions. */
+    while (c->sub_head) {
+        rstmdb_sub *s = c->sub_head;
+        sub_finish(s, s->state == SUB_ENDING && s->end_why ? s->end_why : w, true);
+    }
+}
+
+static void client_destroy(rstmdb_client *c)
+{
+    c->free_requested = true; /* no callback runs from here on */
+    if (c->state != RSTMDB_CONN_CLOSED)
+        client_close_with(c, error_newf(RSTMDB_ERR_CLOSED, "client freed"), false);
+    if (c->bev)
+        bufferevent_free(c->bev);
+    while (c->sub_head)
+        sub_finish(c->sub_head, NULL, false);
+    if (c->connect_timer)
+        event_free(c->connect_timer);
+    if (c->later)
+        event_free(c->later);
+    if (c->ai_list)
+        freeaddrinfo(c->ai_list);
+    rstmdb_frame_decoder_free(c->fdec);
+    rstmdb_line_decoder_free(c->ldec);
+    hmap_deinit(&c->reqs);
+    hmap_deinit(&c->subs);
+    cJSON_Delete(c->hello);
+    rstmdb_error_free(c->why);
+    rstmdb_error_free(c->nomem);
+    rstmdb_options_free(c->opts);
+    free(c->address);
+    free(c->host);
+    free(c->port);
+    free(c);
+}
+
+void rstmdb_client_close(rstmdb_client *c)
+{
+    if (!c || c->state == RSTMDB_CONN_CLOSED)
+        return;
+    client_enter(c);
+    bool graceful = false;
+    if (c->state == RSTMDB_CONN_READY && c->bev) {
+        /* BYE is fire-and-forget: its answer is not awaited. */
+        rstmdb_request bye;
+        memset(&bye, 0, sizeof(bye));
+        snprintf(bye.id, sizeof(bye.id), "%llu", (unsigned long long)c->next_id++);
+        snprintf(bye.op, sizeof(bye.op), "BYE");
+        if (req_encode(c, &bye, "{}", 2) == RSTMDB_OK) {
+            graceful = evbuffer_add(bufferevent_get_output(c->bev), bye.frame, bye.frame_len) == 0;
+            free(bye.frame);
+        }
+    }
+    client_close_with(c, error_newf(RSTMDB_ERR_CLOSED, "closed by the client"), graceful);
+    client_leave(c);
+}
+
+void rstmdb_client_free(rstmdb_client *c)
+{
+    if (!c)
+        return;
+    if (c->depth > 0) {
+        c->free_requested = true;
+        return;
+    }
+    client_destroy(c);
+}
+
+/* ---- public requests ------------------------------------------------------------ */
+
+int rstmdb_call_json(rstmdb_client *c, const char *op, const char *params, size_t params_len,
+                     rstmdb_reply_cb cb, void *arg, rstmdb_request **req_out)
+{
+    jscan_type t;
+    if (!c || !cb)
+        return RSTMDB_ERR_INVALID;
+    if (!params) {
+        params = "{}";
+        params_len = 2;
+    } else if (jscan_value(params, params_len, 0, &t, NULL, NULL) != 0 || t != JSCAN_OBJECT) {
+        return RSTMDB_ERR_JSON;
+    }
+    return client_submit(c, REQ_USER, op, params, params_len, cb, arg, NULL, req_out);
+}
+
+int rstmdb_call(rstmdb_client *c, const char *op, const cJSON *params, rstmdb_reply_cb cb,
+                void *arg, rstmdb_request **req_out)
+{
+    if (!c || !cb || (params && !cJSON_IsObject(params)))
+        return RSTMDB_ERR_INVALID;
+    if (!params)
+        return client_submit(c, REQ_USER, op, "{}", 2, cb, arg, NULL, req_out);
+    char *text = cJSON_PrintUnformatted(params);
+    if (!text)
+        return RSTMDB_ERR_NOMEM;
+    int rc = client_submit(c, REQ_USER, op, text, strlen(text), cb, arg, NULL, req_out);
+    cJSON_free(text);
+    return rc;
+}
+
+void rstmdb_request_cancel(rstmdb_request *req)
+{
+    if (!req)
+        return;
+    rstmdb_client *c = req->c;
+    if (req->state == REQ_COMPLETING) {
+        req->cancelled = true;
+        return;
+    }
+    if (req->kind != REQ_USER)
+        return; /* internal requests are not the caller's to cancel */
+    req_detach(c, req);
+    req_free(req);
+}
+
+void rstmdb_request_set_timeout_ms(rstmdb_request *req, unsigned ms)
+{
+    if (!req || req->state == REQ_COMPLETING)
+        return;
+    req_arm_timer(req, ms);
+}
+
+const char *rstmdb_request_id(const rstmdb_request *req)
+{
+    return req ? req->id : NULL;
+}
+
+/* ---- public subscriptions --------------------------------------------------------- */
+
+int rstmdb_watch_json(rstmdb_client *c, const char *op, const char *params, size_t params_len,
+                      rstmdb_reply_cb on_reply, rstmdb_event_cb on_event,
+                      rstmdb_sub_end_cb on_end, void *arg, rstmdb_sub **sub_out)
+{
+    jscan_type t;
+    if (!c || !op)
+        return RSTMDB_ERR_INVALID;
+    if (!params) {
+        params = "{}";
+        params_len = 2;
+    } else if (jscan_value(params, params_len, 0, &t, NULL, NULL) != 0 || t != JSCAN_OBJECT) {
+        return RSTMDB_ERR_JSON;
+    }
+    rstmdb_sub *sub = calloc(1, sizeof(*sub));
+    if (!sub)
+        return RSTMDB_ERR_NOMEM;
+    sub->c = c;
+    sub->on_reply = on_reply;
+    sub->on_event = on_event;
+    sub->on_end = on_end;
+    sub->arg = arg;
+    sub->state = SUB_WATCHING;
+    int rc = client_submit(c, REQ_WATCH, op, params, params_len, NULL, NULL, sub, &sub->req);
+    if (rc != RSTMDB_OK) {
+        free(sub);
+        return rc;
+    }
+    sub_link(c, sub);
+    if (sub_out)
+        *sub_out = sub;
+    return RSTMDB_OK;
+}
+
+int rstmdb_unwatch(rstmdb_sub *sub)
+{
+    if (!sub)
+        return RSTMDB_ERR_INVALID;
+    switch (sub->state) {
+    case SUB_WATCHING:
+        sub->unwatch_requested = true;
+        break;
+    case SUB_ACTIVE:
+        sub_send_unwatch(sub);
+        break;
+    case SUB_UNWATCHING:
+    case SUB_ENDING:
+        break;
+    }
+    return RSTMDB_OK;
+}
+
+const char *rstmdb_sub_id(const rstmdb_sub *sub)
+{
+    return sub ? sub->id : NULL;
+}
+
+rstmdb_client *rstmdb_sub_client(const rstmdb_sub *sub)
+{
+    return sub ? sub->c : NULL;
+}

@@ -1,0 +1,452 @@
+/* jscan.c: strict JSON validation and top-level member spans, no tree.
+ * Owns nothing and allocates only in jscan_string_dup(); it must never
+ * accept what cJSON (used lazily on the same bytes) would reject. */
+#include "jscan.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+typedef struct scanner {
+    const unsigned char *s;
+    size_t len;
+    size_t pos;
+    unsigned depth;
+    unsigned max_depth;
+} scanner;
+
+static void skip_ws(scanner *sc)
+{
+    while (sc->pos < sc->len) {
+        unsigned char ch = sc->s[sc->pos];
+        if (ch != ' ' && ch != '\t' && ch != '\n' && ch != '\r')
+            break;
+        sc->pos++;
+    }
+}
+
+static int hexval(unsigned char ch)
+{
+    if (ch >= '0' && ch <= '9')
+        return ch - '0';
+    if (ch >= 'a' && ch <= 'f')
+        return ch - 'a' + 10;
+    if (ch >= 'A' && ch <= 'F')
+        return ch - 'A' + 10;
+    return -1;
+}
+
+/* One UTF-8 sequence starting at sc->pos (first byte >= 0x80). */
+static int scan_utf8(scanner *sc)
+{
+    const unsigned char *p = sc->s + sc->pos;
+    size_t left = sc->len - sc->pos;
+    unsigned char c0 = p[0];
+    size_t n;
+    unsigned cp;
+    if (c0 >= 0xC2 && c0 <= 0xDF) {
+        n = 2;
+        cp = c0 & 0x1Fu;
+    } else if (c0 >= 0xE0 && c0 <= 0xEF) {
+        n = 3;
+        cp = c0 & 0x0Fu;
+    } else if (c0 >= 0xF0 && c0 <= 0xF4) {
+        n = 4;
+        cp = c0 & 0x07u;
+    } else {
+        return -1;
+    }
+    if (left < n)
+        return -1;
+    for (size_t i = 1; i < n; i++) {
+        if ((p[i] & 0xC0) != 0x80)
+            return -1;
+        cp = (cp << 6) | (p[i] & 0x3Fu);
+    }
+    if ((n == 3 && cp < 0x800) || (n == 4 && (cp < 0x10000 || cp > 0x10FFFF)) ||
+        (cp >= 0xD800 && cp <= 0xDFFF))
+        return -1;
+    sc->pos += n;
+    return 0;
+}
+
+static int scan_string(scanner *sc)
+{
+    sc->pos++; /* opening quote */
+    while (sc->pos < sc->len) {
+        unsigned char ch = sc->s[sc->pos];
+        if (ch == '"') {
+            sc->pos++;
+            return 0;
+        }
+        if (ch < 0x20)
+            return -1;
+        if (ch == '\\') {
+            if (sc->pos + 1 >= sc->len)
+                return -1;
+            unsigned char e = sc->s[sc->pos + 1];
+            if (e == 'u') {
+                if (sc->pos + 6 > sc->len)
+                    return -1;
+                for (size_t i = 2; i < 6; i++)
+                    if (hexval(sc->s[sc->pos + i]) < 0)
+                        return -1;
+                sc->pos += 6;
+            } else if (e == '"' || e == '\\' || e == '/' || e == 'b' || e == 'f' || e == 'n' ||
+                       e == 'r' || e == 't') {
+                sc->pos += 2;
+            } else {
+                return -1;
+            }
+        } else if (ch >= 0x80) {
+            if (scan_utf8(sc) != 0)
+                return -1;
+        } else {
+            sc->pos++;
+        }
+    }
+    return -1;
+}
+
+static int scan_digits(scanner *sc)
+{
+    size_t start = sc->pos;
+    while (sc->pos < sc->len && sc->s[sc->pos] >= '0' && sc->s[sc->pos] <= '9')
+        sc->pos++;
+    return sc->pos > start ? 0 : -1;
+}
+
+static int scan_number(scanner *sc)
+{
+    if (sc->s[sc->pos] == '-')
+        sc->pos++;
+    if (sc->pos >= sc->len)
+        return -1;
+    if (sc->s[sc->pos] == '0') {
+        sc->pos++;
+    } else if (scan_digits(sc) != 0) {
+        return -1;
+    }
+    if (sc->pos < sc->len && sc->s[sc->pos] == '.') {
+        sc->pos++;
+        if (scan_digits(sc) != 0)
+            return -1;
+    }
+    if (sc->pos < sc->len && (sc->s[sc->pos] == 'e' || sc->s[sc->pos] == 'E')) {
+        sc->pos++;
+        if (sc->pos < sc->len && (sc->s[sc->pos] == '+' || sc->s[sc->pos] == '-'))
+            sc->pos++;
+        if (scan_digits(sc) != 0)
+            return -1;
+    }
+    return 0;
+}
+
+static int scan_literal(scanner *sc, const char *lit)
+{
+    size_t n = strlen(lit);
+    if (sc->len - sc->pos < n || memcmp(sc->s + sc->pos, lit, n) != 0)
+        return -1;
+    sc->pos += n;
+    return 0;
+}
+
+static int scan_value(scanner *sc, jscan_type *type);
+
+static int scan_array(scanner *sc)
+{
+    sc->pos++;
+    skip_ws(sc);
+    if (sc->pos < sc->len && sc->s[sc->pos] == ']') {
+        sc->pos++;
+        return 0;
+    }
+    for (;;) {
+        jscan_type t;
+        if (scan_value(sc, &t) != 0)
+            return -1;
+        skip_ws(sc);
+        if (sc->pos >= sc->len)
+            return -1;
+        if (sc->s[sc->pos] == ',') {
+            sc->pos++;
+            continue;
+        }
+        if (sc->s[sc->pos] == ']') {
+            sc->pos++;
+            return 0;
+        }
+        return -1;
+    }
+}
+
+/* Scan an object; when `m` is non-NULL record members (top level only). */
+static int scan_object(scanner *sc, jscan_member *m, size_t max, size_t *count)
+{
+    size_t n = 0;
+    sc->pos++;
+    skip_ws(sc);
+    if (sc->pos < sc->len && sc->s[sc->pos] == '}') {
+        sc->pos++;
+        if (count)
+            *count = 0;
+        return 0;
+    }
+    for (;;) {
+        skip_ws(sc);
+        if (sc->pos >= sc->len || sc->s[sc->pos] != '"')
+            return -1;
+        size_t kstart = sc->pos;
+        if (scan_string(sc) != 0)
+            return -1;
+        size_t kend = sc->pos;
+        skip_ws(sc);
+        if (sc->pos >= sc->len || sc->s[sc->pos] != ':')
+            return -1;
+        sc->pos++;
+        skip_ws(sc);
+        size_t vstart = sc->pos;
+        jscan_type t;
+        if (scan_value(sc, &t) != 0)
+            return -1;
+        if (m && n < max) {
+            m[n].key_off = kstart + 1;
+            m[n].key_len = kend - kstart - 2;
+            m[n].val_off = vstart;
+            m[n].val_len = sc->pos - vstart;
+            m[n].type = t;
+        }
+        n++;
+        skip_ws(sc);
+        if (sc->pos >= sc->len)
+            return -1;
+        if (sc->s[sc->pos] == ',') {
+            sc->pos++;
+            continue;
+        }
+        if (sc->s[sc->pos] == '}') {
+            sc->pos++;
+            if (count)
+                *count = n;
+            return 0;
+        }
+        return -1;
+    }
+}
+
+static int scan_value(scanner *sc, jscan_type *type)
+{
+    skip_ws(sc);
+    if (sc->pos >= sc->len)
+        return -1;
+    unsigned char ch = sc->s[sc->pos];
+    switch (ch) {
+    case '{':
+    case '[': {
+        int rc;
+        if (++sc->depth > sc->max_depth)
+            return -1;
+        if (ch == '{') {
+            *type = JSCAN_OBJECT;
+            rc = scan_object(sc, NULL, 0, NULL);
+        } else {
+            *type = JSCAN_ARRAY;
+            rc = scan_array(sc);
+        }
+        sc->depth--;
+        return rc;
+    }
+    case '"':
+        *type = JSCAN_STRING;
+        return scan_string(sc);
+    case 't':
+        *type = JSCAN_TRUE;
+        return scan_literal(sc, "true");
+    case 'f':
+        *type = JSCAN_FALSE;
+        return scan_literal(sc, "false");
+    case 'n':
+        *type = JSCAN_NULL;
+        return scan_literal(sc, "null");
+    default:
+        if (ch == '-' || (ch >= '0' && ch <= '9')) {
+            *type = JSCAN_NUMBER;
+            return scan_number(sc);
+        }
+        return -1;
+    }
+}
+
+static void scanner_init(scanner *sc, const char *s, size_t len, unsigned max_depth)
+{
+    sc->s = (const unsigned char *)s;
+    sc->len = len;
+    sc->pos = 0;
+    sc->depth = 0;
+    sc->max_depth = max_depth ? max_depth : JSCAN_MAX_DEPTH;
+}
+
+int jscan_value(const char *s, size_t len, unsigned max_depth, jscan_type *type, size_t *off,
+                size_t *vlen)
+{
+    scanner sc;
+    jscan_type t;
+    if (!s)
+        return -1;
+    scanner_init(&sc, s, len, max_depth);
+    skip_ws(&sc);
+    size_t start = sc.pos;
+    if (scan_value(&sc, &t) != 0)
+        return -1;
+    size_t end = sc.pos;
+    skip_ws(&sc);
+    if (sc.pos != len)
+        return -1;
+    if (type)
+        *type = t;
+    if (off)
+        *off = start;
+    if (vlen)
+        *vlen = end - start;
+    return 0;
+}
+
+int jscan_object(const char *s, size_t len, unsigned max_depth, jscan_member *m, size_t max,
+                 size_t *count)
+{
+    scanner sc;
+    size_t n = 0;
+    if (!s)
+        return -1;
+    scanner_init(&sc, s, len, max_depth);
+    skip_ws(&sc);
+    if (sc.pos >= len || sc.s[sc.pos] != '{')
+        return -1;
+    sc.depth = 1;
+    if (scan_object(&sc, m, max, &n) != 0)
+        return -1;
+    skip_ws(&sc);
+    if (sc.pos != len)
+        return -1;
+    if (count)
+        *count = n;
+    return 0;
+}
+
+const jscan_member *jscan_find(const char *s, const jscan_member *m, size_t n, const char *key)
+{
+    size_t klen = strlen(key);
+    for (size_t i = 0; i < n; i++)
+        if (m[i].key_len == klen && memcmp(s + m[i].key_off, key, klen) == 0)
+            return &m[i];
+    return NULL;
+}
+
+bool jscan_string_is(const char *s, const jscan_member *m, const char *lit)
+{
+    size_t n = strlen(lit);
+    return m && m->type == JSCAN_STRING && m->val_len == n + 2 &&
+           memcmp(s + m->val_off + 1, lit, n) == 0;
+}
+
+static size_t put_utf8(char *out, unsigned long cp)
+{
+    if (cp < 0x80) {
+        out[0] = (char)cp;
+        return 1;
+    }
+    if (cp < 0x800) {
+        out[0] = (char)(0xC0 | (cp >> 6));
+        out[1] = (char)(0x80 | (cp & 0x3F));
+        return 2;
+    }
+    if (cp < 0x10000) {
+        out[0] = (char)(0xE0 | (cp >> 12));
+        out[1] = (char)(0x80 | ((cp >> 6) & 0x3F));
+        out[2] = (char)(0x80 | (cp & 0x3F));
+        return 3;
+    }
+    out[0] = (char)(0xF0 | (cp >> 18));
+    out[1] = (char)(0x80 | ((cp >> 12) & 0x3F));
+    out[2] = (char)(0x80 | ((cp >> 6) & 0x3F));
+    out[3] = (char)(0x80 | (cp & 0x3F));
+    return 4;
+}
+
+static unsigned long hex4(const char *p)
+{
+    unsigned long v = 0;
+    for (int i = 0; i < 4; i++)
+        v = (v << 4) | (unsigned long)hexval((unsigned char)p[i]);
+    return v;
+}
+
+int jscan_string_dup(const char *s, size_t len, char **out, size_t *out_len)
+{
+    if (len < 2 || s[0] != '"' || s[len - 1] != '"')
+        return -1;
+    /* Decoded text is never longer than the escaped text. */
+    char *buf = malloc(len);
+    if (!buf)
+        return -1;
+    size_t o = 0;
+    for (size_t i = 1; i < len - 1;) {
+        char ch = s[i];
+        if (ch != '\\') {
+            buf[o++] = ch;
+            i++;
+            continue;
+        }
+        char e = s[i + 1];
+        i += 2;
+        switch (e) {
+        case 'b': buf[o++] = '\b'; break;
+        case 'f': buf[o++] = '\f'; break;
+        case 'n': buf[o++] = '\n'; break;
+        case 'r': buf[o++] = '\r'; break;
+        case 't': buf[o++] = '\t'; break;
+        case 'u': {
+            unsigned long cp = hex4(s + i);
+            i += 4;
+            if (cp >= 0xD800 && cp <= 0xDBFF && i + 6 <= len - 1 && s[i] == '\\' &&
+                s[i + 1] == 'u') {
+                unsigned long lo = hex4(s + i + 2);
+                if (lo >= 0xDC00 && lo <= 0xDFFF) {
+                    cp = 0x10000 + ((cp - 0xD800) << 10) + (lo - 0xDC00);
+                    i += 6;
+                }
+            }
+            if (cp == 0) {
+                free(buf);
+                return -1;
+            }
+            if (cp >= 0xD800 && cp <= 0xDFFF)
+                cp = 0xFFFD; /* lone surrogate */
+            o += put_utf8(buf + o, cp);
+            break;
+        }
+        default: buf[o++] = e; break; /* '"', '\\', '/' */
+        }
+    }
+    buf[o] = '\0';
+    *out = buf;
+    if (out_len)
+        *out_len = o;
+    return 0;
+}
+
+int jscan_u64(const char *s, size_t len, uint64_t *out)
+{
+    uint64_t v = 0;
+    if (len == 0 || len > 20)
+        return -1;
+    for (size_t i = 0; i < len; i++) {
+        if (s[i] < '0' || s[i] > '9')
+            return -1;
+        uint64_t d = (uint64_t)(s[i] - '0');
+        if (v > (UINT64_MAX - d) / 10)
+            return -1;
+        v = v * 10 + d;
+    }
+    *out = v;
+    return 0;
+}
