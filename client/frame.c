@@ -12,6 +12,8 @@
  * 16 MiB WAL_READ answer, say) is freed at the next feed so that one big
  * response does not pin 16 MiB per connection for the rest of its life. */
 #define FRAME_KEEP_BUFFER (64u * 1024u)
+/* First allocation for a payload that arrives in pieces. */
+#define FRAME_MIN_BUFFER 4096u
 
 typedef enum frame_state {
     FRAME_HEADER = 0, /* collecting the 18 fixed header bytes */
@@ -30,7 +32,7 @@ struct rstmdb_frame_decoder {
     size_t extension_left;
     size_t payload_len;
     uint32_t crc;
-    uint8_t *buf; /* holds a payload that arrived in pieces; cap = payload_len */
+    uint8_t *buf; /* a payload arriving in pieces; buf_cap <= max_payload */
     size_t buf_have;
     size_t buf_cap;
 };
@@ -233,19 +235,25 @@ int rstmdb_frame_decoder_feed(rstmdb_frame_decoder *d, const uint8_t *in, size_t
                 *consumed = pos;
                 return 0;
             }
-            if (d->buf_cap < d->payload_len) {
-                /* Exactly one payload, never above max_payload (checked in
-                 * the header), so a peer cannot make us buffer more. */
-                uint8_t *nb = malloc(d->payload_len);
+            n = need < avail ? need : avail;
+            if (d->buf_cap < d->buf_have + n) {
+                /* Grows with the bytes that actually arrived (doubling, at
+                 * most payload_len, itself at most max_payload): a header
+                 * announcing 16 MiB followed by silence costs kilobytes. */
+                size_t cap = d->buf_cap > FRAME_MIN_BUFFER / 2 ? d->buf_cap * 2 : FRAME_MIN_BUFFER;
+                uint8_t *nb;
+                if (cap < d->buf_have + n)
+                    cap = d->buf_have + n;
+                if (cap > d->payload_len)
+                    cap = d->payload_len;
+                nb = realloc(d->buf, cap);
                 if (nb == NULL) {
                     *consumed = pos;
                     return RSTMDB_ERR_NOMEM;
                 }
-                free(d->buf);
                 d->buf = nb;
-                d->buf_cap = d->payload_len;
+                d->buf_cap = cap;
             }
-            n = need < avail ? need : avail;
             memcpy(d->buf + d->buf_have, in + pos, n);
             d->buf_have += n;
             pos += n;
