@@ -182,9 +182,9 @@ void cf_uniq(char *buf, size_t cap, const char *prefix)
 
 const char *cf_fmt(const char *fmt, ...)
 {
-    static char ring[16][65536];
+    static char ring[128][65536];
     static unsigned next;
-    char *b = ring[next++ % 16];
+    char *b = ring[next++ % 128];
     va_list ap;
     va_start(ap, fmt);
     vsnprintf(b, sizeof ring[0], fmt, ap);

@@ -80,7 +80,8 @@ void cf_close(cf_conn *k);
 /* A unique name for this run: "<prefix>-<pid>-<n>-<time>", so the suite can
  * run on a non-empty server, several programs at once. */
 void cf_uniq(char *buf, size_t cap, const char *prefix);
-/* printf into one of 16 rotating 64 KiB buffers (test convenience). */
+/* printf into one of 128 rotating 64 KiB buffers (test convenience): the
+ * result lives for the next ~100 calls; copy anything kept longer. */
 const char *cf_fmt(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
 /* Send a request (params NULL = omitted) and return its response text

@@ -231,9 +231,10 @@ START_TEST(list_machines_sorted)
     cf_conn *k = CF_OPEN();
     char base[96];
     cf_uniq(base, sizeof base, "lm");
-    const char *mb = cf_fmt("%s-b", base);
-    const char *ma = cf_fmt("%s-a", base);
-    const char *mB = cf_fmt("%s-B", base);
+    char ma[128], mb[128], mB[128];
+    snprintf(mb, sizeof mb, "%s-b", base);
+    snprintf(ma, sizeof ma, "%s-a", base);
+    snprintf(mB, sizeof mB, "%s-B", base);
     const char *def = "{\"states\":[\"a\"],\"initial\":\"a\",\"transitions\":[]}";
     CF_OK(k, "PUT_MACHINE", put_params(mb, 1, def), "$*");
     CF_OK(k, "PUT_MACHINE", put_params(ma, 3, def), "$*");
@@ -291,7 +292,8 @@ START_TEST(version_limit)
           cf_fmt("{\"created\":true,\"machine\":\"%s\",\"stored_checksum\":\"6b16bc3e\",\"version\":1}", m));
     CF_OK(k, "PUT_MACHINE", put_params(m, 5, def),
           cf_fmt("{\"created\":true,\"machine\":\"%s\",\"stored_checksum\":\"6b16bc3e\",\"version\":5}", m));
-    const char *msg = cf_fmt("machine version limit exceeded: machine '%s' already has 2 versions (limit: 2)", m);
+    char msg[256];
+    snprintf(msg, sizeof msg, "machine version limit exceeded: machine '%s' already has 2 versions (limit: 2)", m);
     CF_ERR(k, "PUT_MACHINE", put_params(m, 2, def), "MACHINE_VERSION_LIMIT_EXCEEDED", msg, false);
     /* The limit is checked before validation. */
     CF_ERR(k, "PUT_MACHINE", put_params(m, 3, "{\"states\":[]}"), "MACHINE_VERSION_LIMIT_EXCEEDED", msg, false);

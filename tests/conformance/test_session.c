@@ -191,7 +191,8 @@ START_TEST(auth_required_rows)
     cf_conn *k = cf_open_authreq(&token);
     if (k == NULL)
         return;
-    const char *wrong = cf_fmt("{\"method\":\"bearer\",\"token\":\"%s-wrong\"}", cf_esc(token));
+    char wrong[512];
+    snprintf(wrong, sizeof wrong, "{\"method\":\"bearer\",\"token\":\"%s-wrong\"}", cf_esc(token));
     CF_ERR(k, "AUTH", wrong, "AUTH_FAILED", "authentication failed: invalid token", false);
     CF_ERR(k, "AUTH", "{\"method\":\"bearer\",\"token\":\"\"}", "AUTH_FAILED",
            "authentication failed: invalid token", false);
