@@ -104,6 +104,16 @@ static int split_addr(const char *addr, char *host, size_t hcap, int *port)
     return 0;
 }
 
+/* Copy `src` into dst[cap]; -1 if it does not fit. */
+static int copy_str(char *dst, size_t cap, const char *src)
+{
+    size_t n = strlen(src);
+    if (n >= cap)
+        return -1;
+    memcpy(dst, src, n + 1);
+    return 0;
+}
+
 static int wait_exit(pid_t pid, int timeout_ms, int *status)
 {
     long long deadline = mono_ms() + timeout_ms;
@@ -181,8 +191,8 @@ int spawn_start(spawned *p, const char *const argv[], const char *log_path, int 
             break;
         /* Anything else on stdout before it is ignored. */
     }
-    snprintf(p->addr, sizeof p->addr, "%s", line + 13);
-    if (split_addr(p->addr, p->host, sizeof p->host, &p->port) != 0) {
+    if (copy_str(p->addr, sizeof p->addr, line + 13) != 0 ||
+        split_addr(p->addr, p->host, sizeof p->host, &p->port) != 0) {
         fprintf(stderr, "spawn: cannot parse '%s'\n", line);
         spawn_kill(p);
         return -1;
@@ -202,8 +212,7 @@ int spawn_read_control(spawned *p, int timeout_ms)
         if (strncmp(line, "control on ", 11) == 0)
             break;
     }
-    snprintf(p->control_addr, sizeof p->control_addr, "%s", line + 11);
-    return 0;
+    return copy_str(p->control_addr, sizeof p->control_addr, line + 11);
 }
 
 /* Connect to "HOST:PORT", "[V6]:PORT" or "unix:PATH" (blocking). */

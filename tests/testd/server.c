@@ -68,12 +68,12 @@ typedef struct conn {
     rstmdb_frame_decoder *dec;
     char peer[80];
     bool tls;
-    bool peer_eof;            /* client half-closed: answer what it sent, then close */
-    bool dropping;            /* inside a slow-consumer episode (warning already logged) */
-    const char *drain_reason; /* why DRAINING; logged at close */
-    uint64_t requests;        /* frames decoded */
-    uint64_t answered;        /* requests answered (drives close-after) */
-    uint64_t last_active_ms;  /* last read or write, for the idle timeout */
+    bool peer_eof;           /* client half-closed: answer what it sent, then close */
+    bool dropping;           /* inside a slow-consumer episode (warning already logged) */
+    char drain_reason[128];  /* why DRAINING; logged at close */
+    uint64_t requests;       /* frames decoded */
+    uint64_t answered;       /* requests answered (drives close-after) */
+    uint64_t last_active_ms; /* last read or write, for the idle timeout */
     struct event *idle_timer;
     struct event *delay_timer;
     uint8_t *held; /* the request waiting out the delay fault (copy), or NULL */
@@ -235,7 +235,7 @@ static void conn_drain(conn *c, const char *reason)
     if (c->state != CONN_OPEN && c->state != CONN_HANDSHAKE)
         return;
     c->state = CONN_DRAINING;
-    c->drain_reason = reason;
+    snprintf(c->drain_reason, sizeof c->drain_reason, "%s", reason);
     evq_clear(c); /* events after the last answer are not owed to anyone */
     bufferevent_disable(c->bev, EV_READ);
     bufferevent_setwatermark(c->bev, EV_WRITE, 0, 0);
@@ -381,9 +381,9 @@ static void conn_push_event(conn *c, const char *doc, size_t len)
     while (c->evq_head != NULL && (c->evq_len > s->evq_max || c->evq_bytes > s->evq_bytes_max)) {
         if (!c->dropping) {
             logmsg(LOGMSG_WARN,
-                   "conn %llu: slow consumer: event queue full (%u events, %zu bytes), "
+                   "conn %llu: slow consumer: event queue full (cap %u events / %zu bytes), "
                    "dropping the oldest events",
-                   (unsigned long long)c->id, c->evq_len, c->evq_bytes);
+                   (unsigned long long)c->id, s->evq_max, s->evq_bytes_max);
             c->dropping = true;
         }
         conn_drop_event(c);
@@ -405,7 +405,9 @@ static void conn_answer(conn *c, const uint8_t *payload, size_t len)
         return;
     }
     if (out.action == ENGINE_CLOSE) {
-        conn_close(c, "protocol violation: the request envelope was rejected");
+        /* Nothing is written for this request; earlier answers still reach
+         * the client (the real server awaits each write before decoding on). */
+        conn_drain(c, "protocol violation: the request envelope was rejected");
         engine_out_deinit(&out);
         return;
     }
@@ -496,11 +498,12 @@ static void conn_process(conn *c)
         rc = rstmdb_frame_decoder_feed(c->dec, v.iov_base, v.iov_len, &used, &fr);
         if (rc < 0) {
             char reason[96];
-            /* The real server closes without a word, and never answers
-             * requests that followed the bad frame in the same read. */
+            /* The real server closes without a word about this frame and
+             * never answers requests that followed it in the same read;
+             * answers to requests before it were already written. */
             c->srv->st.bad_frames++;
             snprintf(reason, sizeof reason, "framing error: %s", rstmdb_strerror(rc));
-            conn_close(c, reason);
+            conn_drain(c, reason);
             return;
         }
         if (rc == 1)
@@ -580,7 +583,7 @@ static void conn_event_cb(struct bufferevent *bev, short events, void *arg)
         if (c->state == CONN_OPEN)
             conn_process(c);
         else
-            conn_close(c, c->drain_reason != NULL ? c->drain_reason : "peer closed");
+            conn_close(c, c->drain_reason[0] != '\0' ? c->drain_reason : "peer closed");
     }
 }
 
@@ -761,6 +764,7 @@ int server_new(server **out, struct event_base *base, engine *eng, const server_
     struct sockaddr_storage bound;
     socklen_t blen = (socklen_t)sizeof bound;
     server *s;
+    char text[200];
     int rc;
 
     if ((cfg->tls_cert == NULL) != (cfg->tls_key == NULL)) {
@@ -773,9 +777,11 @@ int server_new(server **out, struct event_base *base, engine *eng, const server_
         snprintf(err, errcap, "--tls-client-ca needs --tls-cert and --tls-key");
         return SERVER_ERR_CONFIG;
     }
-    if (netaddr_parse(cfg->listen != NULL ? cfg->listen : "127.0.0.1:7401", &ss, &sslen, err,
-                      errcap) != 0)
+    if (netaddr_parse(cfg->listen != NULL ? cfg->listen : "127.0.0.1:7401", &ss, &sslen, text,
+                      sizeof text) != 0) {
+        snprintf(err, errcap, "--listen %s", text);
         return SERVER_ERR_CONFIG;
+    }
 
     s = calloc(1, sizeof *s);
     if (s == NULL) {
