@@ -730,6 +730,11 @@ static int tls_setup(server *s, const server_config *cfg, char *err, size_t errc
     SSL_CTX_set_min_proto_version(s->ssl_ctx, TLS1_2_VERSION);
     /* Idle TLS connections keep no 34 KiB read/write buffers around. */
     SSL_CTX_set_mode(s->ssl_ctx, SSL_MODE_RELEASE_BUFFERS);
+#ifdef SSL_OP_IGNORE_UNEXPECTED_EOF
+    /* OpenSSL 3 reports a TCP close without close_notify as an error; for
+     * us (and for the real server) that is a client hanging up: an EOF. */
+    SSL_CTX_set_options(s->ssl_ctx, SSL_OP_IGNORE_UNEXPECTED_EOF);
+#endif
     if (SSL_CTX_use_certificate_chain_file(s->ssl_ctx, cfg->tls_cert) != 1)
         goto fail;
     flag = "--tls-key";
