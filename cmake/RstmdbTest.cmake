@@ -9,7 +9,10 @@ function(rstmdb_check_test name)
   add_executable(${name} ${T_SOURCES})
   target_link_libraries(${name} PRIVATE ${T_LIBS} PkgConfig::CHECK)
   add_test(NAME ${name} COMMAND ${name})
-  # CK_FORK=no keeps sanitizer reports and leak checks attached to the test process.
+  # Check forks each test (CK_FORK unset): LeakSanitizer and ASan run in that
+  # child, so a leak or overflow fails that one test ("Received signal 6") with
+  # the report on stderr, and CK_DEFAULT_TIMEOUT can stop a hung test.
+  # CK_VERBOSITY=normal makes Check print its "NN%: Checks: ..." summary.
   set_tests_properties(${name} PROPERTIES TIMEOUT ${T_TIMEOUT}
     ENVIRONMENT "CK_DEFAULT_TIMEOUT=120;CK_VERBOSITY=normal")
   if(T_LABELS)
