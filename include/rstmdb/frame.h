@@ -65,7 +65,14 @@ void rstmdb_frame_decoder_free(rstmdb_frame_decoder *d);
  * input is needed, returns 0 (all input consumed); on a malformed frame
  * returns a negative RSTMDB_ERR_FRAME_* code, after which the decoder is
  * poisoned (every later call returns the same code) because the stream has
- * lost sync. Call again with the remaining input to get further frames. */
+ * lost sync. Call again with the remaining input to get further frames.
+ * Header faults are reported once the 18 header bytes are in, in the real
+ * server's order: FRAME_MAGIC, FRAME_VERSION, FRAME_FLAGS, FRAME_TOO_LARGE;
+ * FRAME_CRC once the whole payload is in. On those errors *consumed counts the
+ * bytes up to the end of the offending header (or payload), on a poisoned
+ * call 0. RSTMDB_ERR_INVALID (NULL arguments) and RSTMDB_ERR_NOMEM do not
+ * poison: nothing more was consumed than *consumed says, and the call may be
+ * repeated with the rest of the input. */
 int rstmdb_frame_decoder_feed(rstmdb_frame_decoder *d, const uint8_t *in, size_t len,
                               size_t *consumed, rstmdb_frame *frame);
 
@@ -73,7 +80,10 @@ int rstmdb_frame_decoder_feed(rstmdb_frame_decoder *d, const uint8_t *in, size_t
  * JSON document per '\n'-terminated line; a trailing '\r' is stripped. */
 typedef struct rstmdb_line_decoder rstmdb_line_decoder;
 
-/* max_line: cap on one line without its newline; 0 means RSTMDB_FRAME_MAX_PAYLOAD. */
+/* max_line: cap on one line without its "\n" or "\r\n"; 0 means (and larger
+ * values are clamped to) RSTMDB_FRAME_MAX_PAYLOAD. A line over the cap fails
+ * as soon as the bytes seen without a newline can no longer be max_line bytes
+ * plus a '\r', without waiting for the newline. */
 int rstmdb_line_decoder_new(rstmdb_line_decoder **out, size_t max_line);
 void rstmdb_line_decoder_free(rstmdb_line_decoder *d);
 /* Same contract as rstmdb_frame_decoder_feed; errors: RSTMDB_ERR_LINE_TOO_LONG,
