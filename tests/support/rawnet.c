@@ -178,9 +178,8 @@ static ssize_t read_some(rawnet *t, uint8_t *out, size_t cap, long long deadline
         ssize_t r;
 
         if (t->ssl == NULL || SSL_pending(t->ssl) == 0) {
-            if (left <= 0)
-                return -1;
-            r = poll(&pfd, 1, (int)left);
+            /* A zero timeout still polls once: "whatever is there now". */
+            r = poll(&pfd, 1, left > 0 ? (int)left : 0);
             if (r < 0 && errno == EINTR)
                 continue;
             if (r == 0)

@@ -45,6 +45,7 @@ typedef enum opt_id {
     O_MAX_CONNS,
     O_EVQ_MAX,
     O_EVQ_BYTES,
+    O_SNDBUF,
     O_F_DELAY,
     O_F_CLOSE_AFTER,
     O_F_GARBLE_EVERY,
@@ -91,6 +92,8 @@ static const struct opt {
      "connections served at once; extra ones are closed at accept (default 1000)"},
     {O_EVQ_MAX, "--event-queue", OPT_UINT, "N", 1, 1000000,
      "events queued per slow consumer before the oldest are dropped (default 256)"},
+    {O_SNDBUF, "--socket-sndbuf", OPT_UINT, "BYTES", 0, 1u << 30,
+     "fixed SO_SNDBUF for client sockets (small = slow consumers sooner), 0 = kernel default"},
     {O_EVQ_BYTES, "--event-queue-bytes", OPT_UINT, "N", 1024, 1ull << 32,
      "bytes of events queued per slow consumer (default 1048576)"},
     {O_F_DELAY, "--fault-delay-ms", OPT_UINT, "MS", 0, 600000,
@@ -305,6 +308,7 @@ int main(int argc, char **argv)
     scfg.idle_timeout_secs = o.set[O_IDLE] ? (unsigned)o.num[O_IDLE] : 300u;
     scfg.event_queue_max = (unsigned)o.num[O_EVQ_MAX];
     scfg.event_queue_bytes = (size_t)o.num[O_EVQ_BYTES];
+    scfg.socket_sndbuf = (unsigned)o.num[O_SNDBUF];
     scfg.faults.delay_ms = (uint32_t)o.num[O_F_DELAY];
     scfg.faults.close_after = (uint32_t)o.num[O_F_CLOSE_AFTER];
     scfg.faults.garble_every = (uint32_t)o.num[O_F_GARBLE_EVERY];

@@ -101,6 +101,7 @@ struct server {
     unsigned idle_secs;
     unsigned evq_max;
     size_t evq_bytes_max;
+    unsigned sndbuf;
     uint64_t next_id;
     conn *live;
     conn *dead;
@@ -158,16 +159,39 @@ static void list_push(conn **head, conn *c)
     *head = c;
 }
 
+/* The event queue: every change goes through these two, which keep the
+ * per-connection and server-wide totals right. */
+static void evq_push(conn *c, outmsg *m)
+{
+    m->next = NULL;
+    if (c->evq_tail != NULL)
+        c->evq_tail->next = m;
+    else
+        c->evq_head = m;
+    c->evq_tail = m;
+    c->evq_len++;
+    c->evq_bytes += m->len;
+    c->srv->st.queued_events++;
+    c->srv->st.queued_bytes += m->len;
+}
+
+static outmsg *evq_pop(conn *c)
+{
+    outmsg *m = c->evq_head;
+    c->evq_head = m->next;
+    if (c->evq_head == NULL)
+        c->evq_tail = NULL;
+    c->evq_len--;
+    c->evq_bytes -= m->len;
+    c->srv->st.queued_events--;
+    c->srv->st.queued_bytes -= m->len;
+    return m;
+}
+
 static void evq_clear(conn *c)
 {
-    while (c->evq_head != NULL) {
-        outmsg *m = c->evq_head;
-        c->evq_head = m->next;
-        free(m);
-    }
-    c->evq_tail = NULL;
-    c->evq_len = 0;
-    c->evq_bytes = 0;
+    while (c->evq_head != NULL)
+        free(evq_pop(c));
 }
 
 /* ---- lifecycle -------------------------------------------------------- */
@@ -259,15 +283,9 @@ static void conn_flush_events(conn *c)
     struct evbuffer *out = bufferevent_get_output(c->bev);
 
     while (c->evq_head != NULL && evbuffer_get_length(out) < OUT_LOW) {
-        outmsg *m = c->evq_head;
-        if (evbuffer_add(out, m->data, m->len) != 0)
+        if (evbuffer_add(out, c->evq_head->data, c->evq_head->len) != 0)
             break; /* retried on the next write callback */
-        c->evq_head = m->next;
-        if (c->evq_head == NULL)
-            c->evq_tail = NULL;
-        c->evq_len--;
-        c->evq_bytes -= m->len;
-        free(m);
+        free(evq_pop(c));
     }
     if (c->evq_head == NULL && c->dropping) {
         logmsg(LOGMSG_INFO, "conn %llu: slow consumer caught up after %llu dropped events",
@@ -321,13 +339,7 @@ static bool conn_write_response(conn *c, const char *doc, size_t len)
 
 static void conn_drop_event(conn *c)
 {
-    outmsg *m = c->evq_head;
-    c->evq_head = m->next;
-    if (c->evq_head == NULL)
-        c->evq_tail = NULL;
-    c->evq_len--;
-    c->evq_bytes -= m->len;
-    free(m);
+    free(evq_pop(c));
     c->dropped_episode++;
     c->dropped_total++;
     c->srv->st.events_dropped++;
@@ -362,7 +374,6 @@ static void conn_push_event(conn *c, const char *doc, size_t len)
         c->dropped_total++;
         return;
     }
-    m->next = NULL;
     m->len = n;
     if (jsonl) {
         memcpy(m->data, doc, len);
@@ -371,13 +382,7 @@ static void conn_push_event(conn *c, const char *doc, size_t len)
         rstmdb_frame_header(m->data, RSTMDB_FLAG_CRC_PRESENT, doc, len);
         memcpy(m->data + RSTMDB_FRAME_HEADER_LEN, doc, len);
     }
-    if (c->evq_tail != NULL)
-        c->evq_tail->next = m;
-    else
-        c->evq_head = m;
-    c->evq_tail = m;
-    c->evq_len++;
-    c->evq_bytes += n;
+    evq_push(c, m);
     while (c->evq_head != NULL && (c->evq_len > s->evq_max || c->evq_bytes > s->evq_bytes_max)) {
         if (!c->dropping) {
             logmsg(LOGMSG_WARN,
@@ -632,6 +637,12 @@ static void accept_cb(struct evconnlistener *lst, evutil_socket_t fd, struct soc
     }
     if (sa->sa_family == AF_INET || sa->sa_family == AF_INET6)
         setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+    if (s->sndbuf != 0) {
+        /* A small fixed send buffer makes a non-reading client a slow
+         * consumer after kilobytes instead of the megabytes autotuning allows. */
+        int v = (int)s->sndbuf;
+        setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &v, sizeof v);
+    }
 
     c = calloc(1, sizeof *c);
     if (c == NULL || rstmdb_frame_decoder_new(&c->dec, s->max_frame) != RSTMDB_OK)
@@ -800,6 +811,7 @@ int server_new(server **out, struct event_base *base, engine *eng, const server_
     s->idle_secs = cfg->idle_timeout_secs;
     s->evq_max = cfg->event_queue_max ? cfg->event_queue_max : DEFAULT_EVENT_QUEUE_MAX;
     s->evq_bytes_max = cfg->event_queue_bytes ? cfg->event_queue_bytes : DEFAULT_EVENT_QUEUE_BYTES;
+    s->sndbuf = cfg->socket_sndbuf;
     s->faults = cfg->faults;
 
     if (cfg->tls_cert != NULL && (rc = tls_setup(s, cfg, err, errcap)) != 0)
@@ -872,7 +884,12 @@ const char *server_control_address(const server *s)
 
 void server_get_stats(const server *s, server_stats *out)
 {
+    const conn *c;
+
     *out = s->st;
+    out->out_bytes = 0;
+    for (c = s->live; c != NULL; c = c->next)
+        out->out_bytes += evbuffer_get_length(bufferevent_get_output(c->bev));
 }
 
 fault *server_faults(server *s)
@@ -892,7 +909,8 @@ unsigned server_drop_all(server *s)
 
 void server_control(server *s, const char *line, char *reply, size_t cap)
 {
-    const server_stats *st = &s->st;
+    server_stats stv;
+    const server_stats *st = &stv;
     unsigned n;
 
     switch (fault_command(&s->faults, line, reply, cap)) {
@@ -901,16 +919,20 @@ void server_control(server *s, const char *line, char *reply, size_t cap)
         snprintf(reply, cap, "ok dropped=%u", n);
         break;
     case FAULT_CMD_STATS:
+        server_get_stats(s, &stv);
         snprintf(reply, cap,
                  "ok active=%llu accepted=%llu refused=%llu over_limit=%llu requests=%llu "
                  "responses=%llu events=%llu events_dropped=%llu garbled=%llu hung=%llu "
-                 "bad_frames=%llu tls_failures=%llu",
+                 "bad_frames=%llu tls_failures=%llu queued_events=%llu queued_bytes=%llu "
+                 "out_bytes=%llu",
                  (unsigned long long)st->active, (unsigned long long)st->accepted,
                  (unsigned long long)st->refused, (unsigned long long)st->over_limit,
                  (unsigned long long)st->requests, (unsigned long long)st->responses,
                  (unsigned long long)st->events, (unsigned long long)st->events_dropped,
                  (unsigned long long)st->garbled, (unsigned long long)st->hung,
-                 (unsigned long long)st->bad_frames, (unsigned long long)st->tls_failures);
+                 (unsigned long long)st->bad_frames, (unsigned long long)st->tls_failures,
+                 (unsigned long long)st->queued_events, (unsigned long long)st->queued_bytes,
+                 (unsigned long long)st->out_bytes);
         return; /* not logged: tests poll it */
     case FAULT_CMD_DONE:
     case FAULT_CMD_ERR:

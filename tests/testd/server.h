@@ -29,7 +29,8 @@ typedef struct server_config {
     unsigned max_connections;   /* 0 = 1000 (the real server's fixed limit) */
     unsigned idle_timeout_secs; /* close after this long without traffic; 0 = never */
     unsigned event_queue_max;   /* events queued per slow connection; 0 = 256 */
-    size_t event_queue_bytes;   /* bytes of queued events per connection; 0 = 4 MiB */
+    size_t event_queue_bytes;   /* bytes of queued events per connection; 0 = 1 MiB */
+    unsigned socket_sndbuf;     /* SO_SNDBUF for client sockets, 0 = kernel default (autotuned) */
     fault faults;               /* initial fault knobs (all zero = none) */
 } server_config;
 
@@ -47,6 +48,9 @@ typedef struct server_stats {
     uint64_t hung;           /* requests discarded by the `hang` fault */
     uint64_t bad_frames;     /* connections closed for a framing error */
     uint64_t tls_failures;   /* failed TLS handshakes */
+    uint64_t queued_events;  /* events waiting in slow consumers' queues now */
+    uint64_t queued_bytes;   /* their bytes */
+    uint64_t out_bytes;      /* bytes in all output buffers now (computed when read) */
 } server_stats;
 
 enum {
