@@ -224,6 +224,7 @@ static void conn_close(conn *c, const char *reason)
            (unsigned long long)c->dropped_total);
     engine_conn_close(s->eng, c->id);
     c->state = CONN_DEAD;
+    evq_clear(c);
     bufferevent_disable(c->bev, EV_READ | EV_WRITE);
     bufferevent_setcb(c->bev, NULL, NULL, NULL, NULL);
     event_del(c->idle_timer);
