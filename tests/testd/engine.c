@@ -220,7 +220,7 @@ void engine_out_deinit(engine_out *out)
 static int op_hello(opctx *x, const jval *params)
 {
     static const pfield f[] = {{"protocol_version", PT_U16},
-                               {"client_name", PT_OPT_STRING},
+                               {"client_name", PT_OPT_STRING_DEF},
                                {"wire_modes", PT_STRVEC},
                                {"features", PT_STRVEC}};
     pval v[4];

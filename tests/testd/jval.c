@@ -556,6 +556,142 @@ static jval *parse_string(parser *p)
 
 static bool is_digit(char c) { return c >= '0' && c <= '9'; }
 
+/* serde_json's default (non-"float_roundtrip") float parsing, which the
+ * real server uses: the significand is gathered into a u64 (digits past
+ * u64 are dropped), then scaled by one multiply or divide by a power of
+ * ten. It is not always correctly rounded, and the server echoes those
+ * values: "2.5e-308" reads as 2.5000000000000003e-308 there, so it must
+ * here too. The text is already known to be valid JSON number syntax. */
+static const double pow10_tab[309] = {
+1e0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9,
+1e10, 1e11, 1e12, 1e13, 1e14, 1e15, 1e16, 1e17, 1e18, 1e19,
+1e20, 1e21, 1e22, 1e23, 1e24, 1e25, 1e26, 1e27, 1e28, 1e29,
+1e30, 1e31, 1e32, 1e33, 1e34, 1e35, 1e36, 1e37, 1e38, 1e39,
+1e40, 1e41, 1e42, 1e43, 1e44, 1e45, 1e46, 1e47, 1e48, 1e49,
+1e50, 1e51, 1e52, 1e53, 1e54, 1e55, 1e56, 1e57, 1e58, 1e59,
+1e60, 1e61, 1e62, 1e63, 1e64, 1e65, 1e66, 1e67, 1e68, 1e69,
+1e70, 1e71, 1e72, 1e73, 1e74, 1e75, 1e76, 1e77, 1e78, 1e79,
+1e80, 1e81, 1e82, 1e83, 1e84, 1e85, 1e86, 1e87, 1e88, 1e89,
+1e90, 1e91, 1e92, 1e93, 1e94, 1e95, 1e96, 1e97, 1e98, 1e99,
+1e100, 1e101, 1e102, 1e103, 1e104, 1e105, 1e106, 1e107, 1e108, 1e109,
+1e110, 1e111, 1e112, 1e113, 1e114, 1e115, 1e116, 1e117, 1e118, 1e119,
+1e120, 1e121, 1e122, 1e123, 1e124, 1e125, 1e126, 1e127, 1e128, 1e129,
+1e130, 1e131, 1e132, 1e133, 1e134, 1e135, 1e136, 1e137, 1e138, 1e139,
+1e140, 1e141, 1e142, 1e143, 1e144, 1e145, 1e146, 1e147, 1e148, 1e149,
+1e150, 1e151, 1e152, 1e153, 1e154, 1e155, 1e156, 1e157, 1e158, 1e159,
+1e160, 1e161, 1e162, 1e163, 1e164, 1e165, 1e166, 1e167, 1e168, 1e169,
+1e170, 1e171, 1e172, 1e173, 1e174, 1e175, 1e176, 1e177, 1e178, 1e179,
+1e180, 1e181, 1e182, 1e183, 1e184, 1e185, 1e186, 1e187, 1e188, 1e189,
+1e190, 1e191, 1e192, 1e193, 1e194, 1e195, 1e196, 1e197, 1e198, 1e199,
+1e200, 1e201, 1e202, 1e203, 1e204, 1e205, 1e206, 1e207, 1e208, 1e209,
+1e210, 1e211, 1e212, 1e213, 1e214, 1e215, 1e216, 1e217, 1e218, 1e219,
+1e220, 1e221, 1e222, 1e223, 1e224, 1e225, 1e226, 1e227, 1e228, 1e229,
+1e230, 1e231, 1e232, 1e233, 1e234, 1e235, 1e236, 1e237, 1e238, 1e239,
+1e240, 1e241, 1e242, 1e243, 1e244, 1e245, 1e246, 1e247, 1e248, 1e249,
+1e250, 1e251, 1e252, 1e253, 1e254, 1e255, 1e256, 1e257, 1e258, 1e259,
+1e260, 1e261, 1e262, 1e263, 1e264, 1e265, 1e266, 1e267, 1e268, 1e269,
+1e270, 1e271, 1e272, 1e273, 1e274, 1e275, 1e276, 1e277, 1e278, 1e279,
+1e280, 1e281, 1e282, 1e283, 1e284, 1e285, 1e286, 1e287, 1e288, 1e289,
+1e290, 1e291, 1e292, 1e293, 1e294, 1e295, 1e296, 1e297, 1e298, 1e299,
+1e300, 1e301, 1e302, 1e303, 1e304, 1e305, 1e306, 1e307, 1e308
+};
+
+static bool u64_mul10_overflows(uint64_t sig, unsigned digit)
+{
+    return sig >= UINT64_MAX / 10 && (sig > UINT64_MAX / 10 || digit > UINT64_MAX % 10);
+}
+
+/* Returns 0 and *out, or -1 for serde_json's "number out of range". */
+static int serde_f64_from_parts(bool positive, uint64_t sig, int32_t exponent, double *out)
+{
+    double f = (double)sig;
+    for (;;) {
+        uint32_t mag = exponent < 0 ? (uint32_t)0 - (uint32_t)exponent : (uint32_t)exponent;
+        if (mag < 309) {
+            if (exponent >= 0) {
+                f *= pow10_tab[mag];
+                if (isinf(f))
+                    return -1;
+            } else {
+                f /= pow10_tab[mag];
+            }
+            break;
+        }
+        if (f == 0.0)
+            break;
+        if (exponent >= 0)
+            return -1;
+        f /= 1e308;
+        exponent += 308;
+    }
+    *out = positive ? f : -f;
+    return 0;
+}
+
+static int serde_f64(const char *s, size_t n, double *out)
+{
+    size_t i = 0;
+    bool positive = true;
+    if (s[i] == '-') {
+        positive = false;
+        i++;
+    }
+    uint64_t sig = 0;
+    int32_t exponent = 0;
+    bool dropping = false;
+    /* integer part; once the u64 would overflow, digits only raise the exponent */
+    while (i < n && is_digit(s[i])) {
+        unsigned d = (unsigned)(s[i] - '0');
+        if (!dropping && u64_mul10_overflows(sig, d))
+            dropping = true;
+        if (dropping)
+            exponent++;
+        else
+            sig = sig * 10 + d;
+        i++;
+    }
+    if (i < n && s[i] == '.') {
+        i++;
+        bool ignore = false;
+        while (i < n && is_digit(s[i])) {
+            unsigned d = (unsigned)(s[i] - '0');
+            if (!ignore && u64_mul10_overflows(sig, d))
+                ignore = true; /* parse_decimal_overflow: the rest is ignored */
+            if (!ignore) {
+                sig = sig * 10 + d;
+                exponent--;
+            }
+            i++;
+        }
+    }
+    if (i < n && (s[i] == 'e' || s[i] == 'E')) {
+        i++;
+        bool pos_exp = true;
+        if (s[i] == '+') {
+            i++;
+        } else if (s[i] == '-') {
+            pos_exp = false;
+            i++;
+        }
+        int32_t e = 0;
+        while (i < n && is_digit(s[i])) {
+            int32_t d = s[i] - '0';
+            if (e >= INT32_MAX / 10 && (e > INT32_MAX / 10 || d > INT32_MAX % 10)) {
+                /* parse_exponent_overflow: +inf is an error, else a signed zero */
+                if (sig != 0 && pos_exp)
+                    return -1;
+                *out = positive ? 0.0 : -0.0;
+                return 0;
+            }
+            e = e * 10 + d;
+            i++;
+        }
+        int64_t fe = pos_exp ? (int64_t)exponent + e : (int64_t)exponent - e;
+        exponent = fe > INT32_MAX ? INT32_MAX : fe < INT32_MIN ? INT32_MIN : (int32_t)fe;
+    }
+    return serde_f64_from_parts(positive, sig, exponent, out);
+}
+
 static jval *parse_number(parser *p)
 {
     size_t start = p->pos;
@@ -623,24 +759,8 @@ static jval *parse_number(parser *p)
                 return jval_int(sig == (uint64_t)INT64_MAX + 1 ? INT64_MIN : -(int64_t)sig);
         }
     }
-    char tmp[64];
-    char *heap = NULL;
-    size_t n = p->pos - start;
-    char *t = tmp;
-    if (n >= sizeof(tmp)) {
-        heap = malloc(n + 1);
-        if (!heap) {
-            p->err = JVAL_ENOMEM;
-            return NULL;
-        }
-        t = heap;
-    }
-    memcpy(t, p->s + start, n);
-    t[n] = '\0';
-    errno = 0;
-    double d = strtod(t, NULL);
-    free(heap);
-    if (isinf(d)) {
+    double d = 0.0;
+    if (serde_f64(p->s + start, p->pos - start, &d) != 0) {
         p->err = JVAL_ESYNTAX; /* serde_json: "number out of range" */
         return NULL;
     }
@@ -834,17 +954,10 @@ int jval_parse(const char *text, size_t len, jval **out)
 
 /* -------------------------------------------------------------- printer */
 
-void jval_print_double(jbuf *b, double d)
+/* Shortest digits that round-trip (what ryu finds, by trial), without sign:
+ * digits[0..nd) and kk such that 10^(kk-1) <= |d| < 10^kk. d is finite, != 0. */
+static int shortest_digits(double d, char digits[24], int *kk)
 {
-    if (!isfinite(d)) {
-        jbuf_puts(b, "null"); /* serde_json writes non-finite floats as null */
-        return;
-    }
-    if (d == 0.0) {
-        jbuf_puts(b, signbit(d) ? "-0.0" : "0.0");
-        return;
-    }
-    /* Shortest digits that round-trip: what ryu finds, by trial. */
     char tmp[40];
     for (int prec = 1; prec <= 17; prec++) {
         snprintf(tmp, sizeof(tmp), "%.*e", prec - 1, d);
@@ -852,11 +965,8 @@ void jval_print_double(jbuf *b, double d)
             break;
     }
     const char *q = tmp;
-    if (*q == '-') {
-        jbuf_putc(b, '-');
+    if (*q == '-')
         q++;
-    }
-    char digits[24];
     int nd = 0;
     while (*q && *q != 'e') {
         if (*q != '.')
@@ -867,7 +977,25 @@ void jval_print_double(jbuf *b, double d)
     while (nd > 1 && digits[nd - 1] == '0')
         nd--;
     digits[nd] = '\0';
-    int kk = e10 + 1; /* 10^(kk-1) <= |d| < 10^kk */
+    *kk = e10 + 1;
+    return nd;
+}
+
+void jval_print_double(jbuf *b, double d)
+{
+    if (!isfinite(d)) {
+        jbuf_puts(b, "null"); /* serde_json writes non-finite floats as null */
+        return;
+    }
+    if (d == 0.0) {
+        jbuf_puts(b, signbit(d) ? "-0.0" : "0.0");
+        return;
+    }
+    if (signbit(d))
+        jbuf_putc(b, '-');
+    char digits[24];
+    int kk;
+    int nd = shortest_digits(d, digits, &kk);
     if (nd <= kk && kk <= 16) {
         jbuf_append(b, digits, (size_t)nd);
         for (int i = nd; i < kk; i++)
@@ -889,6 +1017,41 @@ void jval_print_double(jbuf *b, double d)
             jbuf_append(b, digits + 1, (size_t)(nd - 1));
         }
         jbuf_printf(b, "e%d", kk - 1);
+    }
+}
+
+void jval_print_double_display(jbuf *b, double d)
+{
+    if (isnan(d)) {
+        jbuf_puts(b, "NaN");
+        return;
+    }
+    if (signbit(d))
+        jbuf_putc(b, '-');
+    if (isinf(d)) {
+        jbuf_puts(b, "inf");
+        return;
+    }
+    if (d == 0.0) {
+        jbuf_putc(b, '0');
+        return;
+    }
+    char digits[24];
+    int kk;
+    int nd = shortest_digits(d, digits, &kk);
+    if (kk <= 0) {
+        jbuf_puts(b, "0.");
+        for (int i = kk; i < 0; i++)
+            jbuf_putc(b, '0');
+        jbuf_append(b, digits, (size_t)nd);
+    } else if (nd <= kk) {
+        jbuf_append(b, digits, (size_t)nd);
+        for (int i = nd; i < kk; i++)
+            jbuf_putc(b, '0');
+    } else {
+        jbuf_append(b, digits, (size_t)kk);
+        jbuf_putc(b, '.');
+        jbuf_append(b, digits + kk, (size_t)(nd - kk));
     }
 }
 

@@ -99,6 +99,10 @@ bool jval_utf8_valid(const char *s, size_t len);
 void jval_print(jbuf *b, const jval *v);
 /* Rust/ryu formatting of an f64: "1.0", "0.5", "1e300", "1.8446744073709552e19". */
 void jval_print_double(jbuf *b, double d);
+/* Rust's Display ("{}") of an f64, as serde's Unexpected::Float prints it in
+ * the real server's serde: no exponent, no ".0" ("1", "0.0000001", "1" and
+ * 300 zeros for 1e300). */
+void jval_print_double_display(jbuf *b, double d);
 /* Malloc'd compact text of v (NUL-terminated); NULL on OOM. */
 char *jval_to_string(const jval *v, size_t *len);
 

@@ -31,7 +31,7 @@ void params_unexpected(jbuf *b, const jval *v)
         break;
     case JV_DOUBLE:
         jbuf_puts(b, "floating point `");
-        jval_print_double(b, v->v.d);
+        jval_print_double_display(b, v->v.d);
         jbuf_putc(b, '`');
         break;
     case JV_STRING: {
@@ -115,6 +115,7 @@ static int decode_field(const jval *v, ptype t, pval *o, char **err)
     bool isnull = !v || v->t == JV_NULL;
     switch (t) {
     case PT_OPT_STRING:
+    case PT_OPT_STRING_DEF:
         if (isnull)
             return 0;
         /* fallthrough */
@@ -199,11 +200,15 @@ int params_struct(const jval *params, const char *struct_name, const pfield *fie
                 /* serde derive's visit_seq: only #[serde(default)] fields may
                  * be missing; Option without default is an error too. */
                 ptype t = fields[i].type;
-                if (t == PT_ANY || t == PT_STRVEC || t == PT_BOOL_TRUE || t == PT_BOOL_FALSE)
+                if (t == PT_ANY || t == PT_STRVEC || t == PT_BOOL_TRUE || t == PT_BOOL_FALSE ||
+                    t == PT_OPT_STRING_DEF)
                     continue;
+                /* serde reports the index of the first missing field that has
+                 * no default: ["o-1","E"] for APPLY_EVENT says "invalid
+                 * length 3" (payload, index 2, defaults). */
                 jbuf b;
                 jbuf_init(&b);
-                jbuf_printf(&b, "invalid length %zu, expected struct %s with %zu elements", n,
+                jbuf_printf(&b, "invalid length %zu, expected struct %s with %zu elements", i,
                             struct_name, nf);
                 *err = finish(&b);
                 return -1;

@@ -14,6 +14,7 @@
 typedef enum ptype {
     PT_STRING,     /* String (required) */
     PT_OPT_STRING, /* Option<String>: absent or null -> not present */
+    PT_OPT_STRING_DEF, /* #[serde(default)] Option<String>: may also be missing from an array */
     PT_U16,        /* u16 (required) */
     PT_U32,        /* u32 (required) */
     PT_OPT_U32,    /* Option<u32> */
