@@ -641,6 +641,19 @@ int engine_request(engine *e, uint64_t conn_id, const uint8_t *payload, size_t l
         /* Nothing is written, events included. */
         engine_out_deinit(out);
         out->action = ENGINE_CLOSE;
+    } else if (out->action == ENGINE_REPLY_CLOSE) {
+        /* BATCH [APPLY_EVENT, BYE] while watching: the real server writes
+         * the BATCH response and closes at once, so the events that batch
+         * caused for this very connection are never written (other
+         * connections still get theirs). */
+        size_t k = 0;
+        for (size_t i = 0; i < out->ndeliveries; i++) {
+            if (out->deliveries[i].conn_id == conn_id)
+                free(out->deliveries[i].payload);
+            else
+                out->deliveries[k++] = out->deliveries[i];
+        }
+        out->ndeliveries = k;
     }
     return 0;
 }
