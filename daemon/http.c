@@ -1,0 +1,844 @@
+/* http.c: libmicrohttpd on the daemon's libevent loop. Owns the request
+ * lifecycle (enum req_state), body limits, auth/CORS headers, local
+ * endpoints, and the suspend/resume dance with the pool. It must not parse
+ * RCP params (rest.c) nor format SSE (sse.c), and it never blocks. */
+#include "http.h"
+
+#include <cjson/cJSON.h>
+#include <errno.h>
+#include <event2/event.h>
+#include <microhttpd.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "problem.h"
+#include "rest.h"
+#include "route.h"
+
+/* Request lifecycle; every transition is in this file. */
+typedef enum req_state {
+    REQ_RECEIVING,   /* headers seen; body (if any) arriving; nothing queued yet */
+    REQ_UPSTREAM,    /* upstream call in flight; connection suspended */
+    REQ_SUBSCRIBING, /* SSE: waiting for the hub's on_ready; connection suspended */
+    REQ_READY,       /* a response is prepared; the next handler call queues it */
+    REQ_QUEUED,      /* a plain response is queued; MHD is sending it */
+    REQ_STREAMING    /* an SSE response is queued; sse.c feeds it */
+} req_state;
+
+typedef struct mhd_slot {
+    http *h;
+    struct MHD_Daemon *d;
+    struct event *ev_io;    /* MHD's epoll fd readable */
+    struct event *ev_timer; /* MHD_get_timeout */
+    int listen_fd;          /* owned until handed to MHD; -1 after quiesce */
+    const char *name;
+} mhd_slot;
+
+struct http_req {
+    http *h;
+    struct MHD_Connection *conn;
+    http_req *prev, *next;
+    req_state state;
+    route_status rs;
+    const route *r;
+    route_match *m; /* freed once the response is decided */
+    char *body;
+    size_t body_len, body_cap;
+    bool too_large;
+    bool suspended;
+    bool if_match;
+    bool raw_envelope;
+    pool_call *call;
+    sse_stream *stream;
+    struct MHD_Response *resp; /* REQ_READY: to queue */
+    int resp_status;
+    uint64_t id;
+    struct timespec t0;
+    char method[8];
+    char path[160]; /* for the access log only (truncated) */
+};
+
+struct http {
+    http_deps d;
+    auth *auth;
+    cors *cors;
+    mhd_slot slots[2];
+    size_t nslots;
+    http_req *reqs; /* every live request (for shutdown) */
+    size_t nreqs;
+    uint64_t next_id;
+    bool draining;
+    struct event *kick_ev; /* runs every daemon once, soon: after a resume */
+    void (*idle_cb)(void *);
+    void *idle_arg;
+    struct event *idle_ev;
+};
+
+static double elapsed_s(const struct timespec *t0)
+{
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (double)(t.tv_sec - t0->tv_sec) + (double)(t.tv_nsec - t0->tv_nsec) / 1e9;
+}
+
+/* ---- event loop glue ------------------------------------------------------ */
+
+static void slot_run(mhd_slot *s)
+{
+    MHD_run(s->d);
+    MHD_UNSIGNED_LONG_LONG to;
+    if (MHD_get_timeout(s->d, &to) == MHD_YES) {
+        struct timeval tv = {(time_t)(to / 1000), (suseconds_t)((to % 1000) * 1000)};
+        evtimer_add(s->ev_timer, &tv);
+    } else {
+        evtimer_del(s->ev_timer);
+    }
+}
+
+static void on_slot_event(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    slot_run(arg);
+}
+
+static void check_idle(http *h)
+{
+    if (h->draining && h->nreqs == 0 && h->idle_cb != NULL && h->idle_ev != NULL)
+        event_active(h->idle_ev, EV_TIMEOUT, 1);
+}
+
+static void on_idle_event(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    http *h = arg;
+    if (h->idle_cb != NULL && h->nreqs == 0) {
+        void (*cb)(void *) = h->idle_cb;
+        h->idle_cb = NULL;
+        cb(h->idle_arg);
+    }
+}
+
+void http_req_suspend(http_req *r)
+{
+    if (r != NULL && !r->suspended) {
+        MHD_suspend_connection(r->conn);
+        r->suspended = true;
+    }
+}
+
+void http_req_resume(http_req *r)
+{
+    if (r != NULL && r->suspended) {
+        r->suspended = false;
+        MHD_resume_connection(r->conn);
+        /* In external-poll mode MHD only picks resumed connections up on its
+         * next MHD_run: make sure there is one this loop turn. */
+        if (r->h->kick_ev != NULL)
+            event_active(r->h->kick_ev, EV_TIMEOUT, 1);
+    }
+}
+
+static void on_kick(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    http *h = arg;
+    for (size_t i = 0; i < h->nslots; i++)
+        slot_run(&h->slots[i]);
+}
+
+/* ---- responses ------------------------------------------------------------- */
+
+static void add_common_headers(http_req *q, struct MHD_Response *resp)
+{
+    http *h = q->h;
+    char rid[24];
+    snprintf(rid, sizeof rid, "%llu", (unsigned long long)q->id);
+    MHD_add_response_header(resp, "X-Request-Id", rid);
+    const char *origin = MHD_lookup_connection_value(q->conn, MHD_HEADER_KIND, "Origin");
+    const char *allow = cors_allow(h->cors, origin);
+    if (allow != NULL) {
+        MHD_add_response_header(resp, "Access-Control-Allow-Origin", allow);
+        MHD_add_response_header(resp, "Access-Control-Expose-Headers", CORS_EXPOSE_HEADERS);
+    }
+    if (cors_enabled(h->cors))
+        MHD_add_response_header(resp, "Vary", "Origin");
+    if (h->draining)
+        MHD_add_response_header(resp, MHD_HTTP_HEADER_CONNECTION, "close");
+}
+
+static struct MHD_Response *make_buffer(http_req *q, const char *ctype, char *body, size_t len)
+{
+    struct MHD_Response *resp = MHD_create_response_from_buffer(
+        len, body, body ? MHD_RESPMEM_MUST_FREE : MHD_RESPMEM_PERSISTENT);
+    if (resp == NULL) {
+        free(body);
+        return NULL;
+    }
+    if (ctype != NULL)
+        MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, ctype);
+    add_common_headers(q, resp);
+    return resp;
+}
+
+static void log_access(http_req *q, int status)
+{
+    log_msg(q->h->d.log, LOG_INFO, NULL,
+            "request id=%llu method=%s path=%s route=%s status=%d ms=%.2f",
+            (unsigned long long)q->id, q->method, q->path, q->r ? q->r->metric_name : "-", status,
+            elapsed_s(&q->t0) * 1000.0);
+}
+
+/* Queue now (only from the access handler). */
+static enum MHD_Result queue(http_req *q, int status, struct MHD_Response *resp)
+{
+    if (resp == NULL)
+        return MHD_NO;
+    enum MHD_Result rc = MHD_queue_response(q->conn, (unsigned)status, resp);
+    MHD_destroy_response(resp);
+    metrics_observe(q->h->d.m, q->r, status, elapsed_s(&q->t0));
+    log_access(q, status);
+    q->state = REQ_QUEUED;
+    return rc;
+}
+
+static struct MHD_Response *problem_response(http_req *q, problem *p)
+{
+    char *body = problem_render(p);
+    struct MHD_Response *resp =
+        make_buffer(q, "application/problem+json", body, body ? strlen(body) : 0);
+    if (resp != NULL) {
+        if (p->retry_after_s > 0) {
+            char ra[16];
+            snprintf(ra, sizeof ra, "%u", p->retry_after_s);
+            MHD_add_response_header(resp, "Retry-After", ra);
+        }
+        if (p->www_authenticate)
+            MHD_add_response_header(resp, "WWW-Authenticate", "Bearer realm=\"rstmdb-proxy\"");
+        if (p->status == 405 && q->m != NULL && q->m->allow[0])
+            MHD_add_response_header(resp, "Allow", q->m->allow);
+    }
+    return resp;
+}
+
+static enum MHD_Result queue_problem(http_req *q, problem *p)
+{
+    int status = p->status;
+    struct MHD_Response *resp = problem_response(q, p);
+    problem_deinit(p);
+    return queue(q, status, resp);
+}
+
+static enum MHD_Result queue_local_problem(http_req *q, int status, const char *code,
+                                           const char *detail)
+{
+    problem p;
+    problem_local(&p, status, code, detail);
+    return queue_problem(q, &p);
+}
+
+static char *dup_text(const char *s, size_t len)
+{
+    char *b = malloc(len + 1);
+    if (b) {
+        memcpy(b, s, len);
+        b[len] = '\0';
+    }
+    return b;
+}
+
+/* Prepare (not queue) a response and resume the connection: called from the
+ * pool's callback, outside MHD; the handler queues it on its next call. */
+static void ready(http_req *q, int status, struct MHD_Response *resp)
+{
+    q->resp = resp;
+    q->resp_status = status;
+    q->state = REQ_READY;
+    http_req_resume(q);
+}
+
+static void on_reply(const rstmdb_reply *reply, void *arg)
+{
+    http_req *q = arg;
+    http *h = q->h;
+    q->call = NULL;
+    if (h->d.m->inflight)
+        h->d.m->inflight--;
+    int st = rstmdb_reply_status(reply);
+    log_msg(h->d.log, LOG_DEBUG, NULL, "request id=%llu upstream status=%d",
+            (unsigned long long)q->id, st);
+    if (q->raw_envelope && (st == RSTMDB_OK || st == RSTMDB_ERR_SERVER)) {
+        size_t len = 0;
+        const char *raw = rstmdb_reply_raw(reply, &len);
+        /* The envelope is the answer, error or not (its "status" says
+         * which): /v1/rpc is a tunnel for ops this proxy may not know. */
+        if (raw != NULL) {
+            ready(q, 200, make_buffer(q, "application/json", dup_text(raw, len), len));
+            return;
+        }
+    }
+    if (st == RSTMDB_OK) {
+        size_t len = 0;
+        const char *raw = rstmdb_reply_result_raw(reply, &len);
+        if (raw == NULL) {
+            raw = "{}";
+            len = 2;
+        }
+        rest_answer a;
+        rest_answer_for(q->m, raw, len, &a);
+        struct MHD_Response *resp = make_buffer(q, "application/json", dup_text(raw, len), len);
+        if (resp != NULL) {
+            if (a.location[0])
+                MHD_add_response_header(resp, MHD_HTTP_HEADER_LOCATION, a.location);
+            if (a.etag[0])
+                MHD_add_response_header(resp, MHD_HTTP_HEADER_ETAG, a.etag);
+            uint64_t off;
+            if (rstmdb_reply_meta_wal_offset(reply, &off) == RSTMDB_OK) {
+                char v[24];
+                snprintf(v, sizeof v, "%llu", (unsigned long long)off);
+                MHD_add_response_header(resp, "RSTMDB-WAL-Offset", v);
+            }
+        }
+        ready(q, a.status, resp);
+        return;
+    }
+    problem p;
+    const rstmdb_error *e = rstmdb_reply_error(reply);
+    if (e != NULL)
+        problem_from_error(&p, e, q->if_match, pool_retry_after_s(h->d.upstream));
+    else if (st == RSTMDB_ERR_TIMEOUT)
+        problem_local(&p, 504, "UPSTREAM_TIMEOUT", "the upstream did not answer in time");
+    else
+        problem_local(&p, 503, "UPSTREAM_UNAVAILABLE", rstmdb_strerror(st));
+    int status = p.status;
+    struct MHD_Response *resp = problem_response(q, &p);
+    problem_deinit(&p);
+    ready(q, status, resp);
+}
+
+/* ---- local endpoints --------------------------------------------------------- */
+
+static enum MHD_Result serve_local(http_req *q)
+{
+    http *h = q->h;
+    switch (q->r->id) {
+    case R_HEALTHZ:
+        return queue(q, 200, make_buffer(q, "application/json", strdup("{\"status\":\"ok\"}"), 15));
+    case R_READYZ: {
+        bool ok = pool_ready(h->d.upstream);
+        char *b = strdup(ok ? "{\"ready\":true}" : "{\"ready\":false}");
+        struct MHD_Response *resp = make_buffer(q, "application/json", b, b ? strlen(b) : 0);
+        if (resp != NULL && !ok)
+            MHD_add_response_header(resp, "Retry-After", "1");
+        return queue(q, ok ? 200 : 503, resp);
+    }
+    case R_METRICS: {
+        pool_stats ps;
+        pool_get_stats(h->d.upstream, &ps);
+        metrics_upstream u = {
+            ps.connections, ps.ready, ps.reconnects, ps.connect_failures, ps.inflight, 0, 0, 0};
+        (void)hub_get_stats; /* hub figures come through sse.c's context */
+        size_t len = 0;
+        char *text = metrics_render(h->d.m, &u, &len);
+        return queue(q, text ? 200 : 500,
+                     make_buffer(q, "text/plain; version=0.0.4; charset=utf-8", text, len));
+    }
+    case R_OPENAPI:
+        return queue(q, 200,
+                     make_buffer(q, "application/json", dup_text(h->d.openapi, h->d.openapi_len),
+                                 h->d.openapi_len));
+    default:
+        return queue_local_problem(q, 404, "NOT_FOUND", "no such endpoint");
+    }
+}
+
+/* OPTIONS: CORS preflight, or a plain Allow answer. */
+static enum MHD_Result serve_options(http_req *q, const char *path)
+{
+    char allow[96];
+    if (route_allowed_methods(path, allow, sizeof allow) != 0)
+        return queue_local_problem(q, 404, "NOT_FOUND", "no such endpoint");
+    struct MHD_Response *resp = make_buffer(q, NULL, NULL, 0);
+    if (resp == NULL)
+        return MHD_NO;
+    MHD_add_response_header(resp, "Allow", allow);
+    const char *origin = MHD_lookup_connection_value(q->conn, MHD_HEADER_KIND, "Origin");
+    if (cors_allow(q->h->cors, origin) != NULL) {
+        MHD_add_response_header(resp, "Access-Control-Allow-Methods", allow);
+        MHD_add_response_header(resp, "Access-Control-Allow-Headers", CORS_ALLOW_HEADERS);
+        MHD_add_response_header(resp, "Access-Control-Max-Age", CORS_MAX_AGE);
+    }
+    return queue(q, 204, resp);
+}
+
+/* ---- request dispatch -------------------------------------------------------- */
+
+static enum MHD_Result collect_query(void *cls, enum MHD_ValueKind kind, const char *key,
+                                     const char *value)
+{
+    (void)kind;
+    route_query *rq = cls;
+    if (rq->why[0])
+        return MHD_NO;
+    return route_query_add(rq, key, value) == 0 ? MHD_YES : MHD_NO;
+}
+
+static enum MHD_Result start_sse(http_req *q, route_query *rq)
+{
+    problem p;
+    const char *leid = MHD_lookup_connection_value(q->conn, MHD_HEADER_KIND, "Last-Event-ID");
+    if (sse_stream_open(q->h->d.sse, q, q->m, rq->out, leid, &q->stream, &p) != 0)
+        return queue_problem(q, &p);
+    q->state = REQ_SUBSCRIBING;
+    http_req_suspend(q);
+    return MHD_YES;
+}
+
+static enum MHD_Result dispatch(http_req *q, const char *path)
+{
+    http *h = q->h;
+    if (strcmp(q->method, "OPTIONS") == 0)
+        return serve_options(q, path);
+    bool exempt = q->rs == ROUTE_OK && q->r->auth_exempt;
+    if (!exempt && !auth_check(h->auth, MHD_lookup_connection_value(q->conn, MHD_HEADER_KIND,
+                                                                    MHD_HTTP_HEADER_AUTHORIZATION)))
+        return queue_local_problem(q, 401, "UNAUTHORIZED",
+                                   "missing or wrong bearer token (Authorization: Bearer ...)");
+    switch (q->rs) {
+    case ROUTE_NOT_FOUND:
+        return queue_local_problem(q, 404, "NOT_FOUND", "no such endpoint");
+    case ROUTE_METHOD_NOT_ALLOWED: {
+        char d[160];
+        snprintf(d, sizeof d, "%s is not allowed here; allowed: %s", q->method, q->m->allow);
+        return queue_local_problem(q, 405, "METHOD_NOT_ALLOWED", d);
+    }
+    case ROUTE_BAD_PATH:
+        return queue_local_problem(q, 400, "BAD_REQUEST", q->m->why);
+    case ROUTE_OK:
+        break;
+    }
+    if (q->too_large) {
+        char d[96];
+        snprintf(d, sizeof d, "request body larger than %llu bytes",
+                 (unsigned long long)h->d.cfg->max_body_bytes);
+        return queue_local_problem(q, 413, "PAYLOAD_TOO_LARGE", d);
+    }
+
+    route_query rq;
+    if (route_query_init(&rq, q->r) != 0)
+        return queue_local_problem(q, 500, "INTERNAL_ERROR", "out of memory");
+    MHD_get_connection_values(q->conn, MHD_GET_ARGUMENT_KIND, collect_query, &rq);
+    if (rq.why[0]) {
+        problem p;
+        problem_local(&p, 400, "BAD_REQUEST", rq.why);
+        route_query_deinit(&rq);
+        return queue_problem(q, &p);
+    }
+    enum MHD_Result ret;
+    if (q->r->kind == ROUTE_LOCAL) {
+        ret = serve_local(q);
+    } else if (q->r->kind == ROUTE_SSE) {
+        ret = start_sse(q, &rq);
+    } else {
+        rest_input in = {
+            .m = q->m,
+            .query = rq.out,
+            .body = q->body,
+            .body_len = q->body_len,
+            .idempotency_key =
+                MHD_lookup_connection_value(q->conn, MHD_HEADER_KIND, "Idempotency-Key"),
+            .if_match =
+                MHD_lookup_connection_value(q->conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_IF_MATCH),
+            .allow_flush_all = h->d.cfg->allow_flush_all,
+        };
+        rest_call call;
+        problem p;
+        if (rest_build_call(&in, &call, &p) != 0) {
+            ret = queue_problem(q, &p);
+        } else {
+            q->if_match = call.if_match;
+            q->raw_envelope = call.raw_envelope;
+            log_msg(h->d.log, LOG_DEBUG, NULL, "request id=%llu op=%s", (unsigned long long)q->id,
+                    call.op);
+            int rc = pool_call_json(h->d.upstream, call.op, call.params, call.params_len,
+                                    call.resend_safe, on_reply, q, &q->call);
+            rest_call_deinit(&call);
+            if (rc != RSTMDB_OK) {
+                q->call = NULL;
+                problem_local(&p, 503, "UPSTREAM_UNAVAILABLE", "no upstream connection is ready");
+                p.retry_after_s = pool_retry_after_s(h->d.upstream);
+                ret = queue_problem(q, &p);
+            } else {
+                h->d.m->inflight++;
+                q->state = REQ_UPSTREAM;
+                http_req_suspend(q);
+                ret = MHD_YES;
+            }
+        }
+    }
+    route_query_deinit(&rq);
+    /* The body is not needed any more; the match is kept for Location. */
+    free(q->body);
+    q->body = NULL;
+    q->body_len = q->body_cap = 0;
+    return ret;
+}
+
+static int body_append(http_req *q, const char *data, size_t n, uint64_t max)
+{
+    if (q->too_large || q->body_len + n > max) {
+        q->too_large = true;
+        return -1;
+    }
+    if (q->r == NULL || q->r->body == BODY_NONE)
+        return 0; /* GET/HEAD bodies are read and dropped */
+    if (q->body_len + n + 1 > q->body_cap) {
+        size_t ncap = q->body_cap ? q->body_cap : 1024;
+        while (ncap < q->body_len + n + 1)
+            ncap *= 2;
+        char *nb = realloc(q->body, ncap);
+        if (nb == NULL) {
+            q->too_large = true;
+            return -1;
+        }
+        q->body = nb;
+        q->body_cap = ncap;
+    }
+    memcpy(q->body + q->body_len, data, n);
+    q->body_len += n;
+    q->body[q->body_len] = '\0';
+    return 0;
+}
+
+static void req_link(http *h, http_req *q)
+{
+    q->next = h->reqs;
+    if (h->reqs)
+        h->reqs->prev = q;
+    h->reqs = q;
+    h->nreqs++;
+}
+
+static void req_unlink(http *h, http_req *q)
+{
+    if (q->prev)
+        q->prev->next = q->next;
+    else
+        h->reqs = q->next;
+    if (q->next)
+        q->next->prev = q->prev;
+    h->nreqs--;
+}
+
+static enum MHD_Result on_access(void *cls, struct MHD_Connection *conn, const char *url,
+                                 const char *method, const char *version, const char *upload_data,
+                                 size_t *upload_data_size, void **con_cls)
+{
+    (void)version;
+    http *h = cls;
+    http_req *q = *con_cls;
+    if (q == NULL) {
+        q = calloc(1, sizeof *q);
+        if (q == NULL)
+            return MHD_NO;
+        q->m = malloc(sizeof *q->m);
+        if (q->m == NULL) {
+            free(q);
+            return MHD_NO;
+        }
+        q->h = h;
+        q->conn = conn;
+        q->id = ++h->next_id;
+        clock_gettime(CLOCK_MONOTONIC, &q->t0);
+        snprintf(q->method, sizeof q->method, "%s", method);
+        snprintf(q->path, sizeof q->path, "%s", url);
+        q->rs = route_match_path(method, url, q->m);
+        q->r = q->rs == ROUTE_OK ? q->m->r : NULL;
+        q->state = REQ_RECEIVING;
+        req_link(h, q);
+        *con_cls = q;
+        /* A declared body over the limit is refused before it is read; MHD
+         * then closes the connection, which is right for a 413. */
+        const char *cl =
+            MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
+        uint64_t n;
+        if (cl != NULL && route_parse_uint(cl, UINT64_MAX, &n) == 0 &&
+            n > h->d.cfg->max_body_bytes) {
+            char d[96];
+            snprintf(d, sizeof d, "request body larger than %llu bytes",
+                     (unsigned long long)h->d.cfg->max_body_bytes);
+            return queue_local_problem(q, 413, "PAYLOAD_TOO_LARGE", d);
+        }
+        /* Never queue on the first call: MHD would answer Connection: close
+         * for a request with a body. */
+        return MHD_YES;
+    }
+
+    switch (q->state) {
+    case REQ_RECEIVING:
+        if (*upload_data_size > 0) {
+            if (body_append(q, upload_data, *upload_data_size, h->d.cfg->max_body_bytes) != 0 &&
+                q->too_large) {
+                *upload_data_size = 0;
+                char d[96];
+                snprintf(d, sizeof d, "request body larger than %llu bytes",
+                         (unsigned long long)h->d.cfg->max_body_bytes);
+                return queue_local_problem(q, 413, "PAYLOAD_TOO_LARGE", d);
+            }
+            *upload_data_size = 0;
+            return MHD_YES;
+        }
+        return dispatch(q, url);
+    case REQ_READY: {
+        struct MHD_Response *resp = q->resp;
+        q->resp = NULL;
+        return queue(q, q->resp_status, resp);
+    }
+    case REQ_SUBSCRIBING: {
+        sse_state st = sse_stream_state(q->stream);
+        if (st == SSE_FAILED) {
+            problem p;
+            sse_stream_take_problem(q->stream, &p);
+            sse_stream_detach(q->stream);
+            q->stream = NULL;
+            return queue_problem(q, &p);
+        }
+        if (st == SSE_SUBSCRIBING) {
+            http_req_suspend(q); /* spurious resume: keep waiting */
+            return MHD_YES;
+        }
+        struct MHD_Response *resp = sse_stream_response(q->stream);
+        if (resp == NULL)
+            return MHD_NO;
+        MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, "text/event-stream");
+        MHD_add_response_header(resp, MHD_HTTP_HEADER_CACHE_CONTROL, "no-cache");
+        MHD_add_response_header(resp, "X-Accel-Buffering", "no");
+        add_common_headers(q, resp);
+        enum MHD_Result rc = MHD_queue_response(conn, MHD_HTTP_OK, resp);
+        MHD_destroy_response(resp);
+        metrics_observe(h->d.m, q->r, 200, elapsed_s(&q->t0));
+        log_access(q, 200);
+        q->state = REQ_STREAMING;
+        free(q->m);
+        q->m = NULL;
+        return rc;
+    }
+    case REQ_UPSTREAM:
+        http_req_suspend(q); /* resumed before the reply: keep waiting */
+        return MHD_YES;
+    case REQ_QUEUED:
+    case REQ_STREAMING:
+        *upload_data_size = 0;
+        return MHD_YES;
+    }
+    return MHD_NO;
+}
+
+static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
+                         enum MHD_RequestTerminationCode toe)
+{
+    (void)conn;
+    http *h = cls;
+    http_req *q = *con_cls;
+    if (q == NULL)
+        return;
+    *con_cls = NULL;
+    if (toe != MHD_REQUEST_TERMINATED_COMPLETED_OK)
+        log_msg(h->d.log, LOG_DEBUG, NULL, "request id=%llu ended early (reason %d)",
+                (unsigned long long)q->id, (int)toe);
+    if (q->call != NULL) {
+        pool_call_cancel(q->call);
+        q->call = NULL;
+        if (h->d.m->inflight)
+            h->d.m->inflight--;
+    }
+    if (q->stream != NULL) {
+        sse_stream_detach(q->stream);
+        q->stream = NULL;
+    }
+    if (q->resp != NULL)
+        MHD_destroy_response(q->resp);
+    req_unlink(h, q);
+    free(q->m);
+    free(q->body);
+    free(q);
+    check_idle(h);
+}
+
+static void on_connection(void *cls, struct MHD_Connection *conn, void **socket_context,
+                          enum MHD_ConnectionNotificationCode toe)
+{
+    (void)conn;
+    (void)socket_context;
+    http *h = cls;
+    if (toe == MHD_CONNECTION_NOTIFY_STARTED)
+        h->d.m->connections++;
+    else if (h->d.m->connections)
+        h->d.m->connections--;
+}
+
+/* Keep the path percent-encoded: route.c matches on raw segments so that
+ * %2F inside an instance id cannot change the route, then decodes captures.
+ * Query keys and values also arrive raw and are decoded strictly there. */
+static size_t no_unescape(void *cls, struct MHD_Connection *c, char *s)
+{
+    (void)cls;
+    (void)c;
+    return strlen(s);
+}
+
+static void mhd_logger(void *cls, const char *fmt, va_list ap)
+{
+    http *h = cls;
+    char msg[512];
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    size_t n = strlen(msg);
+    while (n > 0 && (msg[n - 1] == '\n' || msg[n - 1] == '\r'))
+        msg[--n] = '\0';
+    log_msg(h->d.log, LOG_WARN, NULL, "libmicrohttpd: %s", msg);
+}
+
+static int slot_start(http *h, mhd_slot *s, int fd, const char *name)
+{
+    const proxy_config *cfg = h->d.cfg;
+    s->h = h;
+    s->name = name;
+    s->listen_fd = fd;
+    s->d = MHD_start_daemon(MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ERROR_LOG, 0, NULL,
+                            NULL, on_access, h, MHD_OPTION_EXTERNAL_LOGGER, mhd_logger, h,
+                            MHD_OPTION_LISTEN_SOCKET, fd, MHD_OPTION_NOTIFY_COMPLETED, on_completed,
+                            h, MHD_OPTION_NOTIFY_CONNECTION, on_connection, h,
+                            MHD_OPTION_CONNECTION_LIMIT, (unsigned)cfg->max_connections,
+                            MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)cfg->idle_timeout_s,
+                            MHD_OPTION_UNESCAPE_CALLBACK, no_unescape, NULL, MHD_OPTION_END);
+    if (s->d == NULL)
+        return -1;
+    const union MHD_DaemonInfo *info = MHD_get_daemon_info(s->d, MHD_DAEMON_INFO_EPOLL_FD);
+    if (info == NULL)
+        return -1;
+    s->ev_io = event_new(h->d.base, info->epoll_fd, EV_READ | EV_PERSIST, on_slot_event, s);
+    s->ev_timer = evtimer_new(h->d.base, on_slot_event, s);
+    if (s->ev_io == NULL || s->ev_timer == NULL || event_add(s->ev_io, NULL) != 0)
+        return -1;
+    slot_run(s);
+    return 0;
+}
+
+static void slot_stop(mhd_slot *s)
+{
+    if (s->ev_io)
+        event_free(s->ev_io);
+    if (s->ev_timer)
+        event_free(s->ev_timer);
+    if (s->d)
+        MHD_stop_daemon(s->d);
+    if (s->listen_fd >= 0)
+        close(s->listen_fd);
+    memset(s, 0, sizeof *s);
+    s->listen_fd = -1;
+}
+
+int http_new(http **out, const http_deps *deps, int tcp_fd, int unix_fd, auth *a, cors *c)
+{
+    http *h = calloc(1, sizeof *h);
+    if (h == NULL)
+        return -1;
+    h->d = *deps;
+    h->auth = a;
+    h->cors = c;
+    h->idle_ev = event_new(deps->base, -1, 0, on_idle_event, h);
+    h->kick_ev = event_new(deps->base, -1, 0, on_kick, h);
+    int fds[2] = {tcp_fd, unix_fd};
+    const char *names[2] = {"tcp", "unix"};
+    for (int i = 0; i < 2; i++) {
+        if (fds[i] < 0)
+            continue;
+        mhd_slot *s = &h->slots[h->nslots++];
+        if (slot_start(h, s, fds[i], names[i]) != 0) {
+            log_msg(deps->log, LOG_ERROR, NULL, "cannot start the %s HTTP listener", names[i]);
+            s->listen_fd = -1; /* the caller still owns the fd */
+            http_free(h);
+            return -1;
+        }
+    }
+    *out = h;
+    return 0;
+}
+
+void http_free(http *h)
+{
+    if (h == NULL)
+        return;
+    /* MHD_stop_daemon must not meet suspended connections: answer the ones
+     * waiting for the upstream, then resume everything. */
+    for (http_req *q = h->reqs; q != NULL; q = q->next) {
+        if (q->call != NULL) {
+            pool_call_cancel(q->call);
+            q->call = NULL;
+            if (h->d.m->inflight)
+                h->d.m->inflight--;
+            problem p;
+            problem_local(&p, 503, "SHUTTING_DOWN", "the proxy is shutting down");
+            struct MHD_Response *resp = problem_response(q, &p);
+            problem_deinit(&p);
+            q->resp = resp;
+            q->resp_status = 503;
+            q->state = REQ_READY;
+        }
+        if (q->stream != NULL) {
+            sse_stream_detach(q->stream);
+            q->stream = NULL;
+            if (q->state == REQ_SUBSCRIBING)
+                q->state = REQ_QUEUED;
+        }
+        http_req_resume(q);
+    }
+    /* One pass so MHD takes the resumed connections back before stopping. */
+    for (size_t i = 0; i < h->nslots; i++)
+        if (h->slots[i].d != NULL)
+            MHD_run(h->slots[i].d);
+    for (size_t i = 0; i < h->nslots; i++)
+        slot_stop(&h->slots[i]);
+    if (h->idle_ev)
+        event_free(h->idle_ev);
+    if (h->kick_ev)
+        event_free(h->kick_ev);
+    auth_free(h->auth);
+    cors_free(h->cors);
+    free(h);
+}
+
+void http_reload(http *h, auth *a, cors *c)
+{
+    auth_free(h->auth);
+    cors_free(h->cors);
+    h->auth = a;
+    h->cors = c;
+}
+
+void http_drain(http *h, void (*idle)(void *arg), void *arg)
+{
+    h->draining = true;
+    h->idle_cb = idle;
+    h->idle_arg = arg;
+    for (size_t i = 0; i < h->nslots; i++) {
+        mhd_slot *s = &h->slots[i];
+        MHD_socket fd = MHD_quiesce_daemon(s->d);
+        if (fd != MHD_INVALID_SOCKET)
+            close(fd);
+        s->listen_fd = -1;
+    }
+    sse_close_all(h->d.sse, "SHUTDOWN", "the proxy is shutting down; reconnect elsewhere");
+    check_idle(h);
+}
+
+size_t http_inflight(const http *h)
+{
+    return h->nreqs;
+}

@@ -1,0 +1,34 @@
+/* log.h: JSON-lines logging to stderr for the proxy.
+ * One line per record: {"ts","level","msg"[,"req"][,extra fields]}. Never
+ * pass secrets (tokens, Authorization headers) to these functions. */
+#ifndef PROXY_LOG_H
+#define PROXY_LOG_H
+
+#include <stdio.h>
+
+typedef enum log_level { LOG_DEBUG = 0, LOG_INFO = 1, LOG_WARN = 2, LOG_ERROR = 3 } log_level;
+
+typedef struct plog {
+    log_level level; /* records below it are dropped; changed by SIGHUP */
+    FILE *out;       /* stderr in the daemon, a tmpfile in tests */
+} plog;
+
+void log_init(plog *l, log_level level, FILE *out);
+/* "debug", "info", "warn", "error" -> 0 and *out set; -1 otherwise. */
+int log_level_parse(const char *s, log_level *out);
+const char *log_level_name(log_level lv);
+
+/* `req` may be NULL. `msg` is escaped as a JSON string. */
+void log_msg(const plog *l, log_level lv, const char *req, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+
+#define log_debug(l, ...) log_msg((l), LOG_DEBUG, NULL, __VA_ARGS__)
+#define log_info(l, ...)  log_msg((l), LOG_INFO, NULL, __VA_ARGS__)
+#define log_warn(l, ...)  log_msg((l), LOG_WARN, NULL, __VA_ARGS__)
+#define log_error(l, ...) log_msg((l), LOG_ERROR, NULL, __VA_ARGS__)
+
+/* Append `s` to `buf` as JSON string content (no quotes); returns bytes
+ * written, truncating at `cap` - 1 without splitting an escape. */
+size_t log_json_escape(char *buf, size_t cap, const char *s);
+
+#endif

@@ -1,0 +1,309 @@
+/* main.c: rstmdb-proxy's process: configuration, the event loop, signals
+ * (SIGTERM drains, SIGHUP reloads tokens/CORS/log level), sd_notify, and the
+ * order in which modules start and stop. No request logic lives here. */
+#include <errno.h>
+#include <event2/event.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "auth.h"
+#include "config.h"
+#include "cors.h"
+#include "http.h"
+#include "hub.h"
+#include "listener.h"
+#include "log.h"
+#include "metrics.h"
+#include "notify.h"
+#include "openapi.h"
+#include "pool.h"
+#include "sse.h"
+
+extern char **environ;
+
+typedef struct app {
+    int argc;
+    char **argv;
+    proxy_config cfg;
+    plog log;
+    metrics m;
+    struct event_base *base;
+    rstmdb_tls *tls;
+    pool *upstream;
+    hub *hub;
+    sse_ctx *sse;
+    http *http;
+    char *openapi;
+    const char *notify_socket;
+    struct event *ev_term, *ev_int, *ev_hup, *ev_grace;
+    bool draining;
+} app;
+
+static void stop_loop(void *arg)
+{
+    app *a = arg;
+    log_info(&a->log, "drained: no request in flight");
+    event_base_loopexit(a->base, NULL);
+}
+
+static void on_grace(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    app *a = arg;
+    log_warn(&a->log, "shutdown grace expired with %zu request(s) in flight",
+             http_inflight(a->http));
+    event_base_loopexit(a->base, NULL);
+}
+
+static void on_term(evutil_socket_t sig, short what, void *arg)
+{
+    (void)what;
+    app *a = arg;
+    if (a->draining) {
+        log_warn(&a->log, "second signal %d: exiting now", (int)sig);
+        event_base_loopexit(a->base, NULL);
+        return;
+    }
+    a->draining = true;
+    notify_send(a->notify_socket, "STOPPING=1");
+    log_info(&a->log, "signal %d: draining (grace %llu ms)", (int)sig,
+             (unsigned long long)a->cfg.shutdown_grace_ms);
+    struct timeval tv = {(time_t)(a->cfg.shutdown_grace_ms / 1000),
+                         (suseconds_t)((a->cfg.shutdown_grace_ms % 1000) * 1000)};
+    a->ev_grace = evtimer_new(a->base, on_grace, a);
+    if (a->ev_grace)
+        evtimer_add(a->ev_grace, &tv);
+    http_drain(a->http, stop_loop, a);
+}
+
+static int make_auth_cors(const proxy_config *c, auth **au, cors **co)
+{
+    *au = NULL;
+    *co = NULL;
+    if (auth_new(au, (const char *const *)c->token.v, c->token.n) != 0)
+        return -1;
+    if (cors_new(co, (const char *const *)c->cors_origin.v, c->cors_origin.n) != 0) {
+        auth_free(*au);
+        *au = NULL;
+        return -1;
+    }
+    return 0;
+}
+
+static void on_hup(evutil_socket_t sig, short what, void *arg)
+{
+    (void)sig;
+    (void)what;
+    app *a = arg;
+    char mono[64];
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    snprintf(mono, sizeof mono, "RELOADING=1\nMONOTONIC_USEC=%llu",
+             (unsigned long long)ts.tv_sec * 1000000ULL + (unsigned long long)ts.tv_nsec / 1000);
+    notify_send(a->notify_socket, mono);
+    proxy_config nc;
+    config_init(&nc);
+    config_action act;
+    config_error err;
+    if (config_load(&nc, a->argc, a->argv, environ, &act, NULL, 0, &err) != 0) {
+        log_error(&a->log, "reload refused, keeping the running configuration: %s", err.msg);
+    } else {
+        auth *au;
+        cors *co;
+        if (make_auth_cors(&nc, &au, &co) != 0) {
+            log_error(&a->log, "reload: out of memory");
+        } else {
+            http_reload(a->http, au, co);
+            log_level lv;
+            if (log_level_parse(nc.log_level, &lv) == 0)
+                a->log.level = lv;
+            log_info(&a->log, "reloaded: %zu token(s), %zu CORS origin(s), log_level %s",
+                     nc.token.n, nc.cors_origin.n, nc.log_level);
+        }
+    }
+    config_free(&nc);
+    notify_send(a->notify_socket, "READY=1");
+}
+
+static int start_upstream(app *a)
+{
+    const proxy_config *c = &a->cfg;
+    rstmdb_error *err = NULL;
+    if (c->upstream_tls) {
+        int rc;
+        if (c->upstream_insecure)
+            rc = rstmdb_tls_insecure(&a->tls, &err);
+        else
+            rc = rstmdb_tls_from_files(&a->tls, *c->upstream_ca ? c->upstream_ca : NULL,
+                                       *c->upstream_cert ? c->upstream_cert : NULL,
+                                       *c->upstream_key ? c->upstream_key : NULL, &err);
+        if (rc != RSTMDB_OK) {
+            log_error(&a->log, "upstream TLS: %s", err ? rstmdb_error_message(err) : "failed");
+            rstmdb_error_free(err);
+            return -1;
+        }
+        if (*c->upstream_server_name)
+            rstmdb_tls_set_server_name(a->tls, c->upstream_server_name);
+    }
+    pool_config pc = {
+        .address = c->upstream,
+        .token = *c->upstream_token ? c->upstream_token : NULL,
+        .tls = a->tls,
+        .size = (unsigned)c->pool_size,
+        .connect_timeout_ms = (unsigned)c->connect_timeout_ms,
+        .request_timeout_ms = (unsigned)c->request_timeout_ms,
+        .backoff_initial_ms = (unsigned)c->backoff_initial_ms,
+        .backoff_max_ms = (unsigned)c->backoff_max_ms,
+    };
+    if (pool_new(&a->upstream, a->base, &pc, &err) != RSTMDB_OK) {
+        log_error(&a->log, "upstream pool: %s", err ? rstmdb_error_message(err) : "failed");
+        rstmdb_error_free(err);
+        return -1;
+    }
+    hub_config hc = {(unsigned)c->sse_replay_page, (size_t)c->sse_max_held_events};
+    if (hub_new(&a->hub, a->base, a->upstream, &hc) != RSTMDB_OK) {
+        log_error(&a->log, "subscription hub: failed to start");
+        return -1;
+    }
+    return 0;
+}
+
+static int start_http(app *a)
+{
+    const proxy_config *c = &a->cfg;
+    char why[256], bound[128];
+    bool loopback = true;
+    int tfd = listener_tcp(c->listen, bound, sizeof bound, &loopback, why, sizeof why);
+    if (tfd < 0) {
+        log_error(&a->log, "%s", why);
+        return -1;
+    }
+    int ufd = -1;
+    if (*c->listen_unix) {
+        ufd = listener_unix(c->listen_unix, why, sizeof why);
+        if (ufd < 0) {
+            log_error(&a->log, "%s", why);
+            close(tfd);
+            return -1;
+        }
+    }
+    sse_config sc = {(unsigned)c->sse_heartbeat_ms, (unsigned)c->sse_retry_ms,
+                     (size_t)c->sse_buffer_bytes, (size_t)c->sse_max_streams};
+    if (sse_ctx_new(&a->sse, a->base, a->hub, a->upstream, &a->m, &a->log, &sc) != 0)
+        goto fail;
+    size_t olen = 0;
+    a->openapi = openapi_render(&olen);
+    if (a->openapi == NULL)
+        goto fail;
+    auth *au;
+    cors *co;
+    if (make_auth_cors(c, &au, &co) != 0)
+        goto fail;
+    bool open_auth = !auth_enabled(au);
+    http_deps d = {a->base, &a->cfg, &a->log, &a->m, a->upstream, a->sse, a->openapi, olen};
+    if (http_new(&a->http, &d, tfd, ufd, au, co) != 0)
+        goto fail;
+    if (!loopback && open_auth)
+        log_warn(&a->log,
+                 "listening on %s, beyond loopback, without any token: anyone who "
+                 "can reach it can use the upstream",
+                 bound);
+    log_info(&a->log, "listening on %s%s%s", bound, ufd >= 0 ? " and unix:" : "",
+             ufd >= 0 ? c->listen_unix : "");
+    printf("listening on %s\n", bound);
+    fflush(stdout);
+    return 0;
+fail:
+    log_error(&a->log, "cannot start the HTTP front");
+    close(tfd);
+    if (ufd >= 0)
+        close(ufd);
+    return -1;
+}
+
+int main(int argc, char **argv)
+{
+    app a;
+    memset(&a, 0, sizeof a);
+    a.argc = argc;
+    a.argv = argv;
+    config_init(&a.cfg);
+    config_action act;
+    config_error err;
+    char cfgpath[1024];
+    if (config_load(&a.cfg, argc, argv, environ, &act, cfgpath, sizeof cfgpath, &err) != 0) {
+        fprintf(stderr, "rstmdb-proxy: invalid configuration: %s\n", err.msg);
+        config_free(&a.cfg);
+        return 2;
+    }
+    switch (act) {
+    case CONFIG_HELP:
+        config_print_help(stdout, argv[0]);
+        config_free(&a.cfg);
+        return 0;
+    case CONFIG_VERSION:
+        printf("rstmdb-proxy %s\n", RSTMDB_PROXY_VERSION);
+        config_free(&a.cfg);
+        return 0;
+    case CONFIG_CHECK:
+        printf("# configuration OK%s%s\n", cfgpath[0] ? " from " : "", cfgpath);
+        config_print_effective(stdout, &a.cfg);
+        config_free(&a.cfg);
+        return 0;
+    case CONFIG_RUN:
+        break;
+    }
+
+    log_level lv = LOG_INFO;
+    log_level_parse(a.cfg.log_level, &lv);
+    log_init(&a.log, lv, stderr);
+    metrics_init(&a.m);
+    a.notify_socket = getenv("NOTIFY_SOCKET");
+    signal(SIGPIPE, SIG_IGN);
+
+    int rc = 1;
+    a.base = event_base_new();
+    if (a.base == NULL) {
+        log_error(&a.log, "event_base_new failed");
+        goto out;
+    }
+    if (start_upstream(&a) != 0 || start_http(&a) != 0)
+        goto out;
+    a.ev_term = evsignal_new(a.base, SIGTERM, on_term, &a);
+    a.ev_int = evsignal_new(a.base, SIGINT, on_term, &a);
+    a.ev_hup = evsignal_new(a.base, SIGHUP, on_hup, &a);
+    if (!a.ev_term || !a.ev_int || !a.ev_hup || evsignal_add(a.ev_term, NULL) != 0 ||
+        evsignal_add(a.ev_int, NULL) != 0 || evsignal_add(a.ev_hup, NULL) != 0) {
+        log_error(&a.log, "cannot install signal handlers");
+        goto out;
+    }
+    notify_send(a.notify_socket, "READY=1\nSTATUS=serving");
+    event_base_dispatch(a.base);
+    rc = 0;
+    log_info(&a.log, "stopped");
+out:
+    http_free(a.http);
+    hub_free(a.hub);
+    pool_free(a.upstream);
+    sse_ctx_free(a.sse);
+    rstmdb_tls_free(a.tls);
+    if (a.cfg.listen_unix && *a.cfg.listen_unix && a.http != NULL)
+        unlink(a.cfg.listen_unix);
+    free(a.openapi);
+    if (a.ev_term)
+        event_free(a.ev_term);
+    if (a.ev_int)
+        event_free(a.ev_int);
+    if (a.ev_hup)
+        event_free(a.ev_hup);
+    if (a.ev_grace)
+        event_free(a.ev_grace);
+    if (a.base)
+        event_base_free(a.base);
+    config_free(&a.cfg);
+    return rc;
+}
