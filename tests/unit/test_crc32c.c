@@ -1,6 +1,7 @@
 /* test_crc32c.c: CRC-32C check values from PROTOCOL.md §1.4, incremental
  * updates, and the hardware path against the portable one. No I/O. */
 #include <check.h>
+#include <pthread.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -107,11 +108,38 @@ START_TEST(test_hw_available_is_stable)
 }
 END_TEST
 
+/* First use from several threads at once: each must get the right answer
+ * while the implementation is being chosen (Check forks each test, so this
+ * really is the process's first CRC). */
+enum { RACE_THREADS = 8 };
+
+static void *race_thread(void *arg)
+{
+    uint32_t *out = arg;
+    *out = rstmdb_crc32c("123456789", 9);
+    return NULL;
+}
+
+START_TEST(test_first_use_from_threads)
+{
+    pthread_t th[RACE_THREADS];
+    uint32_t got[RACE_THREADS];
+
+    for (int i = 0; i < RACE_THREADS; i++)
+        ck_assert_int_eq(pthread_create(&th[i], NULL, race_thread, &got[i]), 0);
+    for (int i = 0; i < RACE_THREADS; i++) {
+        ck_assert_int_eq(pthread_join(th[i], NULL), 0);
+        ck_assert_uint_eq(got[i], 0xE3069283u);
+    }
+}
+END_TEST
+
 static Suite *crc32c_suite(void)
 {
     Suite *s = suite_create("crc32c");
     TCase *tc = tcase_create("core");
 
+    tcase_add_test(tc, test_first_use_from_threads);
     tcase_add_test(tc, test_check_values);
     tcase_add_test(tc, test_check_values_each_path);
     tcase_add_test(tc, test_rfc3720_vectors);
