@@ -446,6 +446,22 @@ static void call_free(pool_call *c)
 
 static void call_reply_cb(rstmdb_client *client, const rstmdb_reply *r, void *arg);
 
+bool pool_status_is_conn_loss(int status)
+{
+    switch (status) {
+    case RSTMDB_OK:
+    case RSTMDB_ERR_SERVER:    /* answered */
+    case RSTMDB_ERR_TIMEOUT:   /* the deadline, not the connection */
+    case RSTMDB_ERR_CANCELLED:
+    case RSTMDB_ERR_INVALID:
+    case RSTMDB_ERR_JSON:
+    case RSTMDB_ERR_NOMEM:
+        return false;
+    default:
+        return true; /* CLOSED, IO, TLS, PROTOCOL, FRAME_*: the connection died */
+    }
+}
+
 /* Put `c` on the wire of `pc` with what is left of its deadline. */
 static int call_issue(pool_call *c, pool_conn *pc)
 {
@@ -470,8 +486,7 @@ static int call_issue(pool_call *c, pool_conn *pc)
 static bool call_try_resend(pool_call *c, const rstmdb_reply *r)
 {
     pool *p = c->p;
-    int st = rstmdb_reply_status(r);
-    if (st != RSTMDB_ERR_CLOSED && st != RSTMDB_ERR_IO)
+    if (!pool_status_is_conn_loss(rstmdb_reply_status(r)))
         return false;
     if (c->resends >= p->size)
         return false;

@@ -52,8 +52,14 @@ typedef struct pool_stats {
 /* Called exactly once per call unless cancelled. `reply` is borrowed. Its
  * status is RSTMDB_OK, RSTMDB_ERR_SERVER (upstream error answer),
  * RSTMDB_ERR_TIMEOUT, or RSTMDB_ERR_CLOSED / RSTMDB_ERR_IO (connection lost
- * with the request in flight: retryable). */
+ * with the request in flight: retryable). A connection killed by a bad frame
+ * or TLS failure gives that status instead (PROTOCOL, FRAME_CRC, TLS...):
+ * pool_status_is_conn_loss() tells all of these apart. */
 typedef void (*pool_reply_cb)(const rstmdb_reply *reply, void *arg);
+/* Added by the pool: true for the statuses meaning "the connection died
+ * with the call in flight" (answer 503 retryable), false for OK, SERVER,
+ * TIMEOUT and local argument errors. */
+bool pool_status_is_conn_loss(int status);
 
 int pool_new(pool **out, struct event_base *base, const pool_config *cfg, rstmdb_error **err);
 /* Closes every connection (BYE); pending callbacks are not called after this. */

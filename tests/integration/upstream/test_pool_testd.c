@@ -1,0 +1,210 @@
+/* test_pool_testd.c: the upstream pool against a real rstmdb-testd: calls,
+ * fail-fast while the server is gone, recovery after a restart on the same
+ * port, the re-send rule for calls on a dying connection, timeouts, cancel. */
+#include <check.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "harness.h"
+
+START_TEST(test_calls_succeed)
+{
+    up_env e;
+    up_start(&e, 2, NULL);
+    ck_assert(pool_ready(e.pool));
+    char *res = up_call_ok(&e, e.pool, "PING", "{}");
+    ck_assert_str_eq(res, "{\"pong\":true}");
+    free(res);
+    up_seed_machines(&e, e.pool);
+    free(up_call_ok(&e, e.pool, "CREATE_INSTANCE",
+                    "{\"machine\":\"m\",\"version\":1,\"instance_id\":\"a\",\"initial_ctx\":{}}"));
+    uint64_t o1 = up_apply(&e, e.pool, "a", "GO", NULL);
+    uint64_t o2 = up_apply(&e, e.pool, "a", "BACK", NULL);
+    ck_assert_uint_gt(o2, o1);
+    /* an upstream error answer is a reply, not a pool failure */
+    char *r = NULL;
+    ck_assert_int_eq(up_call(&e, e.pool, "GET_INSTANCE", "{\"instance_id\":\"nope\"}", &r),
+                     RSTMDB_ERR_SERVER);
+    free(r);
+    pool_stats st;
+    pool_get_stats(e.pool, &st);
+    ck_assert_uint_eq(st.connections, 2);
+    ck_assert_uint_eq(st.ready, 2);
+    ck_assert_uint_eq(st.inflight, 0);
+    ck_assert_uint_eq(st.reconnects, 0);
+    up_stop(&e);
+}
+END_TEST
+
+static bool pool_down(void *arg)
+{
+    return !pool_ready(((up_env *)arg)->pool);
+}
+
+static bool pool_up(void *arg)
+{
+    return pool_ready(((up_env *)arg)->pool);
+}
+
+static int cb_calls;
+static void count_cb(const rstmdb_reply *r, void *arg)
+{
+    (void)r;
+    (void)arg;
+    cb_calls++;
+}
+
+START_TEST(test_fail_fast_and_recover)
+{
+    up_env e;
+    up_start(&e, 2, NULL);
+    up_kill_testd(&e);
+    ck_assert(up_run_until(&e, pool_down, &e, 5000));
+    /* Nothing READY: the call is refused at once and its callback never runs. */
+    cb_calls = 0;
+    pool_call *c = NULL;
+    ck_assert_int_eq(pool_call_json(e.pool, "PING", "{}", 2, true, count_cb, NULL, &c),
+                     RSTMDB_ERR_CLOSED);
+    ck_assert_uint_ge(pool_retry_after_s(e.pool), 1);
+    up_run_for(&e, 300); /* reconnect attempts keep failing meanwhile */
+    ck_assert(!pool_ready(e.pool));
+    ck_assert_int_eq(cb_calls, 0);
+    pool_stats st;
+    pool_get_stats(e.pool, &st);
+    ck_assert_uint_ge(st.connect_failures, 1);
+    ck_assert_uint_eq(st.conn_losses, 2);
+
+    up_restart_testd(&e, NULL);
+    ck_assert_msg(up_run_until(&e, pool_up, &e, 5000), "pool did not recover");
+    char *res = up_call_ok(&e, e.pool, "PING", "{}");
+    free(res);
+    pool_get_stats(e.pool, &st);
+    ck_assert_uint_ge(st.reconnects, 1);
+    up_stop(&e);
+}
+END_TEST
+
+typedef struct outcome {
+    bool done;
+    int status;
+    bool was_sent;
+} outcome;
+
+static void outcome_cb(const rstmdb_reply *r, void *arg)
+{
+    outcome *o = arg;
+    o->done = true;
+    o->status = rstmdb_reply_status(r);
+    o->was_sent = rstmdb_reply_was_sent(r);
+}
+
+#define NCALLS 16
+static outcome outs[NCALLS];
+static bool all_done(void *arg)
+{
+    (void)arg;
+    for (int i = 0; i < NCALLS; i++)
+        if (!outs[i].done)
+            return false;
+    return true;
+}
+
+START_TEST(test_inflight_on_dying_connection)
+{
+    up_env e;
+    up_start(&e, 2, NULL);
+    /* Hold every answer 300 ms, then corrupt the first one: the connection
+     * that receives it fails (bad CRC) with the rest of its calls in flight,
+     * while the other connection stays READY. */
+    up_control(&e, "delay 300");
+    up_control(&e, "garble");
+    memset(outs, 0, sizeof outs);
+    /* Least-loaded routing alternates between the two connections, so the
+     * pattern U U S S puts both kinds on both connections. */
+    for (int i = 0; i < NCALLS; i++) {
+        bool safe = (i / 2) % 2 == 1;
+        ck_assert_int_eq(pool_call_json(e.pool, "PING", "{}", 2, safe, outcome_cb, &outs[i], NULL),
+                         RSTMDB_OK);
+    }
+    ck_assert(up_run_until(&e, all_done, NULL, 10000));
+    int unsafe_failed = 0;
+    for (int i = 0; i < NCALLS; i++) {
+        if ((i / 2) % 2 == 1) {
+            /* resend_safe: re-sent on the surviving connection, answered */
+            ck_assert_msg(outs[i].status == RSTMDB_OK, "safe call %d: %s", i,
+                          rstmdb_strerror(outs[i].status));
+        } else if (outs[i].status != RSTMDB_OK) {
+            /* not resend_safe and already written: reported, never re-sent */
+            ck_assert(outs[i].was_sent);
+            ck_assert_int_ne(outs[i].status, RSTMDB_ERR_SERVER);
+            ck_assert_int_ne(outs[i].status, RSTMDB_ERR_TIMEOUT);
+            unsafe_failed++;
+        }
+    }
+    ck_assert_int_ge(unsafe_failed, 1);
+    pool_stats st;
+    pool_get_stats(e.pool, &st);
+    ck_assert_uint_ge(st.resent, 1);
+    ck_assert_uint_eq(st.conn_losses, 1);
+    ck_assert_uint_eq(st.inflight, 0);
+    up_control(&e, "delay 0");
+    ck_assert(up_run_until(&e, pool_up, &e, 5000));
+    up_stop(&e);
+}
+END_TEST
+
+static bool all_done_one(void *arg)
+{
+    return ((outcome *)arg)->done;
+}
+
+START_TEST(test_timeout_and_cancel)
+{
+    up_env e;
+    up_start(&e, 1, NULL);
+    up_control(&e, "delay 400");
+    /* cancel: the callback never runs, even when the answer arrives */
+    cb_calls = 0;
+    pool_call *c = NULL;
+    ck_assert_int_eq(pool_call_json(e.pool, "PING", "{}", 2, true, count_cb, NULL, &c), RSTMDB_OK);
+    pool_call_cancel(c);
+    up_run_for(&e, 700);
+    ck_assert_int_eq(cb_calls, 0);
+    pool_stats st;
+    pool_get_stats(e.pool, &st);
+    ck_assert_uint_eq(st.inflight, 0);
+    pool_free(e.pool);
+
+    /* request timeout -> RSTMDB_ERR_TIMEOUT reply */
+    e.cfg.request_timeout_ms = 150;
+    e.cfg.size = 1;
+    rstmdb_error *err = NULL;
+    ck_assert_int_eq(pool_new(&e.pool, e.base, &e.cfg, &err), RSTMDB_OK);
+    ck_assert(up_run_until(&e, pool_up, &e, 5000));
+    up_control(&e, "hang on");
+    outcome o = {false, 0, false};
+    ck_assert_int_eq(pool_call_json(e.pool, "PING", "{}", 2, true, outcome_cb, &o, NULL), RSTMDB_OK);
+    ck_assert(up_run_until(&e, all_done_one, &o, 5000));
+    ck_assert_int_eq(o.status, RSTMDB_ERR_TIMEOUT);
+    up_control(&e, "hang off");
+    up_stop(&e);
+}
+END_TEST
+
+int main(void)
+{
+    Suite *s = suite_create("upstream_pool");
+    TCase *tc = tcase_create("testd");
+    tcase_set_timeout(tc, 60);
+    tcase_add_test(tc, test_calls_succeed);
+    tcase_add_test(tc, test_fail_fast_and_recover);
+    tcase_add_test(tc, test_inflight_on_dying_connection);
+    tcase_add_test(tc, test_timeout_and_cancel);
+    suite_add_tcase(s, tc);
+    SRunner *sr = srunner_create(s);
+    srunner_set_fork_status(sr, CK_NOFORK);
+    srunner_run_all(sr, CK_NORMAL);
+    int failed = srunner_ntests_failed(sr);
+    srunner_free(sr);
+    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+}
