@@ -1,0 +1,575 @@
+/* test_hub_testd.c: the subscription hub against a real rstmdb-testd: live
+ * order, replay from an offset byte-identical to live data, shared upstream
+ * WATCHes, late joiners, idempotent-replay duplicates, UNWATCH on the last
+ * leave, WAL compaction, and zero loss / zero duplicates across upstream
+ * drops (checked against WAL_READ). */
+#include <check.h>
+#include <cjson/cJSON.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "harness.h"
+#include "hub.h"
+
+#define MAXEV 4096
+
+typedef struct rec {
+    bool ready, ready_err, ended;
+    char code[64];
+    size_t n;
+    uint64_t offs[MAXEV];
+    char *data[MAXEV];
+    bool out_of_order;
+    hub_sub *sub;
+} rec;
+
+static void rec_ready(void *arg, const rstmdb_error *err)
+{
+    rec *r = arg;
+    r->ready = true;
+    if (err) {
+        r->ready_err = true;
+        snprintf(r->code, sizeof r->code, "%s", rstmdb_error_code_str(err));
+    }
+}
+
+static void rec_event(void *arg, uint64_t off, const char *data, size_t len)
+{
+    rec *r = arg;
+    ck_assert_uint_lt(r->n, MAXEV);
+    if (r->n > 0 && off <= r->offs[r->n - 1])
+        r->out_of_order = true;
+    r->offs[r->n] = off;
+    r->data[r->n] = strndup(data, len);
+    r->n++;
+}
+
+static void rec_error(void *arg, const char *code, const char *msg)
+{
+    rec *r = arg;
+    (void)msg;
+    r->ended = true;
+    snprintf(r->code, sizeof r->code, "%s", code);
+}
+
+static const hub_sub_ops rec_ops = {rec_ready, rec_event, rec_error};
+
+static rec *rec_new(void)
+{
+    return calloc(1, sizeof(rec));
+}
+
+static void rec_free(rec *r)
+{
+    for (size_t i = 0; i < r->n; i++)
+        free(r->data[i]);
+    free(r);
+}
+
+static bool rec_is_ready(void *arg)
+{
+    return ((rec *)arg)->ready;
+}
+
+static bool rec_is_ended(void *arg)
+{
+    return ((rec *)arg)->ended;
+}
+
+typedef struct want {
+    rec *r;
+    size_t n;
+} want;
+
+static bool rec_has(void *arg)
+{
+    want *w = arg;
+    return w->r->n >= w->n;
+}
+
+static void wait_n(up_env *e, rec *r, size_t n)
+{
+    want w = {r, n};
+    ck_assert_msg(up_run_until(e, rec_has, &w, 10000), "got %zu events, wanted %zu", r->n, n);
+}
+
+typedef struct harness {
+    up_env e;
+    hub *h;
+} harness;
+
+static void hs_start(harness *hs, const char *const extra[])
+{
+    up_start(&hs->e, 2, extra);
+    hub_config cfg = {0, 0};
+    cfg.wal_page_limit = 7; /* small pages: replays span several WAL_READs */
+    ck_assert_int_eq(hub_new(&hs->h, hs->e.base, hs->e.pool, &cfg), RSTMDB_OK);
+    up_seed_machines(&hs->e, hs->e.pool);
+}
+
+static void hs_stop(harness *hs)
+{
+    hub_free(hs->h);
+    up_stop(&hs->e);
+}
+
+static void create(harness *hs, const char *id, const char *machine, int version)
+{
+    char p[256];
+    snprintf(p, sizeof p,
+             "{\"machine\":\"%s\",\"version\":%d,\"instance_id\":\"%s\",\"initial_ctx\":{\"k\":1.0}}",
+             machine, version, id);
+    free(up_call_ok(&hs->e, hs->e.pool, "CREATE_INSTANCE", p));
+}
+
+static rec *sub(harness *hs, const hub_filter *f, bool has_from, uint64_t from)
+{
+    rec *r = rec_new();
+    ck_assert_int_eq(hub_subscribe(hs->h, f, has_from, from, &rec_ops, r, &r->sub), RSTMDB_OK);
+    ck_assert(!r->ready); /* never from inside hub_subscribe */
+    ck_assert(up_run_until(&hs->e, rec_is_ready, r, 5000));
+    ck_assert_msg(!r->ready_err, "subscribe failed: %s", r->code);
+    return r;
+}
+
+static hub_filter all(bool ctx)
+{
+    hub_filter f;
+    memset(&f, 0, sizeof f);
+    f.include_ctx = ctx;
+    return f;
+}
+
+static uint64_t wal_head(harness *hs, pool *p)
+{
+    char *res = up_call_ok(&hs->e, p, "WAL_STATS", "{}");
+    uint64_t head = up_json_u64(res, "latest_offset");
+    free(res);
+    return head;
+}
+
+START_TEST(test_live_order)
+{
+    harness hs;
+    hs_start(&hs, NULL);
+    create(&hs, "a", "m", 1);
+    hub_filter f = all(true);
+    rec *r = sub(&hs, &f, false, 0);
+    uint64_t offs[20];
+    for (int i = 0; i < 20; i++) {
+        char extra[64];
+        snprintf(extra, sizeof extra, "\"payload\":{\"i\":%d}", i);
+        offs[i] = up_apply(&hs.e, hs.e.pool, "a", i % 2 ? "BACK" : "GO", extra);
+    }
+    wait_n(&hs.e, r, 20);
+    ck_assert(!r->out_of_order);
+    for (int i = 0; i < 20; i++)
+        ck_assert_uint_eq(r->offs[i], offs[i]);
+    char head[128];
+    snprintf(head, sizeof head, "{\"instance_id\":\"a\",\"machine\":\"m\",\"version\":1,\"wal_offset\":%llu,",
+             (unsigned long long)offs[0]);
+    ck_assert_msg(strncmp(r->data[0], head, strlen(head)) == 0, "%s", r->data[0]);
+    hub_stats st;
+    hub_get_stats(hs.h, &st);
+    ck_assert_uint_eq(st.upstream_subs, 1);
+    ck_assert_uint_eq(st.streams, 1);
+    ck_assert_uint_ge(st.events_in, 20);
+    hub_unsubscribe(r->sub);
+    rec_free(r);
+    hs_stop(&hs);
+}
+END_TEST
+
+/* Replayed data must be byte-identical to what a live stream received. */
+static void assert_same_tail(const rec *live, const rec *replayed)
+{
+    ck_assert_uint_le(replayed->n, live->n);
+    size_t skip = live->n - replayed->n;
+    for (size_t i = 0; i < replayed->n; i++) {
+        ck_assert_uint_eq(replayed->offs[i], live->offs[skip + i]);
+        ck_assert_str_eq(replayed->data[i], live->data[skip + i]);
+    }
+}
+
+START_TEST(test_resume_replays_then_live)
+{
+    harness hs;
+    hs_start(&hs, NULL);
+    create(&hs, "a", "m", 1);
+    create(&hs, "b", "n", 2);
+    hub_filter fc = all(true), fn = all(false);
+    rec *live = sub(&hs, &fc, false, 0), *live_n = sub(&hs, &fn, false, 0);
+    uint64_t offs[30];
+    for (int i = 0; i < 30; i++) {
+        char extra[96];
+        snprintf(extra, sizeof extra, "\"payload\":{\"f\":1.50,\"i\":%d,\"s\":\"q\\\"\"}", i);
+        offs[i] = up_apply(&hs.e, hs.e.pool, i % 3 ? "a" : "b", i % 2 ? "BACK" : "GO", extra);
+    }
+    wait_n(&hs.e, live, 30);
+    wait_n(&hs.e, live_n, 30);
+    /* Last-Event-ID = offs[9] => from offs[9] + 1: events 10.. replayed (several pages) */
+    rec *rc = sub(&hs, &fc, true, offs[9] + 1), *rn = sub(&hs, &fn, true, offs[9] + 1);
+    wait_n(&hs.e, rc, 20);
+    wait_n(&hs.e, rn, 20);
+    for (int i = 30; i < 33; i++)
+        up_apply(&hs.e, hs.e.pool, "a", "GO", NULL);
+    wait_n(&hs.e, live, 33);
+    wait_n(&hs.e, rc, 23);
+    wait_n(&hs.e, live_n, 33);
+    wait_n(&hs.e, rn, 23);
+    up_run_for(&hs.e, 100); /* nothing more may arrive */
+    ck_assert_uint_eq(rc->n, 23);
+    ck_assert_uint_eq(rn->n, 23);
+    ck_assert_uint_eq(rc->offs[0], offs[10]);
+    assert_same_tail(live, rc);
+    assert_same_tail(live_n, rn);
+    ck_assert(!rc->out_of_order && !rn->out_of_order);
+    hub_stats st;
+    hub_get_stats(hs.h, &st);
+    ck_assert_uint_ge(st.replayed, 40);
+    ck_assert_uint_eq(st.upstream_subs, 2); /* include_ctx splits feeds; resumers share them */
+    hub_unsubscribe(live->sub);
+    hub_unsubscribe(live_n->sub);
+    hub_unsubscribe(rc->sub);
+    hub_unsubscribe(rn->sub);
+    rec_free(live);
+    rec_free(live_n);
+    rec_free(rc);
+    rec_free(rn);
+    hs_stop(&hs);
+}
+END_TEST
+
+static bool no_watches(void *arg)
+{
+    harness *hs = arg;
+    hub_stats h;
+    pool_stats p;
+    hub_get_stats(hs->h, &h);
+    pool_get_stats(hs->e.pool, &p);
+    return h.upstream_subs == 0 && p.watches == 0;
+}
+
+START_TEST(test_shared_watch_and_unwatch)
+{
+    harness hs;
+    hs_start(&hs, NULL);
+    create(&hs, "a", "m", 1);
+    create(&hs, "b", "n", 2);
+    const char *m1[] = {"n", "m"}, *m2[] = {"m", "n", "m"};
+    hub_filter f1 = all(true), f2 = all(true), f3 = all(false), fi = all(true);
+    f1.machines = m1;
+    f1.nmachines = 2;
+    f2.machines = m2;
+    f2.nmachines = 3;
+    f3.machines = m1;
+    f3.nmachines = 2;
+    fi.instance_id = "a";
+    rec *a = sub(&hs, &f1, false, 0), *b = sub(&hs, &f2, false, 0);
+    hub_stats st;
+    hub_get_stats(hs.h, &st);
+    ck_assert_uint_eq(st.upstream_subs, 1); /* same normal form: one WATCH */
+    rec *c = sub(&hs, &f3, false, 0), *d = sub(&hs, &fi, false, 0);
+    hub_get_stats(hs.h, &st);
+    ck_assert_uint_eq(st.upstream_subs, 3);
+    ck_assert_uint_eq(st.streams, 4);
+    up_apply(&hs.e, hs.e.pool, "a", "GO", NULL);
+    up_apply(&hs.e, hs.e.pool, "b", "GO", NULL);
+    wait_n(&hs.e, a, 2);
+    wait_n(&hs.e, b, 2);
+    wait_n(&hs.e, c, 2);
+    wait_n(&hs.e, d, 1);
+    ck_assert_str_eq(a->data[0], b->data[0]);
+    ck_assert_ptr_null(strstr(c->data[0], "\"ctx\""));
+    hub_get_stats(hs.h, &st);
+    ck_assert_uint_eq(st.events_in, 2 + 2 + 1); /* fan-out happens in the proxy */
+
+    hub_unsubscribe(a->sub);
+    up_run_for(&hs.e, 50);
+    hub_get_stats(hs.h, &st);
+    ck_assert_uint_eq(st.upstream_subs, 3); /* b still uses that WATCH */
+    hub_unsubscribe(b->sub);
+    hub_unsubscribe(c->sub);
+    hub_unsubscribe(d->sub);
+    ck_assert(up_run_until(&hs.e, no_watches, &hs, 5000)); /* UNWATCHed, answered */
+    hub_get_stats(hs.h, &st);
+    ck_assert_uint_eq(st.streams, 0);
+    rec_free(a);
+    rec_free(b);
+    rec_free(c);
+    rec_free(d);
+    hs_stop(&hs);
+}
+END_TEST
+
+START_TEST(test_late_joiner_and_filtered_replay)
+{
+    harness hs;
+    hs_start(&hs, NULL);
+    create(&hs, "a", "m", 1);
+    create(&hs, "b", "n", 2);
+    const char *ms[] = {"n"}, *evs[] = {"GO"};
+    hub_filter f = all(true);
+    f.machines = ms;
+    f.nmachines = 1;
+    f.events = evs;
+    f.nevents = 1;
+    uint64_t start = wal_head(&hs, hs.e.pool);
+    rec *early = sub(&hs, &f, false, 0);
+    for (int i = 0; i < 24; i++)
+        up_apply(&hs.e, hs.e.pool, i % 2 ? "a" : "b", i % 4 < 2 ? "GO" : "BACK", NULL);
+    wait_n(&hs.e, early, 6); /* b + GO: i = 0, 4, 8, ... */
+    /* joins the same feed later, from before the first event: replay covers it */
+    rec *late = sub(&hs, &f, true, start);
+    wait_n(&hs.e, late, 6);
+    up_apply(&hs.e, hs.e.pool, "b", "GO", NULL);
+    wait_n(&hs.e, early, 7);
+    wait_n(&hs.e, late, 7);
+    up_run_for(&hs.e, 100);
+    ck_assert_uint_eq(early->n, 7);
+    ck_assert_uint_eq(late->n, 7);
+    assert_same_tail(early, late);
+    for (size_t i = 0; i < late->n; i++)
+        ck_assert_ptr_nonnull(strstr(late->data[i], "\"machine\":\"n\",\"version\":2,"));
+    hub_stats st;
+    hub_get_stats(hs.h, &st);
+    ck_assert_uint_eq(st.upstream_subs, 1);
+    hub_unsubscribe(early->sub);
+    hub_unsubscribe(late->sub);
+    rec_free(early);
+    rec_free(late);
+    hs_stop(&hs);
+}
+END_TEST
+
+START_TEST(test_idempotent_replay_not_forwarded)
+{
+    harness hs;
+    hs_start(&hs, NULL);
+    create(&hs, "a", "m", 1);
+    hub_filter f = all(true);
+    rec *r = sub(&hs, &f, false, 0);
+    uint64_t o1 = up_apply(&hs.e, hs.e.pool, "a", "GO", "\"idempotency_key\":\"k1\"");
+    uint64_t o2 = up_apply(&hs.e, hs.e.pool, "a", "GO", "\"idempotency_key\":\"k1\"");
+    ck_assert_uint_eq(o1, o2); /* a replay: same offset, broadcast again */
+    uint64_t o3 = up_apply(&hs.e, hs.e.pool, "a", "BACK", NULL);
+    wait_n(&hs.e, r, 2);
+    up_run_for(&hs.e, 100);
+    ck_assert_uint_eq(r->n, 2);
+    ck_assert_uint_eq(r->offs[0], o1);
+    ck_assert_uint_eq(r->offs[1], o3);
+    hub_stats st;
+    hub_get_stats(hs.h, &st);
+    ck_assert_uint_eq(st.events_in, 3); /* the duplicate did arrive, and was dropped */
+    hub_unsubscribe(r->sub);
+    rec_free(r);
+    hs_stop(&hs);
+}
+END_TEST
+
+START_TEST(test_subscribe_errors)
+{
+    harness hs;
+    hs_start(&hs, NULL);
+    hub_filter f = all(true);
+    f.instance_id = "nope";
+    rec *r = rec_new();
+    ck_assert_int_eq(hub_subscribe(hs.h, &f, false, 0, &rec_ops, r, &r->sub), RSTMDB_OK);
+    ck_assert(up_run_until(&hs.e, rec_is_ready, r, 5000));
+    ck_assert(r->ready_err);
+    ck_assert_str_eq(r->code, "INSTANCE_NOT_FOUND");
+    up_run_for(&hs.e, 50);
+    hub_stats st;
+    hub_get_stats(hs.h, &st);
+    ck_assert_uint_eq(st.streams, 0);
+    ck_assert_uint_eq(st.upstream_subs, 0);
+    rec_free(r);
+    hs_stop(&hs);
+}
+END_TEST
+
+START_TEST(test_wal_compacted)
+{
+    harness hs;
+    const char *extra[] = {"--wal-segment-bytes", "2048", NULL};
+    hs_start(&hs, extra);
+    create(&hs, "a", "m", 1);
+    uint64_t first = 0;
+    for (int i = 0; i < 60; i++) {
+        uint64_t o = up_apply(&hs.e, hs.e.pool, "a", i % 2 ? "BACK" : "GO",
+                              "\"payload\":{\"pad\":\"xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx\"}");
+        if (i == 0)
+            first = o;
+    }
+    char *res = up_call_ok(&hs.e, hs.e.pool, "COMPACT", "{\"force_snapshot\":true}");
+    ck_assert_uint_ge(up_json_u64(res, "segments_deleted"), 1);
+    free(res);
+    hub_filter f = all(true);
+    rec *r = sub(&hs, &f, true, first + 1); /* in a deleted segment */
+    ck_assert(up_run_until(&hs.e, rec_is_ended, r, 5000));
+    ck_assert_str_eq(r->code, "WAL_COMPACTED");
+    ck_assert_uint_eq(r->n, 0);
+    /* a resume point still in the WAL replays normally */
+    uint64_t head = wal_head(&hs, hs.e.pool);
+    uint64_t o = up_apply(&hs.e, hs.e.pool, "a", "GO", NULL);
+    rec *ok = sub(&hs, &f, true, head);
+    wait_n(&hs.e, ok, 1);
+    ck_assert_uint_eq(ok->offs[0], o);
+    ck_assert(!ok->ended);
+    hub_unsubscribe(ok->sub);
+    rec_free(r);
+    rec_free(ok);
+    hs_stop(&hs);
+}
+END_TEST
+
+/* All apply_event offsets >= from (optionally for one instance), by WAL_READ. */
+static size_t wal_events(harness *hs, uint64_t from, const char *instance, uint64_t *out,
+                         size_t max)
+{
+    size_t n = 0;
+    for (;;) {
+        char params[96];
+        snprintf(params, sizeof params, "{\"from_offset\":%llu,\"limit\":200}",
+                 (unsigned long long)from);
+        char *res = up_call_ok(&hs->e, hs->e.pool, "WAL_READ", params);
+        cJSON *doc = cJSON_Parse(res);
+        free(res);
+        const cJSON *recs = cJSON_GetObjectItemCaseSensitive(doc, "records");
+        const cJSON *it;
+        int count = 0;
+        cJSON_ArrayForEach(it, recs)
+        {
+            count++;
+            const cJSON *ent = cJSON_GetObjectItemCaseSensitive(it, "entry");
+            const cJSON *type = cJSON_GetObjectItemCaseSensitive(ent, "type");
+            const cJSON *inst = cJSON_GetObjectItemCaseSensitive(ent, "instance_id");
+            uint64_t off = (uint64_t)cJSON_GetObjectItemCaseSensitive(it, "offset")->valuedouble;
+            from = off + 1;
+            if (strcmp(type->valuestring, "apply_event") != 0)
+                continue;
+            if (instance && strcmp(inst->valuestring, instance) != 0)
+                continue;
+            ck_assert_uint_lt(n, max);
+            out[n++] = off;
+        }
+        cJSON_Delete(doc);
+        if (count < 200)
+            return n;
+    }
+}
+
+static void assert_matches_wal(harness *hs, const rec *r, uint64_t from, const char *instance)
+{
+    static uint64_t expect[MAXEV];
+    size_t n = wal_events(hs, from, instance, expect, MAXEV);
+    ck_assert(!r->out_of_order);
+    ck_assert_msg(r->n == n, "stream has %zu events, the WAL %zu", r->n, n);
+    for (size_t i = 0; i < n; i++)
+        ck_assert_uint_eq(r->offs[i], expect[i]);
+}
+
+static bool pool_all_ready_hub(void *arg)
+{
+    harness *hs = arg;
+    pool_stats st;
+    pool_get_stats(hs->e.pool, &st);
+    return st.ready == st.connections;
+}
+
+static bool writer_ready(void *arg)
+{
+    return pool_ready((pool *)arg);
+}
+
+START_TEST(test_upstream_drops_lose_nothing)
+{
+    harness hs;
+    hs_start(&hs, NULL);
+    create(&hs, "a", "m", 1);
+    create(&hs, "b", "n", 2);
+    /* A second pool writes, so writes go on while the hub's pool reconnects. */
+    pool *w = NULL;
+    pool_config wc = hs.e.cfg;
+    wc.size = 1;
+    ck_assert_int_eq(pool_new(&w, hs.e.base, &wc, NULL), RSTMDB_OK);
+    ck_assert(up_run_until(&hs.e, writer_ready, w, 5000));
+
+    uint64_t start = wal_head(&hs, hs.e.pool);
+    hub_filter fa = all(true), fi = all(false);
+    fi.instance_id = "a";
+    rec *s_all = sub(&hs, &fa, false, 0);
+    rec *s_inst = sub(&hs, &fi, false, 0);
+    rec *s_from = sub(&hs, &fa, true, start);
+    int drops = 0;
+    for (int i = 0; i < 400; i++) {
+        if (i % 50 == 25) {
+            up_control(&hs.e, "drop-all");
+            drops++;
+        }
+        char params[160];
+        snprintf(params, sizeof params,
+                 "{\"instance_id\":\"%s\",\"event\":\"%s\",\"payload\":{\"i\":%d}}",
+                 i % 3 ? "a" : "b", i % 2 ? "BACK" : "GO", i);
+        for (int attempt = 0;; attempt++) {
+            ck_assert_int_lt(attempt, 100);
+            if (!pool_ready(w))
+                ck_assert(up_run_until(&hs.e, writer_ready, w, 5000));
+            char *res = NULL;
+            int st = up_call(&hs.e, w, "APPLY_EVENT", params, &res);
+            free(res);
+            if (st == RSTMDB_OK)
+                break; /* a lost answer may mean applied twice: the WAL decides below */
+        }
+    }
+    ck_assert_int_eq(drops, 8);
+    /* wait until the streams have everything the WAL has, then compare exactly */
+    static uint64_t expect[MAXEV];
+    ck_assert(up_run_until(&hs.e, pool_all_ready_hub, &hs, 5000));
+    size_t n_all = wal_events(&hs, start, NULL, expect, MAXEV);
+    size_t n_a = wal_events(&hs, start, "a", expect, MAXEV);
+    wait_n(&hs.e, s_all, n_all);
+    wait_n(&hs.e, s_from, n_all);
+    wait_n(&hs.e, s_inst, n_a);
+    up_run_for(&hs.e, 200);
+    assert_matches_wal(&hs, s_all, start, NULL);
+    assert_matches_wal(&hs, s_from, start, NULL);
+    assert_matches_wal(&hs, s_inst, start, "a");
+    ck_assert(!s_all->ended && !s_inst->ended && !s_from->ended);
+    pool_stats ps;
+    pool_get_stats(hs.e.pool, &ps);
+    ck_assert_uint_ge(ps.conn_losses, 8);
+    hub_unsubscribe(s_all->sub);
+    hub_unsubscribe(s_inst->sub);
+    hub_unsubscribe(s_from->sub);
+    rec_free(s_all);
+    rec_free(s_inst);
+    rec_free(s_from);
+    hub_free(hs.h);
+    pool_free(w);
+    up_stop(&hs.e);
+}
+END_TEST
+
+int main(void)
+{
+    Suite *s = suite_create("upstream_hub");
+    TCase *tc = tcase_create("testd");
+    tcase_set_timeout(tc, 120);
+    tcase_add_test(tc, test_live_order);
+    tcase_add_test(tc, test_resume_replays_then_live);
+    tcase_add_test(tc, test_shared_watch_and_unwatch);
+    tcase_add_test(tc, test_late_joiner_and_filtered_replay);
+    tcase_add_test(tc, test_idempotent_replay_not_forwarded);
+    tcase_add_test(tc, test_subscribe_errors);
+    tcase_add_test(tc, test_wal_compacted);
+    tcase_add_test(tc, test_upstream_drops_lose_nothing);
+    suite_add_tcase(s, tc);
+    SRunner *sr = srunner_create(s);
+    srunner_set_fork_status(sr, CK_NOFORK);
+    srunner_run_all(sr, CK_NORMAL);
+    int failed = srunner_ntests_failed(sr);
+    srunner_free(sr);
+    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+}
