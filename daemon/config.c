@@ -537,8 +537,13 @@ int config_load(proxy_config *c, int argc, char *const argv[], char *const envp[
         }
         const char *v = iv;
         if (v == NULL) {
-            if (k->type == CFG_BOOL) {
-                v = "true";
+            bool next_is_bool = false;
+            if (k->type == CFG_BOOL && i + 1 < argc) {
+                bool ignored;
+                next_is_bool = parse_bool(argv[i + 1], &ignored) == 0;
+            }
+            if (k->type == CFG_BOOL && !next_is_bool) {
+                v = "true"; /* "--upstream-tls" alone */
             } else {
                 if (i + 1 >= argc) {
                     fail(err, "%s: missing value", k->name);
