@@ -92,6 +92,12 @@ bool cf_is_testd(void)
     return cf_env.testd;
 }
 
+bool cf_exclusive(void)
+{
+    const char *x = getenv("RSTMDB_TEST_EXCLUSIVE");
+    return cf_env.testd || (x != NULL && strcmp(x, "1") == 0);
+}
+
 const char *cf_addr(void)
 {
     return cf_env.addr;

@@ -50,7 +50,11 @@ int cf_run(Suite *s);
 TCase *cf_tcase(const char *name);
 
 bool cf_is_testd(void);      /* the target is our rstmdb-testd, so testd-only facts apply */
-const char *cf_addr(void);   /* the main target's "host:port" */
+const char *cf_addr(void);
+/* Nobody else writes to the server while a test runs, so exact WAL relations
+ * hold (next offset, entry counts): testd, or an external server with
+ * RSTMDB_TEST_EXCLUSIVE=1 (run the programs one at a time, ctest -j1). */
+bool cf_exclusive(void);   /* the main target's "host:port" */
 
 /* A connection with its request-id counter and a stash of events that
  * arrived while a response was awaited (kept in arrival order). */

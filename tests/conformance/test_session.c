@@ -118,6 +118,31 @@ START_TEST(jsonl_exact_line_bytes)
 }
 END_TEST
 
+/* Events are JSON lines too in jsonl mode, same text as in a frame. */
+START_TEST(jsonl_events)
+{
+    cf_conn *k = CF_OPEN();
+    char m[96], id[96], sub[300];
+    cf_uniq(m, sizeof m, "jl");
+    cf_uniq(id, sizeof id, "jl");
+    CF_PUT_MACHINE(k, m, "{\"states\":[\"a\",\"b\"],\"initial\":\"a\",\"transitions\":[{\"from\":\"a\","
+                         "\"event\":\"GO\",\"to\":\"b\"}]}");
+    CF_CREATE(k, id, m, "{\"z\":1}");
+    rcpx_set_jsonl(k->rc, true);
+    CF_OK(k, "HELLO", "{\"protocol_version\":1,\"wire_modes\":[\"jsonl\"]}", HELLO_PAT("[]", "jsonl"));
+    cf_caps c;
+    CF_OKC(k, "WATCH_INSTANCE", cf_fmt("{\"instance_id\":\"%s\"}", id), "{$*\"subscription_id\":\"$S\"}", &c);
+    snprintf(sub, sizeof sub, "%s", c.v[0]);
+    CF_OKC(k, "APPLY_EVENT", cf_fmt("{\"instance_id\":\"%s\",\"event\":\"GO\",\"payload\":{\"y\":2}}", id),
+           "{\"applied\":true,\"ctx\":{\"y\":2,\"z\":1},\"from_state\":\"a\",\"to_state\":\"b\",\"wal_offset\":$O}", &c);
+    CF_EVENT_MATCH(k, cf_fmt("{\"type\":\"event\",\"subscription_id\":\"%s\",\"instance_id\":\"%s\",\"machine\":"
+                             "\"%s\",\"version\":1,\"wal_offset\":%s,\"from_state\":\"a\",\"to_state\":\"b\","
+                             "\"event\":\"GO\",\"payload\":{\"y\":2},\"ctx\":{\"y\":2,\"z\":1}}", sub, id, m, c.v[0]),
+                   NULL);
+    cf_close(k);
+}
+END_TEST
+
 START_TEST(ping_ignores_params)
 {
     cf_conn *k = CF_OPEN_RAW();
@@ -293,6 +318,7 @@ int main(void)
     tcase_add_test(tc, hello_errors);
     tcase_add_test(tc, hello_wire_mode_negotiation);
     tcase_add_test(tc, jsonl_exact_line_bytes);
+    tcase_add_test(tc, jsonl_events);
     tcase_add_test(tc, ping_ignores_params);
     tcase_add_test(tc, bye_replies_then_closes_dropping_pipelined);
     tcase_add_test(tc, info_literal);

@@ -62,7 +62,7 @@ START_TEST(wal_read_entries_and_paging)
     /* limit 0. */
     CF_OK(k, "WAL_READ", cf_fmt("{\"from_offset\":%llu,\"limit\":0}", (unsigned long long)oc),
           "{\"next_offset\":null,\"records\":[]}");
-    if (cf_is_testd()) {
+    if (cf_exclusive()) {
         /* Nothing after the delete: null next_offset; limit omitted means all. */
         CF_OK(k, "WAL_READ", cf_fmt("{\"from_offset\":%llu}", (unsigned long long)od + 1),
               "{\"next_offset\":null,\"records\":[]}");
@@ -116,10 +116,10 @@ static size_t entry_len(const char *json)
     return strlen(json);
 }
 
-START_TEST(offsets_packed_exact_sizes_testd)
+START_TEST(offsets_packed_exact_sizes)
 {
-    if (!cf_is_testd()) {
-        fprintf(stderr, "SKIP offsets_packed_exact_sizes_testd: exact record sizes need an otherwise idle server\n");
+    if (!cf_exclusive()) {
+        fprintf(stderr, "SKIP offsets_packed_exact_sizes: exact record sizes need an otherwise idle server (RSTMDB_TEST_EXCLUSIVE=1)\n");
         return;
     }
     cf_conn *k = CF_OPEN();
@@ -201,7 +201,7 @@ START_TEST(wal_stats_shape_and_growth)
     ck_assert_msg(cf_u64(b.v[6]) > oc, "latest_offset %s must be past our record %llu", b.v[6], (unsigned long long)oc);
     ck_assert_uint_ge(cf_u64(b.v[0]), cf_u64(a.v[0]) + 2);
     ck_assert_uint_ge(cf_u64(b.v[7]), 1);
-    if (cf_is_testd())
+    if (cf_exclusive())
         ck_assert_uint_eq(cf_u64(b.v[0]), cf_u64(a.v[0]) + 2);
     cf_close(k);
 }
@@ -223,7 +223,7 @@ START_TEST(compact_shape)
     ck_assert_uint_ge(cf_u64(c.v[2]), 1); /* our new instance had no snapshot */
     ck_assert_uint_ge(cf_u64(c.v[3]), cf_u64(c.v[2]));
     ck_assert_uint_ge(cf_u64(c.v[4]), 1);
-    if (cf_is_testd()) {
+    if (cf_exclusive()) {
         /* Nothing new: nothing to snapshot; force re-snapshots only changed ones. */
         CF_OK(k, "COMPACT", "{\"force_snapshot\":\"yes\"}",
               "{\"bytes_reclaimed\":0,\"segments_deleted\":0,\"snapshots_created\":0,\"total_snapshots\":$N,\"wal_segments\":1}");
@@ -247,7 +247,7 @@ int main(void)
     tcase_add_unchecked_fixture(tc, setup, cf_teardown);
     tcase_add_test(tc, wal_read_entries_and_paging);
     tcase_add_test(tc, wal_read_put_machine_entry);
-    tcase_add_test(tc, offsets_packed_exact_sizes_testd);
+    tcase_add_test(tc, offsets_packed_exact_sizes);
     tcase_add_test(tc, wal_read_errors);
     tcase_add_test(tc, wal_stats_shape_and_growth);
     tcase_add_test(tc, compact_shape);

@@ -148,7 +148,7 @@ START_TEST(events_on_another_connection_and_no_replay)
     uint64_t head = cf_u64(c.v[1]);
     uint64_t oa = apply(k, id, "LOOP", "[1]");
     /* WATCH_ALL's wal_offset is where the next record goes: this apply's, when nothing else wrote. */
-    if (cf_is_testd())
+    if (cf_exclusive())
         ck_assert_uint_eq(oa, head);
     else
         ck_assert_uint_ge(oa, head);
@@ -321,7 +321,7 @@ START_TEST(watch_all_filters)
                                   st->event, cf_fmt("{\"s\":%d}", s), ctx);
             char *t = CF_EVENT(w[f]);
             /* {} sees other programs' events on a shared server: skip foreign ones. */
-            while (f == 7 && !cf_is_testd() && strstr(t, u) == NULL) {
+            while (f == 7 && !cf_exclusive() && strstr(t, u) == NULL) {
                 free(t);
                 t = CF_EVENT(w[f]);
             }
