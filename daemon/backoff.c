@@ -3,7 +3,7 @@
 #include "backoff.h"
 
 #define BACKOFF_DEFAULT_INITIAL_MS 100u
-#define BACKOFF_DEFAULT_MAX_MS 5000u
+#define BACKOFF_DEFAULT_MAX_MS     5000u
 
 void backoff_init(backoff *b, unsigned initial_ms, unsigned max_ms, backoff_rand_fn rand,
                   void *rand_state)

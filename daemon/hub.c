@@ -24,13 +24,13 @@
 #include "tbuf.h"
 #include "walrec.h"
 
-#define HUB_DEFAULT_PAGE 500u
-#define HUB_MAX_PAGE 10000u
-#define HUB_DEFAULT_MAX_HELD 10000u
-#define HUB_CACHE_MAX 65536u          /* instances whose machine/version are remembered */
-#define HUB_MAX_EVENT_BYTES (16u << 20) /* one replayed event's data (a frame's cap) */
-#define HUB_RETRY_MS 200u             /* pause before re-trying a failed WATCH or replay */
-#define HUB_MAX_RESOLVE_ROUNDS 3      /* GET_INSTANCE rounds for one page */
+#define HUB_DEFAULT_PAGE       500u
+#define HUB_MAX_PAGE           10000u
+#define HUB_DEFAULT_MAX_HELD   10000u
+#define HUB_CACHE_MAX          65536u      /* instances whose machine/version are remembered */
+#define HUB_MAX_EVENT_BYTES    (16u << 20) /* one replayed event's data (a frame's cap) */
+#define HUB_RETRY_MS           200u        /* pause before re-trying a failed WATCH or replay */
+#define HUB_MAX_RESOLVE_ROUNDS 3           /* GET_INSTANCE rounds for one page */
 
 typedef struct feed feed;
 typedef struct replay replay;
@@ -40,8 +40,8 @@ typedef enum sub_state {
     SUB_STARTING = 0, /* on_ready not sent yet: waits for its feed to be LIVE */
     SUB_REPLAYING,    /* member of a replay job: live events are held by the job */
     SUB_LIVE,         /* receives the feed's live events directly */
-    SUB_WAITING,      /* ready, but its feed lost the upstream (or a replay failed): resumes later */
-    SUB_DEAD          /* unsubscribed or ended: no callbacks; freed by the kick */
+    SUB_WAITING, /* ready, but its feed lost the upstream (or a replay failed): resumes later */
+    SUB_DEAD     /* unsubscribed or ended: no callbacks; freed by the kick */
 } sub_state;
 
 /* Feed state. */
@@ -54,9 +54,9 @@ typedef enum feed_state {
 struct hub_sub {
     hub *h;
     feed *f;
-    replay *job;          /* while REPLAYING */
+    replay *job; /* while REPLAYING */
     sub_state state;
-    bool has_cursor;      /* false: a new stream without from_offset, not started yet */
+    bool has_cursor; /* false: a new stream without from_offset, not started yet */
     uint64_t cursor;
     const hub_sub_ops *ops;
     void *arg;
@@ -90,44 +90,44 @@ struct replay {
     feed *f;
     replay_state state;
     bool dead;
-    uint64_t cursor;         /* next WAL offset to read; members' cursors follow it */
-    size_t members;          /* streams with job == this, not DEAD */
-    pool_call *call;         /* WAL_READ in flight */
-    char *page_text;         /* copy of the current page's result (tokens point in) */
+    uint64_t cursor; /* next WAL offset to read; members' cursors follow it */
+    size_t members;  /* streams with job == this, not DEAD */
+    pool_call *call; /* WAL_READ in flight */
+    char *page_text; /* copy of the current page's result (tokens point in) */
     walrec_page page;
     unsigned resolve_rounds;
     lookup *lookups;
     size_t nlookups, pending;
     held_event *held;
     size_t nheld, capheld;
-    replay *prev, *next;     /* in f->jobs */
+    replay *prev, *next; /* in f->jobs */
 };
 
 struct feed {
     hub *h;
-    hmap_node node;           /* key = sf.key (canonical WATCH params) */
+    hmap_node node; /* key = sf.key (canonical WATCH params) */
     bool in_map;
     subfilter sf;
     feed_state state;
     pool_watch *watch;
     bool has_pos;
-    uint64_t pos;             /* start cursor for a new stream without from_offset */
-    uint64_t retry_at_ms;     /* no WATCH / replay restart before this */
-    size_t nsubs;             /* streams not DEAD */
+    uint64_t pos;              /* start cursor for a new stream without from_offset */
+    uint64_t retry_at_ms;      /* no WATCH / replay restart before this */
+    size_t nsubs;              /* streams not DEAD */
     hub_sub *subs, *subs_tail; /* in arrival order */
     replay *jobs;
     bool dirty;
     feed *dirty_next;
-    feed *prev, *next;        /* in h->feeds */
+    feed *prev, *next; /* in h->feeds */
 };
 
 typedef struct inst_info {
-    hmap_node node;           /* key = instance_id */
+    hmap_node node; /* key = instance_id */
     char *instance_id;
-    char *machine_tok;        /* raw JSON string token */
-    char *machine;            /* decoded */
+    char *machine_tok; /* raw JSON string token */
+    char *machine;     /* decoded */
     uint64_t version;
-    struct inst_info *next;   /* in h->cache_list, to free */
+    struct inst_info *next; /* in h->cache_list, to free */
 } inst_info;
 
 struct hub {
@@ -570,8 +570,8 @@ static void job_process_page(replay *j)
                 tbuf_deinit(&b);
                 return;
             }
-            if (cand && subfilter_match(sf, r->instance_id, ii->machine, r->event_name, r->from,
-                                        r->to)) {
+            if (cand &&
+                subfilter_match(sf, r->instance_id, ii->machine, r->event_name, r->from, r->to)) {
                 tbuf_reset(&b);
                 if (walrec_event_data(r, ii->machine_tok, strlen(ii->machine_tok), ii->version,
                                       sf->include_ctx, &b) < 0) {
@@ -685,8 +685,8 @@ static void job_start_read(replay *j)
     int n = snprintf(params, sizeof params, "{\"from_offset\":%llu,\"limit\":%u}",
                      (unsigned long long)j->cursor, h->page_limit);
     j->state = REPLAY_READING;
-    int rc = pool_call_json(h->pool, "WAL_READ", params, (size_t)n, true, page_reply_cb, j,
-                            &j->call);
+    int rc =
+        pool_call_json(h->pool, "WAL_READ", params, (size_t)n, true, page_reply_cb, j, &j->call);
     if (rc != RSTMDB_OK) {
         j->call = NULL;
         job_abort(j, NULL, NULL);
@@ -794,9 +794,9 @@ static void feed_watch_reply(void *arg, const rstmdb_reply *r)
         uint64_t pos;
         /* WATCH_ALL: wal_offset = where the next record goes. WATCH_INSTANCE:
          * current_wal_offset = the instance's last record, so start after it. */
-        if (raw && walrec_result_u64(raw, len,
-                                     f->sf.instance_id ? "current_wal_offset" : "wal_offset",
-                                     &pos) == 0) {
+        if (raw &&
+            walrec_result_u64(raw, len, f->sf.instance_id ? "current_wal_offset" : "wal_offset",
+                              &pos) == 0) {
             if (f->sf.instance_id)
                 pos++;
             if (!f->has_pos || pos > f->pos) {
@@ -819,7 +819,7 @@ static void feed_watch_reply(void *arg, const rstmdb_reply *r)
              e ? rstmdb_error_code_str(e) : "?", e ? rstmdb_error_message(e) : "?");
     for (hub_sub *s = f->subs; s; s = s->next) {
         if (s->state == SUB_STARTING)
-            sub_fail_ready(s, e);       /* HTTP answers the error before any stream */
+            sub_fail_ready(s, e); /* HTTP answers the error before any stream */
         else if (!transport && s->state != SUB_DEAD)
             sub_error(s, "UPSTREAM_ERROR", msg);
     }

@@ -15,9 +15,9 @@
 #include "error_int.h"
 #include "log.h"
 
-#define POOL_DEFAULT_SIZE 2u
+#define POOL_DEFAULT_SIZE               2u
 #define POOL_DEFAULT_REQUEST_TIMEOUT_MS 30000u
-#define POOL_DEFAULT_KEEPALIVE_MS 60000u
+#define POOL_DEFAULT_KEEPALIVE_MS       60000u
 
 /* One connection slot. All state changes happen in conn_* functions below. */
 typedef enum conn_state {
@@ -30,9 +30,9 @@ typedef struct pool_conn {
     pool *p;
     unsigned idx;
     conn_state state;
-    rstmdb_client *client;   /* NULL while WAITING */
-    rstmdb_client *dead;     /* CLOSED client, freed from the loop after its callbacks */
-    bool ever_ready;         /* a later READY counts as a reconnect */
+    rstmdb_client *client; /* NULL while WAITING */
+    rstmdb_client *dead;   /* CLOSED client, freed from the loop after its callbacks */
+    bool ever_ready;       /* a later READY counts as a reconnect */
     backoff bo;
     uint64_t next_attempt_ms; /* monotonic, while WAITING */
     uint64_t last_io_ms;      /* last call issued or answered, for keepalive */
@@ -44,15 +44,15 @@ typedef struct pool_conn {
 
 struct pool_call {
     pool *p;
-    pool_conn *conn;          /* where it is in flight */
-    rstmdb_request *req;      /* NULL once answered or cancelled */
+    pool_conn *conn;     /* where it is in flight */
+    rstmdb_request *req; /* NULL once answered or cancelled */
     char *op;
-    char *params;             /* kept for a re-send */
+    char *params; /* kept for a re-send */
     size_t params_len;
     bool resend_safe;
-    bool in_cb;               /* cb is running: cancel is a no-op */
+    bool in_cb; /* cb is running: cancel is a no-op */
     unsigned resends;
-    uint64_t deadline_ms;     /* the request timeout spans re-sends */
+    uint64_t deadline_ms; /* the request timeout spans re-sends */
     pool_reply_cb cb;
     void *arg;
     pool_call *prev, *next;
@@ -64,8 +64,8 @@ struct pool_watch {
     rstmdb_sub *sub;
     const pool_watch_ops *ops;
     void *arg;
-    bool subscribed;          /* the WATCH was answered ok */
-    bool cancelled;           /* no more callbacks to ops */
+    bool subscribed; /* the WATCH was answered ok */
+    bool cancelled;  /* no more callbacks to ops */
     pool_watch *prev, *next;
 };
 
@@ -76,13 +76,13 @@ struct pool {
     unsigned size;
     unsigned request_timeout_ms;
     unsigned keepalive_ms;
-    uint64_t rng;             /* backoff jitter state, shared by the slots */
-    plog own_log;             /* used when the config gives none */
+    uint64_t rng; /* backoff jitter state, shared by the slots */
+    plog own_log; /* used when the config gives none */
     const plog *log;
     pool_conn *conns;
-    unsigned rr;              /* round-robin start among equally loaded connections */
-    pool_call *calls;         /* every live call */
-    pool_watch *watches;      /* every live watch wrapper */
+    unsigned rr;         /* round-robin start among equally loaded connections */
+    pool_call *calls;    /* every live call */
+    pool_watch *watches; /* every live watch wrapper */
     pool_state_cb state_cb;
     void *state_arg;
     pool_stats stats;
@@ -183,8 +183,7 @@ static void keepalive_reply_cb(rstmdb_client *c, const rstmdb_reply *r, void *ar
         /* A READY connection that cannot answer PING within the request
          * timeout is hung (e.g. a server stuck mid-write): cut it so the
          * reconnect logic takes over instead of every request timing out. */
-        log_warn(pc->p->log, "upstream connection %u: keepalive PING timed out; closing",
-                 pc->idx);
+        log_warn(pc->p->log, "upstream connection %u: keepalive PING timed out; closing", pc->idx);
         rstmdb_client_close(c);
     }
 }
@@ -284,9 +283,9 @@ int pool_new(pool **out, struct event_base *base, const pool_config *cfg, rstmdb
     p->request_timeout_ms =
         cfg->request_timeout_ms ? cfg->request_timeout_ms : POOL_DEFAULT_REQUEST_TIMEOUT_MS;
     p->keepalive_ms = cfg->keepalive_ms ? cfg->keepalive_ms : POOL_DEFAULT_KEEPALIVE_MS;
-    p->rng = cfg->jitter_seed ? cfg->jitter_seed
-                              : ((uint64_t)time(NULL) << 20) ^ (uint64_t)getpid() ^
-                                    (uint64_t)(uintptr_t)p;
+    p->rng = cfg->jitter_seed
+                 ? cfg->jitter_seed
+                 : ((uint64_t)time(NULL) << 20) ^ (uint64_t)getpid() ^ (uint64_t)(uintptr_t)p;
     log_init(&p->own_log, LOG_INFO, stderr);
     p->log = cfg->log ? cfg->log : &p->own_log;
     p->stats.connections = p->size;
@@ -450,8 +449,8 @@ bool pool_status_is_conn_loss(int status)
 {
     switch (status) {
     case RSTMDB_OK:
-    case RSTMDB_ERR_SERVER:    /* answered */
-    case RSTMDB_ERR_TIMEOUT:   /* the deadline, not the connection */
+    case RSTMDB_ERR_SERVER:  /* answered */
+    case RSTMDB_ERR_TIMEOUT: /* the deadline, not the connection */
     case RSTMDB_ERR_CANCELLED:
     case RSTMDB_ERR_INVALID:
     case RSTMDB_ERR_JSON:
@@ -529,8 +528,8 @@ static void call_reply_cb(rstmdb_client *client, const rstmdb_reply *r, void *ar
     call_free(c);
 }
 
-int pool_call_json(pool *p, const char *op, const char *params, size_t params_len,
-                   bool resend_safe, pool_reply_cb cb, void *arg, pool_call **out)
+int pool_call_json(pool *p, const char *op, const char *params, size_t params_len, bool resend_safe,
+                   pool_reply_cb cb, void *arg, pool_call **out)
 {
     if (!p || !op || !cb || (!params && params_len))
         return RSTMDB_ERR_INVALID;

@@ -16,7 +16,7 @@
 #include "hub.h"
 
 #define SUBFILTER_MAX_VALUES 256   /* entries per list */
-#define SUBFILTER_MAX_KEY 65536    /* bytes of the canonical params JSON */
+#define SUBFILTER_MAX_KEY    65536 /* bytes of the canonical params JSON */
 
 typedef struct subfilter_list {
     char **v; /* sorted, unique, owned */
@@ -27,7 +27,7 @@ typedef struct subfilter {
     char *instance_id; /* non-NULL: WATCH_INSTANCE */
     subfilter_list machines, events, from_states, to_states;
     bool include_ctx;
-    char *key;         /* canonical WATCH params JSON, e.g. {"include_ctx":true,"machines":["a"]} */
+    char *key; /* canonical WATCH params JSON, e.g. {"include_ctx":true,"machines":["a"]} */
     size_t key_len;
 } subfilter;
 

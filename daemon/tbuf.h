@@ -9,7 +9,7 @@
 #include <stdint.h>
 
 typedef struct tbuf {
-    char *s;     /* NUL-terminated while len > 0 */
+    char *s; /* NUL-terminated while len > 0 */
     size_t len;
     size_t cap;  /* allocated */
     size_t max;  /* hard cap on len */

@@ -20,9 +20,9 @@
 #define WALREC_SEGMENT_SHIFT 40 /* offset = (segment << 40) | byte position */
 
 typedef enum walrec_type {
-    WALREC_OTHER = 0,       /* put_machine, delete_instance, ...: never an event */
-    WALREC_APPLY_EVENT,     /* one event */
-    WALREC_CREATE_INSTANCE  /* tells machine and version of an instance */
+    WALREC_OTHER = 0,      /* put_machine, delete_instance, ...: never an event */
+    WALREC_APPLY_EVENT,    /* one event */
+    WALREC_CREATE_INSTANCE /* tells machine and version of an instance */
 } walrec_type;
 
 typedef struct walrec_tok {
@@ -43,7 +43,7 @@ typedef struct walrec {
 typedef struct walrec_page {
     walrec *recs;
     size_t n;
-    bool has_next;        /* next_offset was a number */
+    bool has_next; /* next_offset was a number */
     uint64_t next_offset;
 } walrec_page;
 

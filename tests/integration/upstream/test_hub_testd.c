@@ -117,9 +117,10 @@ static void hs_stop(harness *hs)
 static void create(harness *hs, const char *id, const char *machine, int version)
 {
     char p[256];
-    snprintf(p, sizeof p,
-             "{\"machine\":\"%s\",\"version\":%d,\"instance_id\":\"%s\",\"initial_ctx\":{\"k\":1.0}}",
-             machine, version, id);
+    snprintf(
+        p, sizeof p,
+        "{\"machine\":\"%s\",\"version\":%d,\"instance_id\":\"%s\",\"initial_ctx\":{\"k\":1.0}}",
+        machine, version, id);
     free(up_call_ok(&hs->e, hs->e.pool, "CREATE_INSTANCE", p));
 }
 
@@ -167,7 +168,8 @@ START_TEST(test_live_order)
     for (int i = 0; i < 20; i++)
         ck_assert_uint_eq(r->offs[i], offs[i]);
     char head[128];
-    snprintf(head, sizeof head, "{\"instance_id\":\"a\",\"machine\":\"m\",\"version\":1,\"wal_offset\":%llu,",
+    snprintf(head, sizeof head,
+             "{\"instance_id\":\"a\",\"machine\":\"m\",\"version\":1,\"wal_offset\":%llu,",
              (unsigned long long)offs[0]);
     ck_assert_msg(strncmp(r->data[0], head, strlen(head)) == 0, "%s", r->data[0]);
     hub_stats st;

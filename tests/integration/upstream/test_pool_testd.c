@@ -183,7 +183,8 @@ START_TEST(test_timeout_and_cancel)
     ck_assert(up_run_until(&e, pool_up, &e, 5000));
     up_control(&e, "hang on");
     outcome o = {false, 0, false};
-    ck_assert_int_eq(pool_call_json(e.pool, "PING", "{}", 2, true, outcome_cb, &o, NULL), RSTMDB_OK);
+    ck_assert_int_eq(pool_call_json(e.pool, "PING", "{}", 2, true, outcome_cb, &o, NULL),
+                     RSTMDB_OK);
     ck_assert(up_run_until(&e, all_done_one, &o, 5000));
     ck_assert_int_eq(o.status, RSTMDB_ERR_TIMEOUT);
     up_control(&e, "hang off");

@@ -87,8 +87,8 @@ START_TEST(test_jitter_extremes_and_determinism)
     const uint32_t seq[] = {0, 7, 1000};
     script s = {seq, 3, 0};
     backoff_init(&b, 100, 5000, script_rand, &s);
-    ck_assert_uint_eq(backoff_next_ms(&b), 0);       /* 0 % 101 */
-    ck_assert_uint_eq(backoff_next_ms(&b), 7);       /* 7 % 201 */
+    ck_assert_uint_eq(backoff_next_ms(&b), 0); /* 0 % 101 */
+    ck_assert_uint_eq(backoff_next_ms(&b), 7); /* 7 % 201 */
     ck_assert_uint_eq(backoff_next_ms(&b), 1000 % 401);
 
     /* Two sources with the same seed give the same sequence. */

@@ -101,7 +101,7 @@ START_TEST(test_match_semantics)
     subfilter a;
     ck_assert_int_eq(subfilter_init(&a, &f), 0);
     ck_assert(subfilter_needs_machine(&a));
-    ck_assert(subfilter_match(&a, "o-1", "order", "PAY", "created", "paid"));  /* OR within */
+    ck_assert(subfilter_match(&a, "o-1", "order", "PAY", "created", "paid")); /* OR within */
     ck_assert(subfilter_match(&a, "i-1", "invoice", "PAY", "x", "void"));
     ck_assert(!subfilter_match(&a, "o-1", "cart", "PAY", "created", "paid")); /* AND across */
     ck_assert(!subfilter_match(&a, "o-1", "order", "SHIP", "created", "paid"));

@@ -17,7 +17,8 @@ static const char PAGE[] =
     "{\"entry\":{\"initial_ctx\":{\"a\":1},\"initial_state\":\"s0\",\"instance_id\":\"w-1\","
     "\"machine\":\"w\",\"type\":\"create_instance\",\"version\":1},\"offset\":1099511628100,"
     "\"sequence\":2},"
-    "{\"entry\":{\"ctx\":{\"a\":2,\"b\":1.0,\"s\":\"x\\\"y\"},\"event\":\"GO\",\"from_state\":\"s0\","
+    "{\"entry\":{\"ctx\":{\"a\":2,\"b\":1.0,\"s\":\"x\\\"y\"},\"event\":\"GO\",\"from_state\":"
+    "\"s0\","
     "\"instance_id\":\"w-1\",\"payload\":{\"a\":2,\"b\":1.0},\"to_state\":\"s1\",\"type\":"
     "\"apply_event\"},\"offset\":1099511628300,\"sequence\":3},"
     "{\"entry\":{\"ctx\":null,\"event\":\"LOOP\",\"event_id\":\"e1\",\"from_state\":\"s1\","
@@ -107,7 +108,8 @@ START_TEST(test_filter_entries)
     f.instance_id = "w-1";
     ck_assert_int_eq(subfilter_init(&sf, &f), 0);
     ck_assert(subfilter_match(&sf, go->instance_id, NULL, go->event_name, go->from, go->to));
-    ck_assert(!subfilter_match(&sf, loop->instance_id, NULL, loop->event_name, loop->from, loop->to));
+    ck_assert(
+        !subfilter_match(&sf, loop->instance_id, NULL, loop->event_name, loop->from, loop->to));
     subfilter_deinit(&sf);
     walrec_page_deinit(&pg);
 }
@@ -115,8 +117,9 @@ END_TEST
 
 START_TEST(test_instance_info_and_u64)
 {
-    const char gi[] = "{\"ctx\":{\"a\":1},\"last_wal_offset\":1099511629341,\"machine\":\"or\\u0064er\","
-                      "\"state\":\"paid\",\"version\":3}";
+    const char gi[] =
+        "{\"ctx\":{\"a\":1},\"last_wal_offset\":1099511629341,\"machine\":\"or\\u0064er\","
+        "\"state\":\"paid\",\"version\":3}";
     char *tok = NULL, *name = NULL;
     uint64_t v = 0;
     ck_assert_int_eq(walrec_instance_info(gi, strlen(gi), &tok, &name, &v), 0);
