@@ -120,6 +120,7 @@ int engine_new(engine **out, const engine_config *cfg)
     e->auth_required = cfg->auth_required;
     e->max_machine_versions = cfg->max_machine_versions;
     e->allow_flush_all = cfg->allow_flush_all;
+    e->max_deliveries = cfg->max_deliveries ? cfg->max_deliveries : ENGINE_MAX_DELIVERIES;
     smap_init(&e->conns);
     smap_init(&e->machines);
     smap_init(&e->instances);

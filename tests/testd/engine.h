@@ -32,7 +32,11 @@ typedef struct engine_config {
     size_t ntoken_hashes;
     uint32_t max_machine_versions;   /* 0 = unlimited */
     uint64_t wal_segment_size;       /* bytes; 0 = 64 MiB */
-    bool allow_flush_all;            /* newer servers: FLUSH_ALL enabled (off = "disabled" error) */
+    bool allow_flush_all;            /* FLUSH_ALL answered (newer servers); off: the op is unknown
+                                        and the connection closes, as on the 21-op server */
+    size_t max_deliveries;           /* events one request may produce; 0 = 262144. The excess is
+                                        dropped silently, as the real server's rings drop events
+                                        for lagging subscribers. Bounds the memory of a request. */
 } engine_config;
 
 typedef enum engine_action {

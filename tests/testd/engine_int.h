@@ -17,7 +17,7 @@
  * instance with 10,000 watchers would otherwise queue 1,000,000 copies. The
  * real server's rings drop the oldest events for lagging subscribers; we
  * drop the excess the same silent way. */
-#define ENGINE_MAX_DELIVERIES 262144
+#define ENGINE_MAX_DELIVERIES 262144 /* default of engine_config.max_deliveries */
 
 typedef struct sub sub;
 typedef struct instance instance;
@@ -80,6 +80,7 @@ struct engine {
     size_t ntoken_hashes;
     uint32_t max_machine_versions;
     bool allow_flush_all;
+    size_t max_deliveries;
     smap conns;           /* 8 raw id bytes -> conn* */
     smap machines;        /* name -> machine_entry* */
     smap instances;       /* id -> instance* */

@@ -215,7 +215,7 @@ static const char event_prefix[] = "{\"type\":\"event\",\"subscription_id\":\"";
 static int deliver(opctx *x, const sub *s, const jbuf *with_ctx, const jbuf *without_ctx)
 {
     engine_out *out = x->out;
-    if (out->ndeliveries >= ENGINE_MAX_DELIVERIES)
+    if (out->ndeliveries >= x->e->max_deliveries)
         return 0; /* lagging subscriber: dropped silently, as the real rings do */
     const jbuf *tail = s->include_ctx ? with_ctx : without_ctx;
     size_t plen = sizeof(event_prefix) - 1, idlen = strlen(s->id);
