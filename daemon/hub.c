@@ -737,7 +737,10 @@ static void feed_destroy(feed *f)
  * this instant. Events the server pushed between registering the WATCH and
  * answering it cannot be routed (their subscription id is not known yet),
  * so new streams then catch up from the WATCH's offset through one shared
- * replay instead of going LIVE blindly. */
+ * replay instead of going LIVE blindly. Only for WATCH_ALL, whose offset is
+ * the WAL head (a one-page read): WATCH_INSTANCE reports the instance's last
+ * record, possibly far back, and a fresh stream there has no start to
+ * honour more exactly than "around the subscription". */
 static void feed_start_streams(feed *f, bool include_waiting, bool just_subscribed)
 {
     for (hub_sub *s = f->subs; s && f->state == FEED_LIVE; s = s->next) {
@@ -745,7 +748,7 @@ static void feed_start_streams(feed *f, bool include_waiting, bool just_subscrib
             if (!s->has_cursor) {
                 s->cursor = f->has_pos ? f->pos : 0;
                 s->has_cursor = true;
-                if (!just_subscribed || !f->has_pos) {
+                if (!just_subscribed || !f->has_pos || f->sf.instance_id) {
                     s->state = SUB_LIVE;
                     s->ops->on_ready(s->arg, NULL);
                     continue;

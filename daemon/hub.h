@@ -54,6 +54,14 @@ typedef struct hub_config {
     size_t max_held_events;   /* live events held per sub during replay before giving up, default 10000 */
 } hub_config;
 
+/* Registers itself as the pool's state listener (pool_set_state_cb). The
+ * pool must outlive the hub: hub_free before pool_free.
+ * on_error codes used (added by the hub): "WAL_COMPACTED" (the resume point
+ * was compacted away), "REPLAY_OVERFLOW" (more than max_held_events live
+ * events arrived during a replay), "UPSTREAM_ERROR" (the server refused a
+ * re-subscribe or a replay read), "INTERNAL_ERROR" (OOM), "SHUTDOWN".
+ * hub_subscribe returns RSTMDB_ERR_CLOSED at once when no upstream
+ * connection is READY (answer 503), RSTMDB_ERR_INVALID for a bad filter. */
 int hub_new(hub **out, struct event_base *base, pool *upstream, const hub_config *cfg);
 /* Ends every sub with on_error("SHUTDOWN", ...) and releases the hub. */
 void hub_free(hub *h);

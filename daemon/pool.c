@@ -37,6 +37,7 @@ typedef struct pool_conn {
     uint64_t next_attempt_ms; /* monotonic, while WAITING */
     uint64_t last_io_ms;      /* last call issued or answered, for keepalive */
     bool ping_inflight;
+    size_t nwatches; /* pool_watch wrappers created on this slot, not yet ended */
     struct event *retry_ev;
     struct event *reap_ev;
     struct event *keepalive_ev;
@@ -398,8 +399,11 @@ void pool_set_state_cb(pool *p, pool_state_cb cb, void *arg)
 }
 
 /* The least-loaded READY connection other than `avoid`, rotating the start so
- * equal loads spread across connections; NULL when none is READY. */
-static pool_conn *pool_pick(pool *p, const pool_conn *avoid)
+ * equal loads spread across connections; NULL when none is READY. For a
+ * watch (`for_watch`) the load is first the subscriptions a connection
+ * carries: the server queues at most 256 events per connection and drops
+ * the overflow silently, so feeds are spread rather than stacked. */
+static pool_conn *pool_pick_for(pool *p, const pool_conn *avoid, bool for_watch)
 {
     pool_conn *best = NULL;
     size_t best_load = SIZE_MAX;
@@ -411,6 +415,8 @@ static pool_conn *pool_pick(pool *p, const pool_conn *avoid)
             rstmdb_client_state(pc->client) != RSTMDB_CONN_READY)
             continue;
         size_t load = rstmdb_client_inflight(pc->client);
+        if (for_watch)
+            load += pc->nwatches * 1024u;
         if (load < best_load) {
             best = pc;
             best_load = load;
@@ -418,6 +424,11 @@ static pool_conn *pool_pick(pool *p, const pool_conn *avoid)
     }
     p->rr++;
     return best;
+}
+
+static pool_conn *pool_pick(pool *p, const pool_conn *avoid)
+{
+    return pool_pick_for(p, avoid, false);
 }
 
 /* ---- calls ------------------------------------------------------------------- */
@@ -595,6 +606,8 @@ static void watch_unlink_free(pool_watch *w)
         w->next->prev = w->prev;
     if (p->stats.watches > 0)
         p->stats.watches--;
+    if (w->conn && w->conn->nwatches > 0)
+        w->conn->nwatches--;
     free(w);
 }
 
@@ -648,7 +661,7 @@ int pool_watch_json(pool *p, const char *op, const char *params, size_t params_l
 {
     if (!p || !op || !ops || !params)
         return RSTMDB_ERR_INVALID;
-    pool_conn *pc = pool_pick(p, NULL);
+    pool_conn *pc = pool_pick_for(p, NULL, true);
     if (!pc)
         return RSTMDB_ERR_CLOSED;
     pool_watch *w = calloc(1, sizeof *w);
@@ -665,6 +678,7 @@ int pool_watch_json(pool *p, const char *op, const char *params, size_t params_l
         return rc;
     }
     pc->last_io_ms = now_ms();
+    pc->nwatches++;
     w->next = p->watches;
     if (p->watches)
         p->watches->prev = w;
