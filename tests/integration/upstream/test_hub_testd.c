@@ -99,13 +99,19 @@ typedef struct harness {
     hub *h;
 } harness;
 
-static void hs_start(harness *hs, const char *const extra[])
+static void hs_start_cfg(harness *hs, const char *const extra[], size_t max_held)
 {
     up_start(&hs->e, 2, extra);
     hub_config cfg = {0, 0};
     cfg.wal_page_limit = 7; /* small pages: replays span several WAL_READs */
+    cfg.max_held_events = max_held;
     ck_assert_int_eq(hub_new(&hs->h, hs->e.base, hs->e.pool, &cfg), RSTMDB_OK);
     up_seed_machines(&hs->e, hs->e.pool);
+}
+
+static void hs_start(harness *hs, const char *const extra[])
+{
+    hs_start_cfg(hs, extra, 0);
 }
 
 static void hs_stop(harness *hs)
@@ -426,6 +432,57 @@ START_TEST(test_wal_compacted)
 }
 END_TEST
 
+static int applied;
+static void applied_cb(const rstmdb_reply *r, void *arg)
+{
+    (void)arg;
+    ck_assert_int_eq(rstmdb_reply_status(r), RSTMDB_OK);
+    applied++;
+}
+
+static bool all_applied(void *arg)
+{
+    return applied >= *(int *)arg;
+}
+
+START_TEST(test_replay_overflow_ends_stream)
+{
+    harness hs;
+    hs_start_cfg(&hs, NULL, 2); /* at most 2 live events held during a replay */
+    create(&hs, "a", "m", 1);
+    hub_filter f = all(true);
+    uint64_t start = wal_head(&hs, hs.e.pool);
+    rec *live = sub(&hs, &f, false, 0);
+    for (int i = 0; i < 40; i++)
+        up_apply(&hs.e, hs.e.pool, "a", "GO", NULL);
+    wait_n(&hs.e, live, 40);
+    /* Every answer now takes 100 ms, so the replay of 40 records in pages of
+     * 7 takes ~600 ms while 6 more events arrive live on the shared feed. */
+    up_control(&hs.e, "delay 100");
+    rec *r = rec_new();
+    ck_assert_int_eq(hub_subscribe(hs.h, &f, true, start, &rec_ops, r, &r->sub), RSTMDB_OK);
+    applied = 0;
+    for (int i = 0; i < 6; i++)
+        ck_assert_int_eq(pool_call_json(hs.e.pool, "APPLY_EVENT",
+                                        "{\"instance_id\":\"a\",\"event\":\"BACK\"}", 34, false,
+                                        applied_cb, NULL, NULL),
+                         RSTMDB_OK);
+    int six = 6;
+    ck_assert(up_run_until(&hs.e, all_applied, &six, 10000));
+    ck_assert(up_run_until(&hs.e, rec_is_ended, r, 10000));
+    ck_assert_str_eq(r->code, "REPLAY_OVERFLOW");
+    ck_assert(r->ready && !r->ready_err);
+    ck_assert(!r->out_of_order);
+    wait_n(&hs.e, live, 46); /* the shared feed and its other stream are unaffected */
+    ck_assert(!live->ended);
+    up_control(&hs.e, "delay 0");
+    hub_unsubscribe(live->sub);
+    rec_free(live);
+    rec_free(r);
+    hs_stop(&hs);
+}
+END_TEST
+
 /* All apply_event offsets >= from (optionally for one instance), by WAL_READ. */
 static size_t wal_events(harness *hs, uint64_t from, const char *instance, uint64_t *out,
                          size_t max)
@@ -566,6 +623,7 @@ int main(void)
     tcase_add_test(tc, test_idempotent_replay_not_forwarded);
     tcase_add_test(tc, test_subscribe_errors);
     tcase_add_test(tc, test_wal_compacted);
+    tcase_add_test(tc, test_replay_overflow_ends_stream);
     tcase_add_test(tc, test_upstream_drops_lose_nothing);
     suite_add_tcase(s, tc);
     SRunner *sr = srunner_create(s);
