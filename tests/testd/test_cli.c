@@ -168,6 +168,21 @@ START_TEST(bad_flags_exit_2)
 }
 END_TEST
 
+/* A port already taken is not a configuration error: exit 1, naming it. */
+START_TEST(port_in_use_exits_1)
+{
+    spawned p;
+    char out[4096];
+    const char *args[] = {"--listen", NULL, NULL};
+
+    ck_assert_int_eq(spawn_testd(&p, NULL), 0);
+    args[1] = p.addr;
+    ck_assert_int_eq(run_to_exit(args, out, sizeof out), 1);
+    ck_assert_msg(strstr(out, "cannot listen on") != NULL, "%s", out);
+    stop_clean(&p);
+}
+END_TEST
+
 START_TEST(help_and_version)
 {
     static const char *const flags[] = {
@@ -345,6 +360,7 @@ static Suite *cli_suite(void)
     tcase_add_test(tc, listening_line_and_sigterm);
     tcase_add_test(tc, ipv6_listening_line);
     tcase_add_test(tc, bad_flags_exit_2);
+    tcase_add_test(tc, port_in_use_exits_1);
     tcase_add_test(tc, help_and_version);
     tcase_add_test(tc, tokens_turn_auth_on);
     tcase_add_test(tc, fault_flags);
