@@ -81,6 +81,7 @@ typedef enum replay_state {
     REPLAY_NEW = 0,  /* created, first WAL_READ not sent */
     REPLAY_READING,  /* WAL_READ page in flight */
     REPLAY_PROBING,  /* WAL_READ of the oldest record in flight (compaction check) */
+    REPLAY_HEAD,     /* WAL_STATS in flight (is the cursor beyond the WAL's end?) */
     REPLAY_RESOLVING /* GET_INSTANCE lookups in flight for the current page */
 } replay_state;
 
@@ -90,6 +91,7 @@ struct replay {
     feed *f;
     replay_state state;
     bool dead;
+    bool read_any;   /* a page has been processed: the cursor is known to be in the WAL */
     uint64_t cursor; /* next WAL offset to read; members' cursors follow it */
     size_t members;  /* streams with job == this, not DEAD */
     pool_call *call; /* WAL_READ in flight */
@@ -602,6 +604,7 @@ static void job_process_page(replay *j)
         j->cursor = j->page.next_offset;
     job_clear_page(j);
     j->resolve_rounds = 0;
+    j->read_any = true;
     if (short_page || covered)
         job_finish(j);
     else
@@ -638,6 +641,37 @@ static void probe_reply_cb(const rstmdb_reply *r, void *arg)
         job_process_page(j);
 }
 
+static void head_reply_cb(const rstmdb_reply *r, void *arg)
+{
+    replay *j = arg;
+    j->call = NULL;
+    if (rstmdb_reply_status(r) != RSTMDB_OK) {
+        job_fail_reply(j, r, "WAL_STATS");
+        return;
+    }
+    size_t len = 0;
+    const char *raw = rstmdb_reply_result_raw(r, &len);
+    uint64_t latest;
+    if (!raw || walrec_result_u64(raw, len, "latest_offset", &latest) < 0) {
+        job_abort(j, "UPSTREAM_ERROR", "WAL_STATS answered without latest_offset");
+        return;
+    }
+    if (latest < j->cursor) {
+        /* The WAL ends before where this stream stands: the server was
+         * reset or replaced (an in-memory test server restarted), or the
+         * client asked for a future offset. New events would carry ids
+         * below ones already sent, so the stream cannot go on. */
+        char msg[240];
+        snprintf(msg, sizeof msg,
+                 "the upstream WAL ends at offset %llu, before the resume point %llu "
+                 "(server reset or replaced?): reconnect without Last-Event-ID",
+                 (unsigned long long)latest, (unsigned long long)j->cursor);
+        job_abort(j, "OFFSET_AHEAD", msg);
+        return;
+    }
+    job_process_page(j);
+}
+
 static void page_reply_cb(const rstmdb_reply *r, void *arg)
 {
     replay *j = arg;
@@ -667,6 +701,18 @@ static void page_reply_cb(const rstmdb_reply *r, void *arg)
         static const char probe[] = "{\"from_offset\":0,\"limit\":1}";
         int rc = pool_call_json(h->pool, "WAL_READ", probe, sizeof probe - 1, true, probe_reply_cb,
                                 j, &j->call);
+        if (rc != RSTMDB_OK) {
+            j->call = NULL;
+            job_abort(j, NULL, NULL);
+            feed_retry_later(j->f, HUB_RETRY_MS);
+        }
+        return;
+    }
+    /* Nothing at or after the cursor on the first read: either the stream
+     * is simply up to date, or the WAL ends before the cursor. Ask once. */
+    if (j->page.n == 0 && !j->read_any) {
+        j->state = REPLAY_HEAD;
+        int rc = pool_call_json(h->pool, "WAL_STATS", "{}", 2, true, head_reply_cb, j, &j->call);
         if (rc != RSTMDB_OK) {
             j->call = NULL;
             job_abort(j, NULL, NULL);

@@ -57,7 +57,8 @@ typedef struct hub_config {
 /* Registers itself as the pool's state listener (pool_set_state_cb). The
  * pool must outlive the hub: hub_free before pool_free.
  * on_error codes used (added by the hub): "WAL_COMPACTED" (the resume point
- * was compacted away), "REPLAY_OVERFLOW" (more than max_held_events live
+ * was compacted away), "OFFSET_AHEAD" (the WAL ends before the resume point:
+ * the server was reset or replaced), "REPLAY_OVERFLOW" (more than max_held_events live
  * events arrived during a replay), "UPSTREAM_ERROR" (the server refused a
  * re-subscribe or a replay read), "INTERNAL_ERROR" (OOM), "SHUTDOWN".
  * hub_subscribe returns RSTMDB_ERR_CLOSED at once when no upstream

@@ -432,6 +432,47 @@ START_TEST(test_wal_compacted)
 }
 END_TEST
 
+static bool hub_pool_ready(void *arg)
+{
+    return pool_ready(((harness *)arg)->e.pool);
+}
+
+START_TEST(test_upstream_reset_is_explicit)
+{
+    harness hs;
+    hs_start(&hs, NULL);
+    create(&hs, "a", "m", 1);
+    hub_filter fa = all(true), fi = all(true);
+    fi.instance_id = "a";
+    rec *s_all = sub(&hs, &fa, false, 0), *s_inst = sub(&hs, &fi, false, 0);
+    for (int i = 0; i < 5; i++)
+        up_apply(&hs.e, hs.e.pool, "a", "GO", NULL);
+    wait_n(&hs.e, s_all, 5);
+    wait_n(&hs.e, s_inst, 5);
+    /* testd keeps everything in memory: a restart is a brand-new server whose
+     * WAL starts over below the ids already sent. Streams stay open while it
+     * is away, then end explicitly instead of going silent or repeating ids. */
+    up_kill_testd(&hs.e);
+    up_run_for(&hs.e, 200);
+    ck_assert(!s_all->ended && !s_inst->ended);
+    up_restart_testd(&hs.e, NULL);
+    ck_assert(up_run_until(&hs.e, hub_pool_ready, &hs, 5000));
+    ck_assert(up_run_until(&hs.e, rec_is_ended, s_all, 5000));
+    ck_assert(up_run_until(&hs.e, rec_is_ended, s_inst, 5000));
+    ck_assert_str_eq(s_all->code, "OFFSET_AHEAD");
+    ck_assert_str_eq(s_inst->code, "UPSTREAM_ERROR"); /* the instance is unknown now */
+    ck_assert_uint_eq(s_all->n, 5);
+    up_run_for(&hs.e, 50);
+    hub_stats st;
+    hub_get_stats(hs.h, &st);
+    ck_assert_uint_eq(st.streams, 0);
+    ck_assert_uint_eq(st.upstream_subs, 0);
+    rec_free(s_all);
+    rec_free(s_inst);
+    hs_stop(&hs);
+}
+END_TEST
+
 static int applied;
 static void applied_cb(const rstmdb_reply *r, void *arg)
 {
@@ -624,6 +665,7 @@ int main(void)
     tcase_add_test(tc, test_subscribe_errors);
     tcase_add_test(tc, test_wal_compacted);
     tcase_add_test(tc, test_replay_overflow_ends_stream);
+    tcase_add_test(tc, test_upstream_reset_is_explicit);
     tcase_add_test(tc, test_upstream_drops_lose_nothing);
     suite_add_tcase(s, tc);
     SRunner *sr = srunner_create(s);
