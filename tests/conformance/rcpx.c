@@ -294,7 +294,7 @@ static int rcpx_try_frame(rcpx *c, rcpx_msg *m)
 
 static int rcpx_try_line(rcpx *c, rcpx_msg *m)
 {
-    uint8_t *nl = memchr(c->in, '\n', c->in_len);
+    uint8_t *nl = c->in_len > 0 ? memchr(c->in, '\n', c->in_len) : NULL;
     if (nl == NULL)
         return 0;
     size_t len = (size_t)(nl - c->in);
