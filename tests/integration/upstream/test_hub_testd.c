@@ -652,6 +652,79 @@ START_TEST(test_upstream_drops_lose_nothing)
 }
 END_TEST
 
+/* Cuts while replays are in flight, and cuts of one connection only (a
+ * garbled frame) while the other stays READY: every stream still matches
+ * the WAL exactly. */
+START_TEST(test_cuts_during_replay)
+{
+    harness hs;
+    hs_start(&hs, NULL);
+    create(&hs, "a", "m", 1);
+    create(&hs, "b", "n", 2);
+    pool *w = NULL;
+    pool_config wc = hs.e.cfg;
+    wc.size = 1;
+    ck_assert_int_eq(pool_new(&w, hs.e.base, &wc, NULL), RSTMDB_OK);
+    ck_assert(up_run_until(&hs.e, writer_ready, w, 5000));
+    uint64_t start = wal_head(&hs, hs.e.pool);
+    for (int i = 0; i < 150; i++)
+        up_apply(&hs.e, hs.e.pool, i % 2 ? "a" : "b", "GO", NULL);
+
+    const char *ms[] = {"n"};
+    hub_filter fa = all(true), fn = all(false), fi = all(true);
+    fn.machines = ms;
+    fn.nmachines = 1;
+    fi.instance_id = "a";
+    rec *r[4];
+    r[0] = sub(&hs, &fa, true, start); /* ~22 pages of 7 to replay */
+    r[1] = sub(&hs, &fn, true, start);
+    r[2] = sub(&hs, &fi, true, start);
+    r[3] = sub(&hs, &fa, false, 0);
+    for (int i = 0; i < 240; i++) {
+        if (i % 30 == 3)
+            up_control(&hs.e, i % 60 == 3 ? "garble" : "drop-all");
+        char params[160];
+        snprintf(params, sizeof params, "{\"instance_id\":\"%s\",\"event\":\"BACK\"}",
+                 i % 3 ? "a" : "b");
+        for (int attempt = 0;; attempt++) {
+            ck_assert_int_lt(attempt, 100);
+            if (!pool_ready(w))
+                ck_assert(up_run_until(&hs.e, writer_ready, w, 5000));
+            int st = up_call(&hs.e, w, "APPLY_EVENT", params, NULL);
+            if (st == RSTMDB_OK)
+                break;
+        }
+    }
+    ck_assert(up_run_until(&hs.e, pool_all_ready_hub, &hs, 5000));
+    static uint64_t expect[MAXEV];
+    size_t n_all = wal_events(&hs, start, NULL, expect, MAXEV);
+    size_t n_a = wal_events(&hs, start, "a", expect, MAXEV);
+    wait_n(&hs.e, r[0], n_all);
+    wait_n(&hs.e, r[2], n_a);
+    up_run_for(&hs.e, 200);
+    assert_matches_wal(&hs, r[0], start, NULL);
+    assert_matches_wal(&hs, r[2], start, "a");
+    /* machine n = instance b's events only */
+    size_t n_b = wal_events(&hs, start, "b", expect, MAXEV);
+    ck_assert_uint_eq(r[1]->n, n_b);
+    for (size_t i = 0; i < n_b; i++)
+        ck_assert_uint_eq(r[1]->offs[i], expect[i]);
+    /* the live-only stream saw a suffix of the WAL, with no gap after its start */
+    ck_assert(!r[3]->out_of_order);
+    ck_assert_uint_ge(r[3]->n, 1);
+    for (size_t i = 0; i < r[3]->n; i++)
+        ck_assert_uint_eq(r[3]->offs[r[3]->n - 1 - i], r[0]->offs[r[0]->n - 1 - i]);
+    for (int k = 0; k < 4; k++) {
+        ck_assert_msg(!r[k]->ended, "stream %d ended: %s", k, r[k]->code);
+        hub_unsubscribe(r[k]->sub);
+        rec_free(r[k]);
+    }
+    hub_free(hs.h);
+    pool_free(w);
+    up_stop(&hs.e);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("upstream_hub");
@@ -666,6 +739,7 @@ int main(void)
     tcase_add_test(tc, test_wal_compacted);
     tcase_add_test(tc, test_replay_overflow_ends_stream);
     tcase_add_test(tc, test_upstream_reset_is_explicit);
+    tcase_add_test(tc, test_cuts_during_replay);
     tcase_add_test(tc, test_upstream_drops_lose_nothing);
     suite_add_tcase(s, tc);
     SRunner *sr = srunner_create(s);
