@@ -1,7 +1,6 @@
-/* spawn.c: start, watch and stop the project's binaries as child processes
- * for tests (fork/exec, stdout pipe parsed for "listening on HOST:PORT").
- * It must never leave a child behind on a failure path: every error kills
- * and reaps what it started. */
+/* spawn.c: start, watch and stop the project's binaries as child processes for
+ * tests (fork/exec, stdout parsed for "listening on HOST:PORT"). It must never
+ * leave a child behind: every failure path kills and reaps what it started. */
 #include "spawn.h"
 
 #include <arpa/inet.h>

@@ -1,7 +1,6 @@
-/* control.c: the control channel's sockets and line protocol. Each line is
- * handed to server_control(); this file never changes fault knobs itself.
- * Lines are capped at CONTROL_MAX_LINE bytes; a longer one closes that
- * control connection. */
+/* control.c: the control channel's sockets and line protocol; each line goes
+ * to server_control(), this file never changes fault knobs itself. Lines and
+ * unread replies are capped; going over closes that control connection. */
 #include "control.h"
 
 #include "logmsg.h"
@@ -22,6 +21,7 @@
 #include <unistd.h>
 
 #define CONTROL_MAX_LINE 1024u
+#define CONTROL_MAX_OUT  (64u * 1024u)
 
 typedef struct ctlconn {
     control *ctl;
@@ -88,6 +88,10 @@ static void ctl_read_cb(struct bufferevent *bev, void *arg)
     }
     if (!k->dead && evbuffer_get_length(in) > CONTROL_MAX_LINE) {
         logmsg(LOGMSG_WARN, "control: line over %u bytes, closing", CONTROL_MAX_LINE);
+        ctl_kill(k);
+    } else if (!k->dead && evbuffer_get_length(out) > CONTROL_MAX_OUT) {
+        /* A control client that sends commands but never reads the replies. */
+        logmsg(LOGMSG_WARN, "control: %u bytes of unread replies, closing", CONTROL_MAX_OUT);
         ctl_kill(k);
     }
 }

@@ -1,7 +1,6 @@
-/* test_server.c: rstmdb-testd's network layer over real loopback sockets,
- * with the server running in-process on its own thread (framing, ordering,
- * silent closes, JSONL, faults, limits, TLS/mTLS, slow consumers). The test
- * thread only touches sockets; the server thread owns every server object. */
+/* test_server.c: rstmdb-testd's network layer over real loopback sockets, the
+ * server in-process on its own thread (framing, ordering, silent closes, JSONL,
+ * faults, limits, TLS, slow consumers); the test thread only touches sockets. */
 #include "engine.h"
 #include "fault.h"
 #include "rawnet.h"

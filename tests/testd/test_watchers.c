@@ -1,7 +1,6 @@
-/* test_watchers.c: 10,000 watchers and 100,000 events against the
- * rstmdb-testd binary (issue #3's acceptance): watchers that read get every
- * event of theirs; watchers that never read lose events instead of growing
- * the server's memory, which stays under the per-connection caps. */
+/* test_watchers.c: 10,000 watchers and 100,000 events against rstmdb-testd
+ * (issue #3's acceptance): readers get every event of theirs; non-readers lose
+ * events instead of growing the server's memory past the per-connection caps. */
 #include "rawnet.h"
 #include "spawn.h"
 
