@@ -21,7 +21,7 @@
 static struct {
     bool testd;
     char addr[80];
-    const char *token;      /* the main target requires auth with this token */
+    const char *token; /* the main target requires auth with this token */
     bool have_auth;
     char auth_addr[80];
     const char *auth_token;
@@ -151,7 +151,8 @@ TCase *cf_tcase(const char *name)
 cf_conn *cf_open_authreq(const char **token)
 {
     if (!cf_env.have_auth) {
-        fprintf(stderr, "SKIP: no auth-required server (set RSTMDB_TEST_TOKEN with RSTMDB_TEST_ADDR)\n");
+        fprintf(stderr,
+                "SKIP: no auth-required server (set RSTMDB_TEST_TOKEN with RSTMDB_TEST_ADDR)\n");
         return NULL;
     }
     *token = cf_env.auth_token;
@@ -183,7 +184,8 @@ void cf_uniq(char *buf, size_t cap, const char *prefix)
     struct timespec ts;
     clock_gettime(CLOCK_REALTIME, &ts);
     snprintf(buf, cap, "%s-%ld-%u-%lx%05lx", prefix, (long)getpid(), ++counter,
-             (unsigned long)ts.tv_sec & 0xffffffUL, (unsigned long)(ts.tv_nsec / 10000) & 0xfffffUL);
+             (unsigned long)ts.tv_sec & 0xffffffUL,
+             (unsigned long)(ts.tv_nsec / 10000) & 0xfffffUL);
 }
 
 const char *cf_fmt(const char *fmt, ...)
@@ -325,7 +327,8 @@ bool cf_match(const char *text, const char *pat, cf_caps *caps)
     return cf_match_from(text, pat, caps);
 }
 
-void cf_assert_match_at(const char *file, int line, const char *text, const char *pat, cf_caps *caps)
+void cf_assert_match_at(const char *file, int line, const char *text, const char *pat,
+                        cf_caps *caps)
 {
     bool ok = cf_match(text, pat, caps);
     ck_assert_msg(ok, "%s:%d: mismatch\n  got:  %s\n  want: %s", file, line, text, pat);
@@ -333,7 +336,8 @@ void cf_assert_match_at(const char *file, int line, const char *text, const char
 
 /* ---- requests ---- */
 
-static void cf_send_request(const char *file, int line, cf_conn *k, const char *op, const char *params)
+static void cf_send_request(const char *file, int line, cf_conn *k, const char *op,
+                            const char *params)
 {
     snprintf(k->last_id, sizeof k->last_id, "%u", k->next_id++);
     const char *req;
@@ -357,7 +361,8 @@ char *cf_call_at(const char *file, int line, cf_conn *k, const char *op, const c
     for (;;) {
         rcpx_msg m;
         rcpx_rc rc = rcpx_read(k->rc, CF_TIMEOUT_MS, &m);
-        ck_assert_msg(rc == RCPX_OK, "%s:%d: %s: no response: %s", file, line, op, rcpx_errstr(k->rc));
+        ck_assert_msg(rc == RCPX_OK, "%s:%d: %s: no response: %s", file, line, op,
+                      rcpx_errstr(k->rc));
         if (cf_is_event(m.text)) {
             ck_assert_msg(k->nstash < 64, "%s:%d: more than 64 unread events", file, line);
             k->stash[k->nstash++] = m;
@@ -365,7 +370,8 @@ char *cf_call_at(const char *file, int line, cf_conn *k, const char *op, const c
         }
         const char *want = cf_fmt("{\"type\":\"response\",\"id\":\"%s\",", k->last_id);
         ck_assert_msg(strncmp(m.text, want, strlen(want)) == 0,
-                      "%s:%d: %s: response does not start with %s: %s", file, line, op, want, m.text);
+                      "%s:%d: %s: response does not start with %s: %s", file, line, op, want,
+                      m.text);
         return m.text;
     }
 }
@@ -383,8 +389,9 @@ void cf_ok_at(const char *file, int line, cf_conn *k, const char *op, const char
               const char *result_pat, cf_caps *caps)
 {
     char *t = cf_call_at(file, line, k, op, params);
-    const char *pat = cf_fmt("{\"type\":\"response\",\"id\":\"%s\",\"status\":\"ok\",\"result\":%s}",
-                             k->last_id, result_pat);
+    const char *pat =
+        cf_fmt("{\"type\":\"response\",\"id\":\"%s\",\"status\":\"ok\",\"result\":%s}", k->last_id,
+               result_pat);
     bool ok = cf_match(t, pat, caps);
     ck_assert_msg(ok, "%s:%d: %s %s\n  got:  %s\n  want: %s", file, line, op,
                   params ? params : "(no params)", t, pat);
@@ -447,17 +454,20 @@ void cf_event_match_at(const char *file, int line, cf_conn *k, const char *pat, 
 void cf_put_machine_at(const char *file, int line, cf_conn *k, const char *name, const char *def)
 {
     const char *p = cf_fmt("{\"machine\":\"%s\",\"version\":1,\"definition\":%s}", name, def);
-    cf_ok_at(file, line, k, "PUT_MACHINE", p,
-             cf_fmt("{\"created\":true,\"machine\":\"%s\",\"stored_checksum\":\"$H\",\"version\":1}", name),
-             NULL);
+    cf_ok_at(
+        file, line, k, "PUT_MACHINE", p,
+        cf_fmt("{\"created\":true,\"machine\":\"%s\",\"stored_checksum\":\"$H\",\"version\":1}",
+               name),
+        NULL);
 }
 
 uint64_t cf_create_at(const char *file, int line, cf_conn *k, const char *id, const char *machine,
                       const char *ctx)
 {
-    const char *p = ctx ? cf_fmt("{\"instance_id\":\"%s\",\"machine\":\"%s\",\"version\":1,\"initial_ctx\":%s}",
-                                 id, machine, ctx)
-                        : cf_fmt("{\"instance_id\":\"%s\",\"machine\":\"%s\",\"version\":1}", id, machine);
+    const char *p =
+        ctx ? cf_fmt("{\"instance_id\":\"%s\",\"machine\":\"%s\",\"version\":1,\"initial_ctx\":%s}",
+                     id, machine, ctx)
+            : cf_fmt("{\"instance_id\":\"%s\",\"machine\":\"%s\",\"version\":1}", id, machine);
     cf_caps caps;
     char *t = cf_call_at(file, line, k, "CREATE_INSTANCE", p);
     const char *pat = cf_fmt("{\"type\":\"response\",\"id\":\"%s\",\"status\":\"ok\",\"result\":"

@@ -23,10 +23,10 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-#define CF_TIMEOUT_MS 3000     /* waiting for a response or an expected event */
+#define CF_TIMEOUT_MS       3000 /* waiting for a response or an expected event */
 #define CF_CLOSE_TIMEOUT_MS 3000 /* waiting for a silent close */
-#define CF_MAX_CAPS 16
-#define CF_FIRST_OFFSET 1099511627776ull /* 1 << 40: segment 1, byte 0 */
+#define CF_MAX_CAPS         16
+#define CF_FIRST_OFFSET     1099511627776ull /* 1 << 40: segment 1, byte 0 */
 
 typedef struct cf_caps {
     int n;
@@ -35,8 +35,8 @@ typedef struct cf_caps {
 
 /* Which extra servers a test program needs (testd only). */
 enum {
-    CF_NEED_AUTH = 1,  /* a server that requires auth (testd --token secret) */
-    CF_NEED_LIMIT = 2  /* testd --max-machine-versions 2 */
+    CF_NEED_AUTH = 1, /* a server that requires auth (testd --token secret) */
+    CF_NEED_LIMIT = 2 /* testd --max-machine-versions 2 */
 };
 
 /* Unchecked fixture helpers: call cf_setup(flags) / cf_teardown() from the
@@ -49,12 +49,12 @@ int cf_run(Suite *s);
 /* A TCase with a generous timeout, for the test programs. */
 TCase *cf_tcase(const char *name);
 
-bool cf_is_testd(void);      /* the target is our rstmdb-testd, so testd-only facts apply */
+bool cf_is_testd(void); /* the target is our rstmdb-testd, so testd-only facts apply */
 const char *cf_addr(void);
 /* Nobody else writes to the server while a test runs, so exact WAL relations
  * hold (next offset, entry counts): testd, or an external server with
  * RSTMDB_TEST_EXCLUSIVE=1 (run the programs one at a time, ctest -j1). */
-bool cf_exclusive(void);   /* the main target's "host:port" */
+bool cf_exclusive(void); /* the main target's "host:port" */
 
 /* A connection with its request-id counter and a stash of events that
  * arrived while a response was awaited (kept in arrival order). */
@@ -102,7 +102,8 @@ cJSON *cf_call_json_at(const char *file, int line, cf_conn *k, const char *op, c
 void cf_ok_at(const char *file, int line, cf_conn *k, const char *op, const char *params,
               const char *result_pat, cf_caps *caps);
 #define CF_OK(k, op, params, pat) cf_ok_at(__FILE__, __LINE__, (k), (op), (params), (pat), NULL)
-#define CF_OKC(k, op, params, pat, caps) cf_ok_at(__FILE__, __LINE__, (k), (op), (params), (pat), (caps))
+#define CF_OKC(k, op, params, pat, caps) \
+    cf_ok_at(__FILE__, __LINE__, (k), (op), (params), (pat), (caps))
 
 /* Assert the whole response text is the error {code, message, retryable}
  * exactly (the message is JSON-escaped here; pass it unescaped). */
@@ -127,7 +128,8 @@ void cf_event_match_at(const char *file, int line, cf_conn *k, const char *pat, 
 /* Match a whole text against a pattern; caps may be NULL. */
 bool cf_match(const char *text, const char *pat, cf_caps *caps);
 /* Assert a match, printing both texts on failure. */
-void cf_assert_match_at(const char *file, int line, const char *text, const char *pat, cf_caps *caps);
+void cf_assert_match_at(const char *file, int line, const char *text, const char *pat,
+                        cf_caps *caps);
 #define CF_MATCH(text, pat, caps) cf_assert_match_at(__FILE__, __LINE__, (text), (pat), (caps))
 
 /* JSON-escape `s` as a string body (no surrounding quotes) into a cf_fmt buffer. */
@@ -137,10 +139,10 @@ uint64_t cf_u64(const char *s);
 
 /* Machine definitions used across files. */
 /* The worked definition of PROTOCOL.md §4.1 (checksum c873e472). */
-#define CF_ORDER_DEF                                                                          \
+#define CF_ORDER_DEF                                                                           \
     "{\"states\":[\"created\",\"paid\",\"shipped\"],\"initial\":\"created\",\"transitions\":[" \
-    "{\"from\":\"created\",\"event\":\"PAY\",\"to\":\"paid\"},{\"from\":[\"paid\"],"          \
-    "\"event\":\"SHIP\",\"to\":\"shipped\",\"guard\":\"ctx.ready\"}],\"meta\":{\"z\":1,"      \
+    "{\"from\":\"created\",\"event\":\"PAY\",\"to\":\"paid\"},{\"from\":[\"paid\"],"           \
+    "\"event\":\"SHIP\",\"to\":\"shipped\",\"guard\":\"ctx.ready\"}],\"meta\":{\"z\":1,"       \
     "\"a\":{\"y\":2,\"b\":3}}}"
 /* PUT_MACHINE `def` as (name, version 1) and assert created:true. */
 void cf_put_machine_at(const char *file, int line, cf_conn *k, const char *name, const char *def);

@@ -25,8 +25,8 @@
 struct rcpx {
     int fd;
     bool jsonl;
-    bool eof;        /* the peer closed (FIN or RST) */
-    uint8_t *in;     /* bytes received and not yet consumed */
+    bool eof;    /* the peer closed (FIN or RST) */
+    uint8_t *in; /* bytes received and not yet consumed */
     size_t in_len;
     size_t in_cap;
     char err[256];
@@ -266,8 +266,10 @@ static int rcpx_try_frame(rcpx *c, rcpx_msg *m)
     uint32_t crc = (uint32_t)h[14] << 24 | (uint32_t)h[15] << 16 | (uint32_t)h[16] << 8 | h[17];
     if (ver != 1 || flags != RSTMDB_FLAG_CRC_PRESENT || hlen != 0 ||
         plen > RSTMDB_FRAME_MAX_PAYLOAD) {
-        rcpx_seterr(c, "server frame: version %u flags 0x%04x header_len %u payload_len %u "
-                       "(want 1, 0x0001, 0, <= 16 MiB)", ver, flags, hlen, plen);
+        rcpx_seterr(c,
+                    "server frame: version %u flags 0x%04x header_len %u payload_len %u "
+                    "(want 1, 0x0001, 0, <= 16 MiB)",
+                    ver, flags, hlen, plen);
         return -1;
     }
     if (c->in_len < 18u + plen)

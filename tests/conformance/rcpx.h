@@ -17,11 +17,11 @@ typedef struct rcpx rcpx;
 
 /* Outcome of a read. */
 typedef enum rcpx_rc {
-    RCPX_OK = 0,        /* a whole message was read */
-    RCPX_EOF = 1,       /* the peer closed (FIN or RST) at a message boundary */
-    RCPX_TIMEOUT = 2,   /* nothing complete arrived within the timeout */
-    RCPX_BADFRAME = 3,  /* the server sent bytes that break the wire format (see rcpx_errstr) */
-    RCPX_IOERR = 4      /* a local socket error, or EOF in the middle of a message */
+    RCPX_OK = 0,       /* a whole message was read */
+    RCPX_EOF = 1,      /* the peer closed (FIN or RST) at a message boundary */
+    RCPX_TIMEOUT = 2,  /* nothing complete arrived within the timeout */
+    RCPX_BADFRAME = 3, /* the server sent bytes that break the wire format (see rcpx_errstr) */
+    RCPX_IOERR = 4     /* a local socket error, or EOF in the middle of a message */
 } rcpx_rc;
 
 /* One message from the server. `text` is the JSON payload, NUL-terminated

@@ -23,7 +23,8 @@ static void send_payload(cf_conn *k, const char *payload)
 static void expect_text(cf_conn *k, const char *want)
 {
     rcpx_msg m;
-    ck_assert_msg(rcpx_read(k->rc, CF_TIMEOUT_MS, &m) == RCPX_OK, "no response: %s", rcpx_errstr(k->rc));
+    ck_assert_msg(rcpx_read(k->rc, CF_TIMEOUT_MS, &m) == RCPX_OK, "no response: %s",
+                  rcpx_errstr(k->rc));
     ck_assert_str_eq(m.text, want);
     rcpx_msg_clear(&m);
 }
@@ -32,7 +33,8 @@ static void expect_close(const char *payload)
 {
     cf_conn *k = CF_OPEN_RAW();
     send_payload(k, payload);
-    ck_assert_msg(rcpx_silent_close(k->rc, CF_CLOSE_TIMEOUT_MS, NULL), "%.200s: %s", payload, rcpx_errstr(k->rc));
+    ck_assert_msg(rcpx_silent_close(k->rc, CF_CLOSE_TIMEOUT_MS, NULL), "%.200s: %s", payload,
+                  rcpx_errstr(k->rc));
     cf_close(k);
 }
 
@@ -48,16 +50,21 @@ START_TEST(envelope_edges)
     expect_close("\xef\xbb\xbf{\"type\":\"request\",\"id\":\"1\",\"op\":\"PING\"}");
     cf_conn *k = CF_OPEN_RAW();
     send_payload(k, "[\"request\",\"a\",\"PING\",null]");
-    expect_text(k, "{\"type\":\"response\",\"id\":\"a\",\"status\":\"ok\",\"result\":{\"pong\":true}}");
+    expect_text(
+        k, "{\"type\":\"response\",\"id\":\"a\",\"status\":\"ok\",\"result\":{\"pong\":true}}");
     /* Whitespace around the document is fine. */
     send_payload(k, " \n\t{\"type\":\"request\",\"id\":\"ws\",\"op\":\"PING\"} \r\n");
-    expect_text(k, "{\"type\":\"response\",\"id\":\"ws\",\"status\":\"ok\",\"result\":{\"pong\":true}}");
+    expect_text(
+        k, "{\"type\":\"response\",\"id\":\"ws\",\"status\":\"ok\",\"result\":{\"pong\":true}}");
     /* The id is echoed re-serialized, not byte-copied. */
     send_payload(k, "{\"type\":\"request\",\"id\":\"\\u0041\\n\\/\",\"op\":\"PING\"}");
-    expect_text(k, "{\"type\":\"response\",\"id\":\"A\\n/\",\"status\":\"ok\",\"result\":{\"pong\":true}}");
+    expect_text(
+        k, "{\"type\":\"response\",\"id\":\"A\\n/\",\"status\":\"ok\",\"result\":{\"pong\":true}}");
     /* Duplicate keys below the envelope are not an envelope error. */
-    send_payload(k, "{\"type\":\"request\",\"id\":\"d\",\"op\":\"PING\",\"params\":{\"a\":1,\"a\":2}}");
-    expect_text(k, "{\"type\":\"response\",\"id\":\"d\",\"status\":\"ok\",\"result\":{\"pong\":true}}");
+    send_payload(
+        k, "{\"type\":\"request\",\"id\":\"d\",\"op\":\"PING\",\"params\":{\"a\":1,\"a\":2}}");
+    expect_text(
+        k, "{\"type\":\"response\",\"id\":\"d\",\"status\":\"ok\",\"result\":{\"pong\":true}}");
     cf_close(k);
 }
 END_TEST
@@ -72,9 +79,12 @@ START_TEST(nesting_limit)
     ck_assert_ptr_nonnull(p);
     for (int depth = 124; depth <= 125; depth++) {
         /* envelope, params and definition are 3 levels; meta adds `depth`. */
-        int n = snprintf(p, 4096, "{\"type\":\"request\",\"id\":\"n\",\"op\":\"PUT_MACHINE\",\"params\":{\"machine\":"
-                                  "\"%s-%d\",\"version\":1,\"definition\":{\"states\":[\"a\"],\"initial\":\"a\","
-                                  "\"transitions\":[],\"meta\":", m, depth);
+        int n = snprintf(
+            p, 4096,
+            "{\"type\":\"request\",\"id\":\"n\",\"op\":\"PUT_MACHINE\",\"params\":{\"machine\":"
+            "\"%s-%d\",\"version\":1,\"definition\":{\"states\":[\"a\"],\"initial\":\"a\","
+            "\"transitions\":[],\"meta\":",
+            m, depth);
         for (int i = 0; i < depth; i++)
             p[n++] = '[';
         for (int i = 0; i < depth; i++)
@@ -85,8 +95,12 @@ START_TEST(nesting_limit)
             send_payload(k, p);
             rcpx_msg msg;
             ck_assert_int_eq(rcpx_read(k->rc, CF_TIMEOUT_MS, &msg), RCPX_OK);
-            ck_assert_msg(cf_match(msg.text, "{\"type\":\"response\",\"id\":\"n\",\"status\":\"ok\",\"result\":"
-                                             "{\"created\":true,$*", NULL), "%s", msg.text);
+            ck_assert_msg(
+                cf_match(msg.text,
+                         "{\"type\":\"response\",\"id\":\"n\",\"status\":\"ok\",\"result\":"
+                         "{\"created\":true,$*",
+                         NULL),
+                "%s", msg.text);
             rcpx_msg_clear(&msg);
             cf_close(k);
         } else {
@@ -103,8 +117,8 @@ START_TEST(explicit_nulls_in_optional_params)
     /* #[serde(default)] fields still reject an explicit null. */
     CF_ERR(k, "HELLO", "{\"protocol_version\":1,\"features\":null}", "BAD_REQUEST",
            "invalid request: invalid type: null, expected a sequence", false);
-    CF_ERR(k, "WATCH_ALL", "{\"machines\":null}", "BAD_REQUEST", "invalid request: invalid type: null, expected a sequence",
-           false);
+    CF_ERR(k, "WATCH_ALL", "{\"machines\":null}", "BAD_REQUEST",
+           "invalid request: invalid type: null, expected a sequence", false);
     CF_ERR(k, "WATCH_ALL", "{\"include_ctx\":null}", "BAD_REQUEST",
            "invalid request: invalid type: null, expected a boolean", false);
     CF_ERR(k, "HELLO", "{\"protocol_version\":65536}", "BAD_REQUEST",
@@ -112,7 +126,8 @@ START_TEST(explicit_nulls_in_optional_params)
     CF_ERR(k, "HELLO", "{\"protocol_version\":1,\"wire_modes\":[1]}", "BAD_REQUEST",
            "invalid request: invalid type: integer `1`, expected a string", false);
     CF_ERR(k, "WATCH_ALL", "[]", "BAD_REQUEST",
-           "invalid request: invalid length 1, expected struct WatchAllParams with 6 elements", false);
+           "invalid request: invalid length 1, expected struct WatchAllParams with 6 elements",
+           false);
     CF_ERR(k, "UNWATCH", "{\"subscription_id\":5}", "BAD_REQUEST",
            "invalid request: invalid type: integer `5`, expected a string", false);
     CF_OK(k, "UNWATCH", "[\"x\"]", "{\"removed\":false,\"subscription_id\":\"x\"}");
@@ -120,21 +135,34 @@ START_TEST(explicit_nulls_in_optional_params)
     char m[96], id[96];
     cf_uniq(m, sizeof m, "nul");
     cf_uniq(id, sizeof id, "n");
-    CF_PUT_MACHINE(k, m, "{\"states\":[\"a\",\"b\"],\"initial\":\"a\",\"transitions\":[{\"from\":\"a\",\"event\":\"E\",\"to\":\"b\"}]}");
-    CF_OK(k, "CREATE_INSTANCE", cf_fmt("{\"instance_id\":\"%s\",\"machine\":\"%s\",\"version\":1,\"initial_ctx\":null,"
-                                       "\"idempotency_key\":null}", id, m),
+    CF_PUT_MACHINE(k, m,
+                   "{\"states\":[\"a\",\"b\"],\"initial\":\"a\",\"transitions\":[{\"from\":\"a\","
+                   "\"event\":\"E\",\"to\":\"b\"}]}");
+    CF_OK(k, "CREATE_INSTANCE",
+          cf_fmt("{\"instance_id\":\"%s\",\"machine\":\"%s\",\"version\":1,\"initial_ctx\":null,"
+                 "\"idempotency_key\":null}",
+                 id, m),
           cf_fmt("{\"instance_id\":\"%s\",\"state\":\"a\",\"wal_offset\":$O}", id));
-    CF_OK(k, "APPLY_EVENT", cf_fmt("{\"instance_id\":\"%s\",\"event\":\"E\",\"expected_state\":null,\"expected_wal_offset\":"
-                                   "null,\"event_id\":null,\"idempotency_key\":null,\"payload\":null}", id),
-          "{\"applied\":true,\"ctx\":null,\"from_state\":\"a\",\"to_state\":\"b\",\"wal_offset\":$O}");
+    CF_OK(k, "APPLY_EVENT",
+          cf_fmt("{\"instance_id\":\"%s\",\"event\":\"E\",\"expected_state\":null,\"expected_wal_"
+                 "offset\":"
+                 "null,\"event_id\":null,\"idempotency_key\":null,\"payload\":null}",
+                 id),
+          "{\"applied\":true,\"ctx\":null,\"from_state\":\"a\",\"to_state\":\"b\",\"wal_offset\":$"
+          "O}");
     /* Duplicate keys inside params: the last one wins. */
-    CF_OK(k, "GET_INSTANCE", cf_fmt("{\"instance_id\":\"%s-not-there\",\"instance_id\":\"%s\"}", id, id),
-          cf_fmt("{\"ctx\":null,\"last_wal_offset\":$O,\"machine\":\"%s\",\"state\":\"b\",\"version\":1}", m));
+    CF_OK(k, "GET_INSTANCE",
+          cf_fmt("{\"instance_id\":\"%s-not-there\",\"instance_id\":\"%s\"}", id, id),
+          cf_fmt("{\"ctx\":null,\"last_wal_offset\":$O,\"machine\":\"%s\",\"state\":\"b\","
+                 "\"version\":1}",
+                 m));
     char id2[96];
     cf_uniq(id2, sizeof id2, "n");
     CF_CREATE(k, id2, m, "{\"a\":1,\"a\":2}");
     CF_OK(k, "GET_INSTANCE", cf_fmt("{\"instance_id\":\"%s\"}", id2),
-          cf_fmt("{\"ctx\":{\"a\":2},\"last_wal_offset\":$O,\"machine\":\"%s\",\"state\":\"a\",\"version\":1}", m));
+          cf_fmt("{\"ctx\":{\"a\":2},\"last_wal_offset\":$O,\"machine\":\"%s\",\"state\":\"a\","
+                 "\"version\":1}",
+                 m));
     cf_close(k);
 }
 END_TEST
@@ -147,13 +175,18 @@ START_TEST(definition_shape_messages)
     static const struct {
         const char *def, *msg;
     } rows[] = {
-        {"{\"states\":[\"a\"],\"initial\":\"a\",\"transitions\":[{\"from\":5,\"event\":\"E\",\"to\":\"a\"}]}",
-         "core error: JSON error: invalid type: integer `5`, expected a string or array of strings"},
-        {"{\"states\":[\"a\"],\"initial\":\"a\",\"transitions\":[{\"from\":null,\"event\":\"E\",\"to\":\"a\"}]}",
+        {"{\"states\":[\"a\"],\"initial\":\"a\",\"transitions\":[{\"from\":5,\"event\":\"E\","
+         "\"to\":\"a\"}]}",
+         "core error: JSON error: invalid type: integer `5`, expected a string or array of "
+         "strings"},
+        {"{\"states\":[\"a\"],\"initial\":\"a\",\"transitions\":[{\"from\":null,\"event\":\"E\","
+         "\"to\":\"a\"}]}",
          "core error: JSON error: invalid type: null, expected a string or array of strings"},
-        {"{\"states\":[\"a\"],\"initial\":\"a\",\"transitions\":[{\"from\":[5],\"event\":\"E\",\"to\":\"a\"}]}",
+        {"{\"states\":[\"a\"],\"initial\":\"a\",\"transitions\":[{\"from\":[5],\"event\":\"E\","
+         "\"to\":\"a\"}]}",
          "core error: JSON error: invalid type: integer `5`, expected a string"},
-        {"{\"states\":[\"a\"],\"initial\":\"a\",\"transitions\":[{\"from\":\"a\",\"event\":\"E\",\"to\":\"a\",\"guard\":5}]}",
+        {"{\"states\":[\"a\"],\"initial\":\"a\",\"transitions\":[{\"from\":\"a\",\"event\":\"E\","
+         "\"to\":\"a\",\"guard\":5}]}",
          "core error: JSON error: invalid type: integer `5`, expected a string"},
         {"{\"states\":[\"a\"],\"initial\":\"a\",\"transitions\":{}}",
          "core error: JSON error: invalid type: map, expected a sequence"},
@@ -161,18 +194,32 @@ START_TEST(definition_shape_messages)
          "core error: JSON error: invalid type: integer `1`, expected a string"},
     };
     for (size_t i = 0; i < sizeof rows / sizeof rows[0]; i++)
-        CF_ERR(k, "PUT_MACHINE", cf_fmt("{\"machine\":\"%s\",\"version\":1,\"definition\":%s}", m, rows[i].def),
+        CF_ERR(k, "PUT_MACHINE",
+               cf_fmt("{\"machine\":\"%s\",\"version\":1,\"definition\":%s}", m, rows[i].def),
                "INTERNAL_ERROR", rows[i].msg, true);
     /* meta: explicit nulls inside are kept, a null meta is absent. */
-    CF_OK(k, "PUT_MACHINE", cf_fmt("{\"machine\":\"%s\",\"version\":1,\"definition\":{\"states\":[\"a\"],\"initial\":\"a\","
-                                   "\"transitions\":[],\"meta\":{\"z\":1,\"a\":null}}}", m),
-          cf_fmt("{\"created\":true,\"machine\":\"%s\",\"stored_checksum\":\"10f1fe18\",\"version\":1}", m));
+    CF_OK(
+        k, "PUT_MACHINE",
+        cf_fmt("{\"machine\":\"%s\",\"version\":1,\"definition\":{\"states\":[\"a\"],\"initial\":"
+               "\"a\","
+               "\"transitions\":[],\"meta\":{\"z\":1,\"a\":null}}}",
+               m),
+        cf_fmt(
+            "{\"created\":true,\"machine\":\"%s\",\"stored_checksum\":\"10f1fe18\",\"version\":1}",
+            m));
     CF_OK(k, "GET_MACHINE", cf_fmt("{\"machine\":\"%s\",\"version\":1}", m),
-          "{\"checksum\":\"10f1fe18\",\"definition\":{\"initial\":\"a\",\"meta\":{\"a\":null,\"z\":1},\"states\":[\"a\"],"
+          "{\"checksum\":\"10f1fe18\",\"definition\":{\"initial\":\"a\",\"meta\":{\"a\":null,\"z\":"
+          "1},\"states\":[\"a\"],"
           "\"transitions\":[]}}");
-    CF_OK(k, "PUT_MACHINE", cf_fmt("{\"machine\":\"%s\",\"version\":2,\"definition\":{\"states\":[\"a\"],\"initial\":\"a\","
-                                   "\"transitions\":[],\"meta\":null}}", m),
-          cf_fmt("{\"created\":true,\"machine\":\"%s\",\"stored_checksum\":\"6b16bc3e\",\"version\":2}", m));
+    CF_OK(
+        k, "PUT_MACHINE",
+        cf_fmt("{\"machine\":\"%s\",\"version\":2,\"definition\":{\"states\":[\"a\"],\"initial\":"
+               "\"a\","
+               "\"transitions\":[],\"meta\":null}}",
+               m),
+        cf_fmt(
+            "{\"created\":true,\"machine\":\"%s\",\"stored_checksum\":\"6b16bc3e\",\"version\":2}",
+            m));
     cf_close(k);
 }
 END_TEST
@@ -180,12 +227,15 @@ END_TEST
 START_TEST(u64_bounds)
 {
     cf_conn *k = CF_OPEN();
-    CF_OK(k, "WAL_READ", "{\"from_offset\":18446744073709551615}", "{\"next_offset\":null,\"records\":[]}");
-    CF_ERR(k, "WAL_READ", "{\"from_offset\":18446744073709551616}", "BAD_REQUEST", "invalid request: missing from_offset",
-           false);
-    CF_ERR(k, "GET_MACHINE", "{\"machine\":\"no-such-machine-u32\",\"version\":4294967295}", "MACHINE_NOT_FOUND",
+    CF_OK(k, "WAL_READ", "{\"from_offset\":18446744073709551615}",
+          "{\"next_offset\":null,\"records\":[]}");
+    CF_ERR(k, "WAL_READ", "{\"from_offset\":18446744073709551616}", "BAD_REQUEST",
+           "invalid request: missing from_offset", false);
+    CF_ERR(k, "GET_MACHINE", "{\"machine\":\"no-such-machine-u32\",\"version\":4294967295}",
+           "MACHINE_NOT_FOUND",
            "core error: machine version not found: no-such-machine-u32 v4294967295", false);
-    CF_OK(k, "LIST_INSTANCES", "{\"machine\":\"no-such-machine-u32\",\"limit\":4294967295,\"offset\":4294967295}",
+    CF_OK(k, "LIST_INSTANCES",
+          "{\"machine\":\"no-such-machine-u32\",\"limit\":4294967295,\"offset\":4294967295}",
           "{\"has_more\":false,\"instances\":[],\"total\":0}");
     cf_close(k);
 }

@@ -12,7 +12,8 @@
 #include <time.h>
 
 static const char PING1[] = "{\"type\":\"request\",\"id\":\"1\",\"op\":\"PING\"}";
-static const char PONG1[] = "{\"type\":\"response\",\"id\":\"1\",\"status\":\"ok\",\"result\":{\"pong\":true}}";
+static const char PONG1[] =
+    "{\"type\":\"response\",\"id\":\"1\",\"status\":\"ok\",\"result\":{\"pong\":true}}";
 
 static void setup(void)
 {
@@ -58,10 +59,11 @@ START_TEST(worked_ping_frame_bytes)
     ck_assert_uint_eq(m.len, 65);
     ck_assert_msg(memcmp(m.header, want_resp, 18) == 0,
                   "response header %02x%02x%02x%02x %02x%02x %02x%02x %02x%02x %02x%02x%02x%02x "
-                  "%02x%02x%02x%02x", m.header[0], m.header[1], m.header[2], m.header[3],
-                  m.header[4], m.header[5], m.header[6], m.header[7], m.header[8], m.header[9],
-                  m.header[10], m.header[11], m.header[12], m.header[13], m.header[14],
-                  m.header[15], m.header[16], m.header[17]);
+                  "%02x%02x%02x%02x",
+                  m.header[0], m.header[1], m.header[2], m.header[3], m.header[4], m.header[5],
+                  m.header[6], m.header[7], m.header[8], m.header[9], m.header[10], m.header[11],
+                  m.header[12], m.header[13], m.header[14], m.header[15], m.header[16],
+                  m.header[17]);
     rcpx_msg_clear(&m);
     cf_close(k);
 }
@@ -76,34 +78,46 @@ typedef struct bad_case {
     uint16_t version;
     uint16_t flags;
     const char *payload;
-    int crc_mode;        /* 0 = correct, 1 = corrupted */
+    int crc_mode;           /* 0 = correct, 1 = corrupted */
     uint32_t plen_override; /* nonzero: header claims this length, only the header is sent */
-    const char *raw;     /* nonzero: send these bytes as-is instead of a frame */
+    const char *raw;        /* nonzero: send these bytes as-is instead of a frame */
 } bad_case;
 
 static const bad_case bad_cases[] = {
     {"bad magic", "RCPY", 1, 1, "{\"type\":\"request\",\"id\":\"1\",\"op\":\"PING\"}", 0, 0, NULL},
-    {"magic rcpx lower", "rcpx", 1, 1, "{\"type\":\"request\",\"id\":\"1\",\"op\":\"PING\"}", 0, 0, NULL},
+    {"magic rcpx lower", "rcpx", 1, 1, "{\"type\":\"request\",\"id\":\"1\",\"op\":\"PING\"}", 0, 0,
+     NULL},
     {"version 0", "RCPX", 0, 1, "{\"type\":\"request\",\"id\":\"1\",\"op\":\"PING\"}", 0, 0, NULL},
     {"version 2", "RCPX", 2, 1, "{\"type\":\"request\",\"id\":\"1\",\"op\":\"PING\"}", 0, 0, NULL},
-    {"reserved flag 0x0010", "RCPX", 1, 0x0011, "{\"type\":\"request\",\"id\":\"1\",\"op\":\"PING\"}", 0, 0, NULL},
-    {"reserved flag 0x8000", "RCPX", 1, 0x8001, "{\"type\":\"request\",\"id\":\"1\",\"op\":\"PING\"}", 0, 0, NULL},
+    {"reserved flag 0x0010", "RCPX", 1, 0x0011,
+     "{\"type\":\"request\",\"id\":\"1\",\"op\":\"PING\"}", 0, 0, NULL},
+    {"reserved flag 0x8000", "RCPX", 1, 0x8001,
+     "{\"type\":\"request\",\"id\":\"1\",\"op\":\"PING\"}", 0, 0, NULL},
     {"payload_len 16 MiB + 1", "RCPX", 1, 1, "", 0, RSTMDB_FRAME_MAX_PAYLOAD + 1, NULL},
     {"payload_len 0xFFFFFFFF", "RCPX", 1, 1, "", 0, 0xFFFFFFFFu, NULL},
-    {"crc mismatch", "RCPX", 1, 1, "{\"type\":\"request\",\"id\":\"1\",\"op\":\"PING\"}", 1, 0, NULL},
-    {"non-UTF-8 payload", "RCPX", 1, 1, "{\"type\":\"request\",\"id\":\"\xff\xfe\",\"op\":\"PING\"}", 0, 0, NULL},
-    {"overlong UTF-8", "RCPX", 1, 1, "{\"type\":\"request\",\"id\":\"\xc0\xaf\",\"op\":\"PING\"}", 0, 0, NULL},
+    {"crc mismatch", "RCPX", 1, 1, "{\"type\":\"request\",\"id\":\"1\",\"op\":\"PING\"}", 1, 0,
+     NULL},
+    {"non-UTF-8 payload", "RCPX", 1, 1,
+     "{\"type\":\"request\",\"id\":\"\xff\xfe\",\"op\":\"PING\"}", 0, 0, NULL},
+    {"overlong UTF-8", "RCPX", 1, 1, "{\"type\":\"request\",\"id\":\"\xc0\xaf\",\"op\":\"PING\"}",
+     0, 0, NULL},
     {"invalid JSON", "RCPX", 1, 1, "{\"type\":\"request\",\"id\":\"1\",", 0, 0, NULL},
     {"empty payload", "RCPX", 1, 1, "", 0, 0, NULL},
-    {"trailing garbage after JSON", "RCPX", 1, 1, "{\"type\":\"request\",\"id\":\"1\",\"op\":\"PING\"}x", 0, 0, NULL},
+    {"trailing garbage after JSON", "RCPX", 1, 1,
+     "{\"type\":\"request\",\"id\":\"1\",\"op\":\"PING\"}x", 0, 0, NULL},
     {"scalar number", "RCPX", 1, 1, "42", 0, 0, NULL},
     {"scalar string", "RCPX", 1, 1, "\"PING\"", 0, 0, NULL},
     {"scalar null", "RCPX", 1, 1, "null", 0, 0, NULL},
-    {"duplicate id key", "RCPX", 1, 1, "{\"type\":\"request\",\"id\":\"1\",\"id\":\"2\",\"op\":\"PING\"}", 0, 0, NULL},
-    {"duplicate op key", "RCPX", 1, 1, "{\"type\":\"request\",\"id\":\"1\",\"op\":\"PING\",\"op\":\"PING\"}", 0, 0, NULL},
-    {"unknown op", "RCPX", 1, 1, "{\"type\":\"request\",\"id\":\"1\",\"op\":\"BOGUS\"}", 0, 0, NULL},
-    {"unknown op FLUSH_ALL", "RCPX", 1, 1, "{\"type\":\"request\",\"id\":\"1\",\"op\":\"FLUSH_ALL\",\"params\":{}}", 0, 0, NULL},
-    {"lower-case op", "RCPX", 1, 1, "{\"type\":\"request\",\"id\":\"1\",\"op\":\"ping\"}", 0, 0, NULL},
+    {"duplicate id key", "RCPX", 1, 1,
+     "{\"type\":\"request\",\"id\":\"1\",\"id\":\"2\",\"op\":\"PING\"}", 0, 0, NULL},
+    {"duplicate op key", "RCPX", 1, 1,
+     "{\"type\":\"request\",\"id\":\"1\",\"op\":\"PING\",\"op\":\"PING\"}", 0, 0, NULL},
+    {"unknown op", "RCPX", 1, 1, "{\"type\":\"request\",\"id\":\"1\",\"op\":\"BOGUS\"}", 0, 0,
+     NULL},
+    {"unknown op FLUSH_ALL", "RCPX", 1, 1,
+     "{\"type\":\"request\",\"id\":\"1\",\"op\":\"FLUSH_ALL\",\"params\":{}}", 0, 0, NULL},
+    {"lower-case op", "RCPX", 1, 1, "{\"type\":\"request\",\"id\":\"1\",\"op\":\"ping\"}", 0, 0,
+     NULL},
     {"op not a string", "RCPX", 1, 1, "{\"type\":\"request\",\"id\":\"1\",\"op\":1}", 0, 0, NULL},
     {"missing op", "RCPX", 1, 1, "{\"type\":\"request\",\"id\":\"1\"}", 0, 0, NULL},
     {"numeric id", "RCPX", 1, 1, "{\"type\":\"request\",\"id\":5,\"op\":\"PING\"}", 0, 0, NULL},
@@ -111,7 +125,8 @@ static const bad_case bad_cases[] = {
     {"missing id", "RCPX", 1, 1, "{\"type\":\"request\",\"op\":\"PING\"}", 0, 0, NULL},
     {"missing type", "RCPX", 1, 1, "{\"id\":\"1\",\"op\":\"PING\"}", 0, 0, NULL},
     {"type not a string", "RCPX", 1, 1, "{\"type\":1,\"id\":\"1\",\"op\":\"PING\"}", 0, 0, NULL},
-    {"JSONL line inbound", NULL, 0, 0, NULL, 0, 0, "{\"type\":\"request\",\"id\":\"1\",\"op\":\"PING\"}\n"},
+    {"JSONL line inbound", NULL, 0, 0, NULL, 0, 0,
+     "{\"type\":\"request\",\"id\":\"1\",\"op\":\"PING\"}\n"},
     {"16-byte RCP1 header of the docs", NULL, 0, 0, NULL, 0, 0,
      "RCP1\x00\x01\x00\x00\x00\x27\x00\x00\x00\x00\x00\x00"
      "{\"type\":\"request\",\"id\":\"1\",\"op\":\"PING\"}"},
@@ -129,7 +144,8 @@ START_TEST(silent_close_cases)
             n = 16 + 39; /* the RCP1 case holds NUL bytes */
         memcpy(buf, bc->raw, n);
     } else if (bc->plen_override != 0) {
-        n = rcpx_frame_build(buf, sizeof buf, bc->magic, bc->version, bc->flags, 0, "", 0, false, 0);
+        n = rcpx_frame_build(buf, sizeof buf, bc->magic, bc->version, bc->flags, 0, "", 0, false,
+                             0);
         buf[10] = (uint8_t)(bc->plen_override >> 24);
         buf[11] = (uint8_t)(bc->plen_override >> 16);
         buf[12] = (uint8_t)(bc->plen_override >> 8);
@@ -163,8 +179,8 @@ START_TEST(silent_close_after_good_traffic)
     cf_conn *k = CF_OPEN_RAW();
     CF_OK(k, "PING", NULL, "{\"pong\":true}");
     uint8_t buf[128];
-    size_t n = rcpx_frame_build(buf, sizeof buf, "RCPX", 1, 1, 0, "{\"type\":\"request\",\"id\":\"2\",\"op\":\"NOPE\"}",
-                                40, true, 0);
+    size_t n = rcpx_frame_build(buf, sizeof buf, "RCPX", 1, 1, 0,
+                                "{\"type\":\"request\",\"id\":\"2\",\"op\":\"NOPE\"}", 40, true, 0);
     ck_assert_int_eq(rcpx_send_raw(k->rc, buf, n), 0);
     ck_assert_msg(rcpx_silent_close(k->rc, CF_CLOSE_TIMEOUT_MS, NULL), "%s", rcpx_errstr(k->rc));
     cf_close(k);
@@ -218,11 +234,13 @@ START_TEST(array_envelope_accepted)
 {
     cf_conn *k = CF_OPEN_RAW();
     send_frame(k, 1, 0, "[\"request\",\"a1\",\"PING\"]", true);
-    read_expect(k, "{\"type\":\"response\",\"id\":\"a1\",\"status\":\"ok\",\"result\":{\"pong\":true}}");
+    read_expect(
+        k, "{\"type\":\"response\",\"id\":\"a1\",\"status\":\"ok\",\"result\":{\"pong\":true}}");
     send_frame(k, 1, 0, "[\"request\",\"a2\",\"HELLO\",{\"protocol_version\":2}]", true);
-    read_expect(k, "{\"type\":\"response\",\"id\":\"a2\",\"status\":\"error\",\"error\":{\"code\":"
-                   "\"BAD_REQUEST\",\"message\":\"invalid request: unsupported protocol version: 2\","
-                   "\"retryable\":false}}");
+    read_expect(k,
+                "{\"type\":\"response\",\"id\":\"a2\",\"status\":\"error\",\"error\":{\"code\":"
+                "\"BAD_REQUEST\",\"message\":\"invalid request: unsupported protocol version: 2\","
+                "\"retryable\":false}}");
     cf_close(k);
 }
 END_TEST
@@ -231,12 +249,17 @@ START_TEST(type_value_and_unknown_keys_ignored)
 {
     cf_conn *k = CF_OPEN_RAW();
     send_frame(k, 1, 0, "{\"type\":\"foo\",\"id\":\"t1\",\"op\":\"PING\"}", true);
-    read_expect(k, "{\"type\":\"response\",\"id\":\"t1\",\"status\":\"ok\",\"result\":{\"pong\":true}}");
+    read_expect(
+        k, "{\"type\":\"response\",\"id\":\"t1\",\"status\":\"ok\",\"result\":{\"pong\":true}}");
     send_frame(k, 1, 0, "{\"type\":\"response\",\"id\":\"t2\",\"op\":\"PING\"}", true);
-    read_expect(k, "{\"type\":\"response\",\"id\":\"t2\",\"status\":\"ok\",\"result\":{\"pong\":true}}");
-    send_frame(k, 1, 0, "{\"op\":\"PING\",\"extra\":{\"a\":[1,{\"b\":null}]},\"meta\":7,\"id\":\"t3\","
-                        "\"type\":\"request\",\"zz\":\"y\"}", true);
-    read_expect(k, "{\"type\":\"response\",\"id\":\"t3\",\"status\":\"ok\",\"result\":{\"pong\":true}}");
+    read_expect(
+        k, "{\"type\":\"response\",\"id\":\"t2\",\"status\":\"ok\",\"result\":{\"pong\":true}}");
+    send_frame(k, 1, 0,
+               "{\"op\":\"PING\",\"extra\":{\"a\":[1,{\"b\":null}]},\"meta\":7,\"id\":\"t3\","
+               "\"type\":\"request\",\"zz\":\"y\"}",
+               true);
+    read_expect(
+        k, "{\"type\":\"response\",\"id\":\"t3\",\"status\":\"ok\",\"result\":{\"pong\":true}}");
     cf_close(k);
 }
 END_TEST
@@ -245,15 +268,20 @@ START_TEST(ids_echoed_verbatim)
 {
     cf_conn *k = CF_OPEN_RAW();
     send_frame(k, 1, 0, "{\"type\":\"request\",\"id\":\"\",\"op\":\"PING\"}", true);
-    read_expect(k, "{\"type\":\"response\",\"id\":\"\",\"status\":\"ok\",\"result\":{\"pong\":true}}");
+    read_expect(k,
+                "{\"type\":\"response\",\"id\":\"\",\"status\":\"ok\",\"result\":{\"pong\":true}}");
     send_frame(k, 1, 0, "{\"type\":\"request\",\"id\":\"h\xc3\xa9/\\\"q\",\"op\":\"PING\"}", true);
-    read_expect(k, "{\"type\":\"response\",\"id\":\"h\xc3\xa9/\\\"q\",\"status\":\"ok\",\"result\":{\"pong\":true}}");
+    read_expect(k, "{\"type\":\"response\",\"id\":\"h\xc3\xa9/"
+                   "\\\"q\",\"status\":\"ok\",\"result\":{\"pong\":true}}");
     /* No length limit (DOCS say 256). */
     char id[1001];
     memset(id, 'x', 1000);
     id[1000] = '\0';
     send_frame(k, 1, 0, cf_fmt("{\"type\":\"request\",\"id\":\"%s\",\"op\":\"PING\"}", id), true);
-    read_expect(k, cf_fmt("{\"type\":\"response\",\"id\":\"%s\",\"status\":\"ok\",\"result\":{\"pong\":true}}", id));
+    read_expect(
+        k,
+        cf_fmt("{\"type\":\"response\",\"id\":\"%s\",\"status\":\"ok\",\"result\":{\"pong\":true}}",
+               id));
     cf_close(k);
 }
 END_TEST
@@ -274,15 +302,19 @@ START_TEST(pipelined_in_one_write_answered_in_order)
         n += rcpx_frame_build(buf + n, sizeof buf - n, "RCPX", 1, 1, 0, reqs[i],
                               (uint32_t)strlen(reqs[i]), true, 0);
     ck_assert_int_eq(rcpx_send_raw(k->rc, buf, n), 0);
-    read_expect(k, "{\"type\":\"response\",\"id\":\"p1\",\"status\":\"ok\",\"result\":{\"pong\":true}}");
+    read_expect(
+        k, "{\"type\":\"response\",\"id\":\"p1\",\"status\":\"ok\",\"result\":{\"pong\":true}}");
     read_expect(k, "{\"type\":\"response\",\"id\":\"p2\",\"status\":\"error\",\"error\":{\"code\":"
                    "\"BAD_REQUEST\",\"message\":\"invalid request: invalid type: null, expected "
                    "struct HelloParams\",\"retryable\":false}}");
-    read_expect(k, "{\"type\":\"response\",\"id\":\"p3\",\"status\":\"ok\",\"result\":{\"pong\":true}}");
-    read_expect(k, "{\"type\":\"response\",\"id\":\"p2\",\"status\":\"ok\",\"result\":{\"pong\":true}}");
-    read_expect(k, "{\"type\":\"response\",\"id\":\"p5\",\"status\":\"ok\",\"result\":{\"features\":[],"
-                   "\"protocol_version\":1,\"server_name\":\"rstmdb\",\"server_version\":\"0.1.1\","
-                   "\"wire_mode\":\"binary_json\"}}");
+    read_expect(
+        k, "{\"type\":\"response\",\"id\":\"p3\",\"status\":\"ok\",\"result\":{\"pong\":true}}");
+    read_expect(
+        k, "{\"type\":\"response\",\"id\":\"p2\",\"status\":\"ok\",\"result\":{\"pong\":true}}");
+    read_expect(
+        k, "{\"type\":\"response\",\"id\":\"p5\",\"status\":\"ok\",\"result\":{\"features\":[],"
+           "\"protocol_version\":1,\"server_name\":\"rstmdb\",\"server_version\":\"0.1.1\","
+           "\"wire_mode\":\"binary_json\"}}");
     cf_close(k);
 }
 END_TEST
@@ -340,7 +372,8 @@ START_TEST(payload_exactly_16mib_accepted)
     ck_assert_int_eq(rcpx_send_raw(k->rc, hdr, 18), 0);
     ck_assert_int_eq(rcpx_send_raw(k->rc, p, plen), 0);
     free(p);
-    read_expect(k, "{\"type\":\"response\",\"id\":\"big\",\"status\":\"ok\",\"result\":{\"pong\":true}}");
+    read_expect(
+        k, "{\"type\":\"response\",\"id\":\"big\",\"status\":\"ok\",\"result\":{\"pong\":true}}");
     cf_close(k);
 }
 END_TEST

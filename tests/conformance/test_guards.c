@@ -145,8 +145,10 @@ static const guard_case cases[] = {
 
 static const char *def_with_guard(const char *guard)
 {
-    return cf_fmt("{\"states\":[\"a\",\"b\"],\"initial\":\"a\",\"transitions\":[{\"from\":\"a\",\"event\":\"GO\","
-                  "\"to\":\"b\",\"guard\":\"%s\"}]}", cf_esc(guard));
+    return cf_fmt("{\"states\":[\"a\",\"b\"],\"initial\":\"a\",\"transitions\":[{\"from\":\"a\","
+                  "\"event\":\"GO\","
+                  "\"to\":\"b\",\"guard\":\"%s\"}]}",
+                  cf_esc(guard));
 }
 
 START_TEST(guard_evaluation)
@@ -161,15 +163,19 @@ START_TEST(guard_evaluation)
     const char *p = cf_fmt("{\"instance_id\":\"%s\",\"event\":\"GO\"}", id);
     if (gc->pass) {
         char *t = CF_CALL(k, "APPLY_EVENT", p);
-        ck_assert_msg(strstr(t, "\"status\":\"ok\"") != NULL && strstr(t, "\"to_state\":\"b\"") != NULL,
+        ck_assert_msg(strstr(t, "\"status\":\"ok\"") != NULL &&
+                          strstr(t, "\"to_state\":\"b\"") != NULL,
                       "guard [%s] on %s should pass: %s", gc->guard, gc->ctx ? gc->ctx : "null", t);
         free(t);
     } else {
         char *t = CF_CALL(k, "APPLY_EVENT", p);
-        const char *want = cf_fmt("{\"type\":\"response\",\"id\":\"%s\",\"status\":\"error\",\"error\":{\"code\":"
-                                  "\"GUARD_FAILED\",\"message\":\"core error: guard failed: guard failed for transition "
-                                  "'a' -> 'b' on event 'GO'\",\"retryable\":false}}", k->last_id);
-        ck_assert_msg(strcmp(t, want) == 0, "guard [%s] on %s should fail: %s", gc->guard, gc->ctx ? gc->ctx : "null", t);
+        const char *want = cf_fmt(
+            "{\"type\":\"response\",\"id\":\"%s\",\"status\":\"error\",\"error\":{\"code\":"
+            "\"GUARD_FAILED\",\"message\":\"core error: guard failed: guard failed for transition "
+            "'a' -> 'b' on event 'GO'\",\"retryable\":false}}",
+            k->last_id);
+        ck_assert_msg(strcmp(t, want) == 0, "guard [%s] on %s should fail: %s", gc->guard,
+                      gc->ctx ? gc->ctx : "null", t);
         free(t);
     }
     cf_close(k);
@@ -213,7 +219,9 @@ START_TEST(guard_parse_errors)
     cf_conn *k = CF_OPEN();
     char m[96];
     cf_uniq(m, sizeof m, "gp");
-    CF_ERR(k, "PUT_MACHINE", cf_fmt("{\"machine\":\"%s\",\"version\":1,\"definition\":%s}", m, def_with_guard(pe->guard)),
+    CF_ERR(k, "PUT_MACHINE",
+           cf_fmt("{\"machine\":\"%s\",\"version\":1,\"definition\":%s}", m,
+                  def_with_guard(pe->guard)),
            "INTERNAL_ERROR", cf_fmt("core error: invalid guard expression: %s", pe->reason), true);
     cf_close(k);
 }
@@ -230,15 +238,19 @@ START_TEST(non_ascii_guard_drops_connection)
         cf_conn *k = CF_OPEN();
         char m[96];
         cf_uniq(m, sizeof m, "gu");
-        const char *req = cf_fmt("{\"type\":\"request\",\"id\":\"x\",\"op\":\"PUT_MACHINE\",\"params\":"
-                                 "{\"machine\":\"%s\",\"version\":1,\"definition\":%s}}", m, def_with_guard(guards[i]));
+        const char *req =
+            cf_fmt("{\"type\":\"request\",\"id\":\"x\",\"op\":\"PUT_MACHINE\",\"params\":"
+                   "{\"machine\":\"%s\",\"version\":1,\"definition\":%s}}",
+                   m, def_with_guard(guards[i]));
         ck_assert_int_eq(rcpx_send_json(k->rc, req), 0);
-        ck_assert_msg(rcpx_silent_close(k->rc, CF_CLOSE_TIMEOUT_MS, NULL), "guard %s: %s", guards[i], rcpx_errstr(k->rc));
+        ck_assert_msg(rcpx_silent_close(k->rc, CF_CLOSE_TIMEOUT_MS, NULL), "guard %s: %s",
+                      guards[i], rcpx_errstr(k->rc));
         cf_close(k);
         /* Nothing was stored, and the server still answers. */
         k = CF_OPEN();
-        CF_ERR(k, "GET_MACHINE", cf_fmt("{\"machine\":\"%s\",\"version\":1}", m), "MACHINE_NOT_FOUND",
-               cf_fmt("core error: machine version not found: %s v1", m), false);
+        CF_ERR(k, "GET_MACHINE", cf_fmt("{\"machine\":\"%s\",\"version\":1}", m),
+               "MACHINE_NOT_FOUND", cf_fmt("core error: machine version not found: %s v1", m),
+               false);
         cf_close(k);
     }
 }
@@ -250,7 +262,8 @@ int main(void)
     TCase *tc = cf_tcase("guards");
     tcase_add_unchecked_fixture(tc, setup, cf_teardown);
     tcase_add_loop_test(tc, guard_evaluation, 0, (int)(sizeof cases / sizeof cases[0]));
-    tcase_add_loop_test(tc, guard_parse_errors, 0, (int)(sizeof parse_errors / sizeof parse_errors[0]));
+    tcase_add_loop_test(tc, guard_parse_errors, 0,
+                        (int)(sizeof parse_errors / sizeof parse_errors[0]));
     tcase_add_test(tc, non_ascii_guard_drops_connection);
     suite_add_tcase(s, tc);
     return cf_run(s);

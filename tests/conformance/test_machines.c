@@ -25,31 +25,53 @@ START_TEST(put_worked_definition_checksum)
     cf_conn *k = CF_OPEN();
     char m[96];
     cf_uniq(m, sizeof m, "order");
-    CF_OK(k, "PUT_MACHINE", put_params(m, 1, CF_ORDER_DEF),
-          cf_fmt("{\"created\":true,\"machine\":\"%s\",\"stored_checksum\":\"c873e472\",\"version\":1}", m));
+    CF_OK(
+        k, "PUT_MACHINE", put_params(m, 1, CF_ORDER_DEF),
+        cf_fmt(
+            "{\"created\":true,\"machine\":\"%s\",\"stored_checksum\":\"c873e472\",\"version\":1}",
+            m));
     /* Identical re-PUT. */
-    CF_OK(k, "PUT_MACHINE", put_params(m, 1, CF_ORDER_DEF),
-          cf_fmt("{\"created\":false,\"machine\":\"%s\",\"stored_checksum\":\"c873e472\",\"version\":1}", m));
+    CF_OK(
+        k, "PUT_MACHINE", put_params(m, 1, CF_ORDER_DEF),
+        cf_fmt(
+            "{\"created\":false,\"machine\":\"%s\",\"stored_checksum\":\"c873e472\",\"version\":1}",
+            m));
     /* Same after normalization: "from" as array, unknown keys, reordered keys. */
-    const char *same = "{\"transitions\":[{\"event\":\"PAY\",\"from\":[\"created\"],\"to\":\"paid\",\"x\":1},"
-                       "{\"from\":\"paid\",\"event\":\"SHIP\",\"to\":\"shipped\",\"guard\":\"ctx.ready\"}],"
-                       "\"meta\":{\"a\":{\"b\":3,\"y\":2},\"z\":1},\"initial\":\"created\","
-                       "\"states\":[\"created\",\"paid\",\"shipped\"],\"unknown\":[1]}";
-    CF_OK(k, "PUT_MACHINE", put_params(m, 1, same),
-          cf_fmt("{\"created\":false,\"machine\":\"%s\",\"stored_checksum\":\"c873e472\",\"version\":1}", m));
+    const char *same =
+        "{\"transitions\":[{\"event\":\"PAY\",\"from\":[\"created\"],\"to\":\"paid\",\"x\":1},"
+        "{\"from\":\"paid\",\"event\":\"SHIP\",\"to\":\"shipped\",\"guard\":\"ctx.ready\"}],"
+        "\"meta\":{\"a\":{\"b\":3,\"y\":2},\"z\":1},\"initial\":\"created\","
+        "\"states\":[\"created\",\"paid\",\"shipped\"],\"unknown\":[1]}";
+    CF_OK(
+        k, "PUT_MACHINE", put_params(m, 1, same),
+        cf_fmt(
+            "{\"created\":false,\"machine\":\"%s\",\"stored_checksum\":\"c873e472\",\"version\":1}",
+            m));
     /* The client's checksum is accepted and ignored. */
-    CF_OK(k, "PUT_MACHINE",
-          cf_fmt("{\"machine\":\"%s\",\"version\":1,\"definition\":%s,\"checksum\":\"00000000\"}", m, CF_ORDER_DEF),
-          cf_fmt("{\"created\":false,\"machine\":\"%s\",\"stored_checksum\":\"c873e472\",\"version\":1}", m));
+    CF_OK(
+        k, "PUT_MACHINE",
+        cf_fmt("{\"machine\":\"%s\",\"version\":1,\"definition\":%s,\"checksum\":\"00000000\"}", m,
+               CF_ORDER_DEF),
+        cf_fmt(
+            "{\"created\":false,\"machine\":\"%s\",\"stored_checksum\":\"c873e472\",\"version\":1}",
+            m));
     /* A different definition for an existing version. */
-    CF_ERR(k, "PUT_MACHINE", put_params(m, 1, "{\"states\":[\"a\"],\"initial\":\"a\",\"transitions\":[]}"),
-           "MACHINE_VERSION_EXISTS", cf_fmt("core error: machine version already exists: %s v1", m), false);
+    CF_ERR(k, "PUT_MACHINE",
+           put_params(m, 1, "{\"states\":[\"a\"],\"initial\":\"a\",\"transitions\":[]}"),
+           "MACHINE_VERSION_EXISTS", cf_fmt("core error: machine version already exists: %s v1", m),
+           false);
     /* An invalid definition for an existing version: the validation error. */
-    CF_ERR(k, "PUT_MACHINE", put_params(m, 1, "{\"states\":[\"a\"],\"initial\":\"b\",\"transitions\":[]}"),
-           "INTERNAL_ERROR", "core error: invalid machine definition: initial state 'b' not in states list", true);
+    CF_ERR(k, "PUT_MACHINE",
+           put_params(m, 1, "{\"states\":[\"a\"],\"initial\":\"b\",\"transitions\":[]}"),
+           "INTERNAL_ERROR",
+           "core error: invalid machine definition: initial state 'b' not in states list", true);
     /* The minimal definition of §6.4, as version 0 (accepted). */
-    CF_OK(k, "PUT_MACHINE", put_params(m, 0, "{\"states\":[\"a\"],\"initial\":\"a\",\"transitions\":[]}"),
-          cf_fmt("{\"created\":true,\"machine\":\"%s\",\"stored_checksum\":\"6b16bc3e\",\"version\":0}", m));
+    CF_OK(
+        k, "PUT_MACHINE",
+        put_params(m, 0, "{\"states\":[\"a\"],\"initial\":\"a\",\"transitions\":[]}"),
+        cf_fmt(
+            "{\"created\":true,\"machine\":\"%s\",\"stored_checksum\":\"6b16bc3e\",\"version\":0}",
+            m));
     cf_close(k);
 }
 END_TEST
@@ -61,19 +83,26 @@ START_TEST(checksum_of_normalized_definition)
     cf_conn *k = CF_OPEN();
     char m[96];
     cf_uniq(m, sizeof m, "norm");
-    const char *sent = "{\"extra\":true,\"meta\":null,\"initial\":\"a\",\"states\":[\"a\",\"a\",\"b\"],"
-                       "\"transitions\":[{\"guard\":null,\"to\":\"b\",\"event\":\"E\",\"from\":\"a\",\"x\":1},"
-                       "{\"from\":[],\"event\":\"F\",\"to\":\"a\"}]}";
-    const char *canon = "{\"states\":[\"a\",\"a\",\"b\"],\"initial\":\"a\",\"transitions\":[{\"from\":[\"a\"],"
-                        "\"event\":\"E\",\"to\":\"b\"},{\"from\":[],\"event\":\"F\",\"to\":\"a\"}]}";
+    const char *sent =
+        "{\"extra\":true,\"meta\":null,\"initial\":\"a\",\"states\":[\"a\",\"a\",\"b\"],"
+        "\"transitions\":[{\"guard\":null,\"to\":\"b\",\"event\":\"E\",\"from\":\"a\",\"x\":1},"
+        "{\"from\":[],\"event\":\"F\",\"to\":\"a\"}]}";
+    const char *canon =
+        "{\"states\":[\"a\",\"a\",\"b\"],\"initial\":\"a\",\"transitions\":[{\"from\":[\"a\"],"
+        "\"event\":\"E\",\"to\":\"b\"},{\"from\":[],\"event\":\"F\",\"to\":\"a\"}]}";
     char sum[16];
     snprintf(sum, sizeof sum, "%08x", (unsigned)rstmdb_crc32c(canon, strlen(canon)));
     CF_OK(k, "PUT_MACHINE", put_params(m, 1, sent),
-          cf_fmt("{\"created\":true,\"machine\":\"%s\",\"stored_checksum\":\"%s\",\"version\":1}", m, sum));
-    CF_OK(k, "GET_MACHINE", cf_fmt("{\"machine\":\"%s\",\"version\":1}", m),
-          cf_fmt("{\"checksum\":\"%s\",\"definition\":{\"initial\":\"a\",\"states\":[\"a\",\"a\",\"b\"],"
-                 "\"transitions\":[{\"event\":\"E\",\"from\":[\"a\"],\"to\":\"b\"},{\"event\":\"F\",\"from\":[],"
-                 "\"to\":\"a\"}]}}", sum));
+          cf_fmt("{\"created\":true,\"machine\":\"%s\",\"stored_checksum\":\"%s\",\"version\":1}",
+                 m, sum));
+    CF_OK(
+        k, "GET_MACHINE", cf_fmt("{\"machine\":\"%s\",\"version\":1}", m),
+        cf_fmt(
+            "{\"checksum\":\"%s\",\"definition\":{\"initial\":\"a\",\"states\":[\"a\",\"a\",\"b\"],"
+            "\"transitions\":[{\"event\":\"E\",\"from\":[\"a\"],\"to\":\"b\"},{\"event\":\"F\","
+            "\"from\":[],"
+            "\"to\":\"a\"}]}}",
+            sum));
     /* meta: keys sorted at every depth, numbers as in §2.4. */
     const char *withmeta = "{\"states\":[\"s\"],\"initial\":\"s\",\"transitions\":[],"
                            "\"meta\":{\"z\":[{\"b\":1,\"a\":2.50}],\"a\":\"x\"}}";
@@ -81,10 +110,13 @@ START_TEST(checksum_of_normalized_definition)
                          "\"meta\":{\"a\":\"x\",\"z\":[{\"a\":2.5,\"b\":1}]}}";
     snprintf(sum, sizeof sum, "%08x", (unsigned)rstmdb_crc32c(canon2, strlen(canon2)));
     CF_OK(k, "PUT_MACHINE", put_params(m, 2, withmeta),
-          cf_fmt("{\"created\":true,\"machine\":\"%s\",\"stored_checksum\":\"%s\",\"version\":2}", m, sum));
-    CF_OK(k, "GET_MACHINE", cf_fmt("{\"machine\":\"%s\",\"version\":2}", m),
-          cf_fmt("{\"checksum\":\"%s\",\"definition\":{\"initial\":\"s\",\"meta\":{\"a\":\"x\",\"z\":"
-                 "[{\"a\":2.5,\"b\":1}]},\"states\":[\"s\"],\"transitions\":[]}}", sum));
+          cf_fmt("{\"created\":true,\"machine\":\"%s\",\"stored_checksum\":\"%s\",\"version\":2}",
+                 m, sum));
+    CF_OK(
+        k, "GET_MACHINE", cf_fmt("{\"machine\":\"%s\",\"version\":2}", m),
+        cf_fmt("{\"checksum\":\"%s\",\"definition\":{\"initial\":\"s\",\"meta\":{\"a\":\"x\",\"z\":"
+               "[{\"a\":2.5,\"b\":1}]},\"states\":[\"s\"],\"transitions\":[]}}",
+               sum));
     cf_close(k);
 }
 END_TEST
@@ -95,13 +127,17 @@ START_TEST(get_machine_normalized)
     char m[96];
     cf_uniq(m, sizeof m, "order");
     CF_PUT_MACHINE(k, m, CF_ORDER_DEF);
-    CF_OK(k, "GET_MACHINE", cf_fmt("{\"machine\":\"%s\",\"version\":1}", m),
-          "{\"checksum\":\"c873e472\",\"definition\":{\"initial\":\"created\",\"meta\":{\"a\":{\"b\":3,\"y\":2},"
-          "\"z\":1},\"states\":[\"created\",\"paid\",\"shipped\"],\"transitions\":[{\"event\":\"PAY\","
-          "\"from\":[\"created\"],\"to\":\"paid\"},{\"event\":\"SHIP\",\"from\":[\"paid\"],\"guard\":"
-          "\"ctx.ready\",\"to\":\"shipped\"}]}}");
+    CF_OK(
+        k, "GET_MACHINE", cf_fmt("{\"machine\":\"%s\",\"version\":1}", m),
+        "{\"checksum\":\"c873e472\",\"definition\":{\"initial\":\"created\",\"meta\":{\"a\":{\"b\":"
+        "3,\"y\":2},"
+        "\"z\":1},\"states\":[\"created\",\"paid\",\"shipped\"],\"transitions\":[{\"event\":"
+        "\"PAY\","
+        "\"from\":[\"created\"],\"to\":\"paid\"},{\"event\":\"SHIP\",\"from\":[\"paid\"],\"guard\":"
+        "\"ctx.ready\",\"to\":\"shipped\"}]}}");
     /* Positional params and extra keys. */
-    CF_OK(k, "GET_MACHINE", cf_fmt("[\"%s\",1]", m), "{\"checksum\":\"c873e472\",\"definition\":{$*");
+    CF_OK(k, "GET_MACHINE", cf_fmt("[\"%s\",1]", m),
+          "{\"checksum\":\"c873e472\",\"definition\":{$*");
     cf_close(k);
 }
 END_TEST
@@ -114,8 +150,9 @@ START_TEST(get_machine_errors)
     CF_PUT_MACHINE(k, m, CF_ORDER_DEF);
     CF_ERR(k, "GET_MACHINE", cf_fmt("{\"machine\":\"%s\",\"version\":9}", m), "MACHINE_NOT_FOUND",
            cf_fmt("core error: machine version not found: %s v9", m), false);
-    CF_ERR(k, "GET_MACHINE", cf_fmt("{\"machine\":\"%s-nope\",\"version\":1}", m), "MACHINE_NOT_FOUND",
-           cf_fmt("core error: machine version not found: %s-nope v1", m), false);
+    CF_ERR(k, "GET_MACHINE", cf_fmt("{\"machine\":\"%s-nope\",\"version\":1}", m),
+           "MACHINE_NOT_FOUND", cf_fmt("core error: machine version not found: %s-nope v1", m),
+           false);
     CF_ERR(k, "GET_MACHINE", NULL, "BAD_REQUEST",
            "invalid request: invalid type: null, expected struct GetMachineParams", false);
     CF_ERR(k, "GET_MACHINE", cf_fmt("{\"machine\":\"%s\"}", m), "BAD_REQUEST",
@@ -124,13 +161,16 @@ START_TEST(get_machine_errors)
            "invalid request: invalid type: string \"1\", expected u32", false);
     CF_ERR(k, "GET_MACHINE", cf_fmt("{\"machine\":\"%s\",\"version\":-1}", m), "BAD_REQUEST",
            "invalid request: invalid value: integer `-1`, expected u32", false);
-    CF_ERR(k, "GET_MACHINE", cf_fmt("{\"machine\":\"%s\",\"version\":4294967296}", m), "BAD_REQUEST",
-           "invalid request: invalid value: integer `4294967296`, expected u32", false);
+    CF_ERR(k, "GET_MACHINE", cf_fmt("{\"machine\":\"%s\",\"version\":4294967296}", m),
+           "BAD_REQUEST", "invalid request: invalid value: integer `4294967296`, expected u32",
+           false);
     CF_ERR(k, "GET_MACHINE", cf_fmt("{\"machine\":\"%s\",\"version\":1.5}", m), "BAD_REQUEST",
            "invalid request: invalid type: floating point `1.5`, expected u32", false);
-    CF_ERR(k, "GET_MACHINE", "{\"version\":1}", "BAD_REQUEST", "invalid request: missing field `machine`", false);
+    CF_ERR(k, "GET_MACHINE", "{\"version\":1}", "BAD_REQUEST",
+           "invalid request: missing field `machine`", false);
     CF_ERR(k, "GET_MACHINE", cf_fmt("[\"%s\"]", m), "BAD_REQUEST",
-           "invalid request: invalid length 1, expected struct GetMachineParams with 2 elements", false);
+           "invalid request: invalid length 1, expected struct GetMachineParams with 2 elements",
+           false);
     cf_close(k);
 }
 END_TEST
@@ -144,10 +184,10 @@ START_TEST(put_machine_param_errors)
            "invalid request: invalid type: null, expected struct PutMachineParams", false);
     CF_ERR(k, "PUT_MACHINE", cf_fmt("{\"machine\":\"%s\",\"version\":1}", m), "BAD_REQUEST",
            "invalid request: missing field `definition`", false);
-    CF_ERR(k, "PUT_MACHINE", cf_fmt("{\"machine\":\"%s\",\"version\":\"1\",\"definition\":{}}", m), "BAD_REQUEST",
-           "invalid request: invalid type: string \"1\", expected u32", false);
-    CF_ERR(k, "PUT_MACHINE", cf_fmt("{\"machine\":7,\"version\":1,\"definition\":{}}"), "BAD_REQUEST",
-           "invalid request: invalid type: integer `7`, expected a string", false);
+    CF_ERR(k, "PUT_MACHINE", cf_fmt("{\"machine\":\"%s\",\"version\":\"1\",\"definition\":{}}", m),
+           "BAD_REQUEST", "invalid request: invalid type: string \"1\", expected u32", false);
+    CF_ERR(k, "PUT_MACHINE", cf_fmt("{\"machine\":7,\"version\":1,\"definition\":{}}"),
+           "BAD_REQUEST", "invalid request: invalid type: integer `7`, expected a string", false);
     /* Nothing was created by the failures. */
     CF_ERR(k, "GET_MACHINE", cf_fmt("{\"machine\":\"%s\",\"version\":1}", m), "MACHINE_NOT_FOUND",
            cf_fmt("core error: machine version not found: %s v1", m), false);
@@ -161,7 +201,8 @@ typedef struct bad_def {
 } bad_def;
 
 static const bad_def bad_defs[] = {
-    {"{\"states\":[\"a\"],\"initial\":\"a\"}", "core error: JSON error: missing field `transitions`"},
+    {"{\"states\":[\"a\"],\"initial\":\"a\"}",
+     "core error: JSON error: missing field `transitions`"},
     {"{\"initial\":\"a\",\"transitions\":[]}", "core error: JSON error: missing field `states`"},
     {"{\"states\":[\"a\"],\"transitions\":[]}", "core error: JSON error: missing field `initial`"},
     {"{\"states\":\"a\",\"initial\":\"a\",\"transitions\":[]}",
@@ -172,31 +213,42 @@ static const bad_def bad_defs[] = {
      "core error: invalid machine definition: initial state 'b' not in states list"},
     {"{\"states\":[],\"initial\":\"a\",\"transitions\":[]}",
      "core error: invalid machine definition: initial state 'a' not in states list"},
-    {"{\"states\":[\"a\"],\"initial\":\"a\",\"transitions\":[{\"from\":\"a\",\"event\":\"E\",\"to\":\"x\"}]}",
+    {"{\"states\":[\"a\"],\"initial\":\"a\",\"transitions\":[{\"from\":\"a\",\"event\":\"E\","
+     "\"to\":\"x\"}]}",
      "core error: invalid machine definition: transition target 'x' not in states list"},
-    {"{\"states\":[\"a\"],\"initial\":\"a\",\"transitions\":[{\"from\":\"x\",\"event\":\"E\",\"to\":\"a\"}]}",
+    {"{\"states\":[\"a\"],\"initial\":\"a\",\"transitions\":[{\"from\":\"x\",\"event\":\"E\","
+     "\"to\":\"a\"}]}",
      "core error: invalid machine definition: transition source 'x' not in states list"},
-    {"{\"states\":[\"a\"],\"initial\":\"a\",\"transitions\":[{\"from\":[\"a\",\"y\"],\"event\":\"E\",\"to\":\"a\"}]}",
+    {"{\"states\":[\"a\"],\"initial\":\"a\",\"transitions\":[{\"from\":[\"a\",\"y\"],\"event\":"
+     "\"E\",\"to\":\"a\"}]}",
      "core error: invalid machine definition: transition source 'y' not in states list"},
-    {"{\"states\":[\"a\"],\"initial\":\"a\",\"transitions\":[{\"from\":\"a\",\"event\":\"E\",\"to\":\"a\",\"guard\":\"\"}]}",
+    {"{\"states\":[\"a\"],\"initial\":\"a\",\"transitions\":[{\"from\":\"a\",\"event\":\"E\","
+     "\"to\":\"a\",\"guard\":\"\"}]}",
      "core error: invalid guard expression: empty guard expression"},
-    {"{\"states\":[\"a\"],\"initial\":\"a\",\"transitions\":[{\"from\":\"a\",\"event\":\"E\",\"to\":\"a\",\"guard\":\"  \"}]}",
+    {"{\"states\":[\"a\"],\"initial\":\"a\",\"transitions\":[{\"from\":\"a\",\"event\":\"E\","
+     "\"to\":\"a\",\"guard\":\"  \"}]}",
      "core error: invalid guard expression: empty guard expression"},
-    {"{\"states\":[\"a\"],\"initial\":\"a\",\"transitions\":[{\"from\":\"a\",\"event\":\"E\",\"to\":\"a\"},"
+    {"{\"states\":[\"a\"],\"initial\":\"a\",\"transitions\":[{\"from\":\"a\",\"event\":\"E\","
+     "\"to\":\"a\"},"
      "{\"from\":[\"a\"],\"event\":\"E\",\"to\":\"a\",\"guard\":\"ctx.x\"}]}",
      "core error: invalid machine definition: duplicate transition from 'a' on event 'E'"},
-    {"{\"states\":[\"a\",\"b\"],\"initial\":\"a\",\"transitions\":[{\"from\":[\"a\",\"b\",\"a\"],\"event\":\"E\",\"to\":\"b\"}]}",
+    {"{\"states\":[\"a\",\"b\"],\"initial\":\"a\",\"transitions\":[{\"from\":[\"a\",\"b\",\"a\"],"
+     "\"event\":\"E\",\"to\":\"b\"}]}",
      "core error: invalid machine definition: duplicate transition from 'a' on event 'E'"},
     /* Order inside one transition: target, then guard, then sources. */
-    {"{\"states\":[\"a\"],\"initial\":\"a\",\"transitions\":[{\"from\":\"x\",\"event\":\"E\",\"to\":\"y\",\"guard\":\"\"}]}",
+    {"{\"states\":[\"a\"],\"initial\":\"a\",\"transitions\":[{\"from\":\"x\",\"event\":\"E\","
+     "\"to\":\"y\",\"guard\":\"\"}]}",
      "core error: invalid machine definition: transition target 'y' not in states list"},
-    {"{\"states\":[\"a\"],\"initial\":\"a\",\"transitions\":[{\"from\":\"x\",\"event\":\"E\",\"to\":\"a\",\"guard\":\"true\"}]}",
+    {"{\"states\":[\"a\"],\"initial\":\"a\",\"transitions\":[{\"from\":\"x\",\"event\":\"E\","
+     "\"to\":\"a\",\"guard\":\"true\"}]}",
      "core error: invalid guard expression: field must start with 'ctx.'"},
     /* Across transitions: array order; initial before transitions. */
-    {"{\"states\":[\"a\"],\"initial\":\"a\",\"transitions\":[{\"from\":\"x\",\"event\":\"E\",\"to\":\"a\"},"
+    {"{\"states\":[\"a\"],\"initial\":\"a\",\"transitions\":[{\"from\":\"x\",\"event\":\"E\","
+     "\"to\":\"a\"},"
      "{\"from\":\"a\",\"event\":\"F\",\"to\":\"z\"}]}",
      "core error: invalid machine definition: transition source 'x' not in states list"},
-    {"{\"states\":[\"a\"],\"initial\":\"q\",\"transitions\":[{\"from\":\"x\",\"event\":\"E\",\"to\":\"z\"}]}",
+    {"{\"states\":[\"a\"],\"initial\":\"q\",\"transitions\":[{\"from\":\"x\",\"event\":\"E\","
+     "\"to\":\"z\"}]}",
      "core error: invalid machine definition: initial state 'q' not in states list"},
 };
 
@@ -218,10 +270,13 @@ START_TEST(definition_not_an_object)
     cf_conn *k = CF_OPEN();
     char m[96];
     cf_uniq(m, sizeof m, "bad");
-    CF_ERR(k, "PUT_MACHINE", put_params(m, 1, "\"x\""), "INTERNAL_ERROR",
-           "core error: JSON error: invalid type: string \"x\", expected struct MachineDefinitionRaw", true);
+    CF_ERR(
+        k, "PUT_MACHINE", put_params(m, 1, "\"x\""), "INTERNAL_ERROR",
+        "core error: JSON error: invalid type: string \"x\", expected struct MachineDefinitionRaw",
+        true);
     CF_ERR(k, "PUT_MACHINE", put_params(m, 1, "null"), "INTERNAL_ERROR",
-           "core error: JSON error: invalid type: null, expected struct MachineDefinitionRaw", true);
+           "core error: JSON error: invalid type: null, expected struct MachineDefinitionRaw",
+           true);
     cf_close(k);
 }
 END_TEST
@@ -245,7 +300,8 @@ START_TEST(list_machines_sorted)
     static const char *const params[] = {NULL, "{\"limit\":1,\"offset\":5}", "\"x\""};
     for (int p = 0; p < 3; p++) {
         cJSON *j = CF_CALLJ(k, "LIST_MACHINES", params[p]);
-        const cJSON *items = cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItem(j, "result"), "items");
+        const cJSON *items =
+            cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItem(j, "result"), "items");
         ck_assert_msg(cJSON_IsArray(items), "no items array");
         const char *prev = NULL;
         int found = 0;
@@ -253,7 +309,8 @@ START_TEST(list_machines_sorted)
         cJSON_ArrayForEach(it, items)
         {
             const char *name = cJSON_GetObjectItem(it, "machine")->valuestring;
-            ck_assert_msg(prev == NULL || strcmp(prev, name) < 0, "items not sorted: %s before %s", prev, name);
+            ck_assert_msg(prev == NULL || strcmp(prev, name) < 0, "items not sorted: %s before %s",
+                          prev, name);
             prev = name;
             char *txt = cJSON_PrintUnformatted(it);
             if (strcmp(name, ma) == 0) {
@@ -288,25 +345,38 @@ START_TEST(version_limit)
     char m[96];
     cf_uniq(m, sizeof m, "lim");
     const char *def = "{\"states\":[\"a\"],\"initial\":\"a\",\"transitions\":[]}";
-    CF_OK(k, "PUT_MACHINE", put_params(m, 1, def),
-          cf_fmt("{\"created\":true,\"machine\":\"%s\",\"stored_checksum\":\"6b16bc3e\",\"version\":1}", m));
-    CF_OK(k, "PUT_MACHINE", put_params(m, 5, def),
-          cf_fmt("{\"created\":true,\"machine\":\"%s\",\"stored_checksum\":\"6b16bc3e\",\"version\":5}", m));
+    CF_OK(
+        k, "PUT_MACHINE", put_params(m, 1, def),
+        cf_fmt(
+            "{\"created\":true,\"machine\":\"%s\",\"stored_checksum\":\"6b16bc3e\",\"version\":1}",
+            m));
+    CF_OK(
+        k, "PUT_MACHINE", put_params(m, 5, def),
+        cf_fmt(
+            "{\"created\":true,\"machine\":\"%s\",\"stored_checksum\":\"6b16bc3e\",\"version\":5}",
+            m));
     char msg[256];
-    snprintf(msg, sizeof msg, "machine version limit exceeded: machine '%s' already has 2 versions (limit: 2)", m);
+    snprintf(msg, sizeof msg,
+             "machine version limit exceeded: machine '%s' already has 2 versions (limit: 2)", m);
     CF_ERR(k, "PUT_MACHINE", put_params(m, 2, def), "MACHINE_VERSION_LIMIT_EXCEEDED", msg, false);
     /* The limit is checked before validation. */
-    CF_ERR(k, "PUT_MACHINE", put_params(m, 3, "{\"states\":[]}"), "MACHINE_VERSION_LIMIT_EXCEEDED", msg, false);
+    CF_ERR(k, "PUT_MACHINE", put_params(m, 3, "{\"states\":[]}"), "MACHINE_VERSION_LIMIT_EXCEEDED",
+           msg, false);
     /* Re-PUT of an existing version still works, also a conflicting one is judged as usual. */
-    CF_OK(k, "PUT_MACHINE", put_params(m, 5, def),
-          cf_fmt("{\"created\":false,\"machine\":\"%s\",\"stored_checksum\":\"6b16bc3e\",\"version\":5}", m));
+    CF_OK(
+        k, "PUT_MACHINE", put_params(m, 5, def),
+        cf_fmt(
+            "{\"created\":false,\"machine\":\"%s\",\"stored_checksum\":\"6b16bc3e\",\"version\":5}",
+            m));
     CF_ERR(k, "PUT_MACHINE", put_params(m, 1, CF_ORDER_DEF), "MACHINE_VERSION_EXISTS",
            cf_fmt("core error: machine version already exists: %s v1", m), false);
     /* Other machines have their own count. */
     char m2[96];
     cf_uniq(m2, sizeof m2, "lim");
     CF_OK(k, "PUT_MACHINE", put_params(m2, 2, def), "{\"created\":true,$*");
-    CF_OK(k, "LIST_MACHINES", NULL, "{\"items\":[{\"machine\":\"$S\",\"versions\":[1,5]},{\"machine\":\"$S\",\"versions\":[2]}]}");
+    CF_OK(k, "LIST_MACHINES", NULL,
+          "{\"items\":[{\"machine\":\"$S\",\"versions\":[1,5]},{\"machine\":\"$S\",\"versions\":[2]"
+          "}]}");
     cf_close(k);
 }
 END_TEST

@@ -8,7 +8,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define MINI_DEF "{\"states\":[\"s0\",\"s1\"],\"initial\":\"s0\",\"transitions\":[{\"from\":\"s0\",\"event\":\"GO\",\"to\":\"s1\"}]}"
+#define MINI_DEF                                                                                  \
+    "{\"states\":[\"s0\",\"s1\"],\"initial\":\"s0\",\"transitions\":[{\"from\":\"s0\",\"event\":" \
+    "\"GO\",\"to\":\"s1\"}]}"
 
 static void setup(void)
 {
@@ -21,8 +23,11 @@ static void roundtrip(cf_conn *k, const char *m, const char *ctx, const char *wa
     char id[96];
     cf_uniq(id, sizeof id, "s");
     CF_CREATE(k, id, m, ctx);
-    CF_OK(k, "GET_INSTANCE", cf_fmt("{\"instance_id\":\"%s\"}", id),
-          cf_fmt("{\"ctx\":%s,\"last_wal_offset\":$O,\"machine\":\"%s\",\"state\":\"s0\",\"version\":1}", want, m));
+    CF_OK(
+        k, "GET_INSTANCE", cf_fmt("{\"instance_id\":\"%s\"}", id),
+        cf_fmt(
+            "{\"ctx\":%s,\"last_wal_offset\":$O,\"machine\":\"%s\",\"state\":\"s0\",\"version\":1}",
+            want, m));
 }
 
 START_TEST(keys_sorted_at_every_depth)
@@ -33,9 +38,12 @@ START_TEST(keys_sorted_at_every_depth)
     CF_PUT_MACHINE(k, m, MINI_DEF);
     roundtrip(k, m, "{\"zeta\":1,\"alpha\":{\"k\":\"v\"}}", "{\"alpha\":{\"k\":\"v\"},\"zeta\":1}");
     /* Byte order: 'Z' < '_' < 'a' < "alpha" < "zeta" < "\xc3\xa9" (UTF-8 bytes). */
-    roundtrip(k, m, "{\"zeta\":1,\"alpha\":{\"k\":\"v\",\"b\":[{\"z\":1,\"a\":[{\"y\":0,\"x\":{\"d\":1,\"c\":2}}]}]},"
-                    "\"\xc3\xa9\":2,\"a\":3,\"_\":1,\"Z\":0}",
-              "{\"Z\":0,\"_\":1,\"a\":3,\"alpha\":{\"b\":[{\"a\":[{\"x\":{\"c\":2,\"d\":1},\"y\":0}],\"z\":1}],\"k\":\"v\"},"
+    roundtrip(k, m,
+              "{\"zeta\":1,\"alpha\":{\"k\":\"v\",\"b\":[{\"z\":1,\"a\":[{\"y\":0,\"x\":{\"d\":1,"
+              "\"c\":2}}]}]},"
+              "\"\xc3\xa9\":2,\"a\":3,\"_\":1,\"Z\":0}",
+              "{\"Z\":0,\"_\":1,\"a\":3,\"alpha\":{\"b\":[{\"a\":[{\"x\":{\"c\":2,\"d\":1},\"y\":0}"
+              "],\"z\":1}],\"k\":\"v\"},"
               "\"zeta\":1,\"\xc3\xa9\":2}");
     roundtrip(k, m, "{\"b\":{},\"a\":[]}", "{\"a\":[],\"b\":{}}");
     /* Payloads and event ctx too: result ctx and the event text. */
@@ -44,15 +52,27 @@ START_TEST(keys_sorted_at_every_depth)
     uint64_t oc = CF_CREATE(k, id, m, "{\"y\":{\"b\":1,\"a\":2}}");
     (void)oc;
     cf_caps c;
-    CF_OKC(k, "WATCH_INSTANCE", cf_fmt("{\"instance_id\":\"%s\"}", id), "{$*\"subscription_id\":\"$S\"}", &c);
+    CF_OKC(k, "WATCH_INSTANCE", cf_fmt("{\"instance_id\":\"%s\"}", id),
+           "{$*\"subscription_id\":\"$S\"}", &c);
     snprintf(sub, sizeof sub, "%s", c.v[0]);
-    CF_OKC(k, "APPLY_EVENT", cf_fmt("{\"instance_id\":\"%s\",\"event\":\"GO\",\"payload\":{\"z\":1,\"c\":{\"f\":1,\"e\":2}}}", id),
-           "{\"applied\":true,\"ctx\":{\"c\":{\"e\":2,\"f\":1},\"y\":{\"a\":2,\"b\":1},\"z\":1},\"from_state\":\"s0\","
-           "\"to_state\":\"s1\",\"wal_offset\":$O}", &c);
-    CF_EVENT_MATCH(k, cf_fmt("{\"type\":\"event\",\"subscription_id\":\"%s\",\"instance_id\":\"%s\",\"machine\":\"%s\","
-                             "\"version\":1,\"wal_offset\":%s,\"from_state\":\"s0\",\"to_state\":\"s1\",\"event\":\"GO\","
-                             "\"payload\":{\"c\":{\"e\":2,\"f\":1},\"z\":1},\"ctx\":{\"c\":{\"e\":2,\"f\":1},\"y\":{\"a\":2,"
-                             "\"b\":1},\"z\":1}}", sub, id, m, c.v[0]), NULL);
+    CF_OKC(k, "APPLY_EVENT",
+           cf_fmt("{\"instance_id\":\"%s\",\"event\":\"GO\",\"payload\":{\"z\":1,\"c\":{\"f\":1,"
+                  "\"e\":2}}}",
+                  id),
+           "{\"applied\":true,\"ctx\":{\"c\":{\"e\":2,\"f\":1},\"y\":{\"a\":2,\"b\":1},\"z\":1},"
+           "\"from_state\":\"s0\","
+           "\"to_state\":\"s1\",\"wal_offset\":$O}",
+           &c);
+    CF_EVENT_MATCH(k,
+                   cf_fmt("{\"type\":\"event\",\"subscription_id\":\"%s\",\"instance_id\":\"%s\","
+                          "\"machine\":\"%s\","
+                          "\"version\":1,\"wal_offset\":%s,\"from_state\":\"s0\",\"to_state\":"
+                          "\"s1\",\"event\":\"GO\","
+                          "\"payload\":{\"c\":{\"e\":2,\"f\":1},\"z\":1},\"ctx\":{\"c\":{\"e\":2,"
+                          "\"f\":1},\"y\":{\"a\":2,"
+                          "\"b\":1},\"z\":1}}",
+                          sub, id, m, c.v[0]),
+                   NULL);
     cf_close(k);
 }
 END_TEST
@@ -70,7 +90,8 @@ START_TEST(number_spellings)
     roundtrip(k, m, "{\"a\":-0.0}", "{\"a\":-0.0}");
     roundtrip(k, m, "{\"a\":18446744073709551615,\"b\":-9223372036854775808,\"c\":0,\"d\":-5}",
               "{\"a\":18446744073709551615,\"b\":-9223372036854775808,\"c\":0,\"d\":-5}");
-    roundtrip(k, m, "{\"a\":0.1,\"b\":99.99,\"c\":-1.5,\"d\":2.50}", "{\"a\":0.1,\"b\":99.99,\"c\":-1.5,\"d\":2.5}");
+    roundtrip(k, m, "{\"a\":0.1,\"b\":99.99,\"c\":-1.5,\"d\":2.50}",
+              "{\"a\":0.1,\"b\":99.99,\"c\":-1.5,\"d\":2.5}");
     roundtrip(k, m, "[1.0,1E2,10,1e300]", "[1.0,100.0,10,1e300]");
     cf_close(k);
 }
@@ -107,19 +128,24 @@ START_TEST(params_handling)
     CF_OK(k, "COMPACT", NULL, "{\"bytes_reclaimed\":$*");
     CF_ERR(k, "LIST_INSTANCES", NULL, "BAD_REQUEST",
            "invalid request: invalid type: null, expected struct ListInstancesParams", false);
-    CF_ERR(k, "WATCH_ALL", NULL, "BAD_REQUEST", "invalid request: invalid type: null, expected struct WatchAllParams", false);
-    CF_ERR(k, "HELLO", NULL, "BAD_REQUEST", "invalid request: invalid type: null, expected struct HelloParams", false);
+    CF_ERR(k, "WATCH_ALL", NULL, "BAD_REQUEST",
+           "invalid request: invalid type: null, expected struct WatchAllParams", false);
+    CF_ERR(k, "HELLO", NULL, "BAD_REQUEST",
+           "invalid request: invalid type: null, expected struct HelloParams", false);
     CF_ERR(k, "GET_INSTANCE", "\"x\"", "BAD_REQUEST",
            "invalid request: invalid type: string \"x\", expected struct GetInstanceParams", false);
     CF_ERR(k, "GET_INSTANCE", "5", "BAD_REQUEST",
            "invalid request: invalid type: integer `5`, expected struct GetInstanceParams", false);
     CF_ERR(k, "GET_INSTANCE", "true", "BAD_REQUEST",
-           "invalid request: invalid type: boolean `true`, expected struct GetInstanceParams", false);
+           "invalid request: invalid type: boolean `true`, expected struct GetInstanceParams",
+           false);
     /* Positional: fields in declaration order. */
     CF_OK(k, "GET_INSTANCE", cf_fmt("[\"%s\"]", id), "{\"ctx\":{},$*");
-    CF_OK(k, "LIST_INSTANCES", cf_fmt("[\"%s\",\"s0\",5,0]", m), "{\"has_more\":false,\"instances\":[$*],\"total\":1}");
+    CF_OK(k, "LIST_INSTANCES", cf_fmt("[\"%s\",\"s0\",5,0]", m),
+          "{\"has_more\":false,\"instances\":[$*],\"total\":1}");
     CF_OK(k, "APPLY_EVENT", cf_fmt("[\"%s\",\"GO\",{\"q\":1},null,null,null,null]", id),
-          "{\"applied\":true,\"ctx\":{\"q\":1},\"from_state\":\"s0\",\"to_state\":\"s1\",\"wal_offset\":$O}");
+          "{\"applied\":true,\"ctx\":{\"q\":1},\"from_state\":\"s0\",\"to_state\":\"s1\",\"wal_"
+          "offset\":$O}");
     /* Extra keys ignored; no coercion. */
     CF_OK(k, "LIST_INSTANCES", cf_fmt("{\"machine\":\"%s\",\"bogus\":{\"x\":1},\"limit\":10}", m),
           "{\"has_more\":false,\"instances\":[$*],\"total\":1}");

@@ -7,8 +7,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define HELLO_PAT(features, mode)                                                            \
-    "{\"features\":" features ",\"protocol_version\":1,\"server_name\":\"rstmdb\","            \
+#define HELLO_PAT(features, mode)                                                   \
+    "{\"features\":" features ",\"protocol_version\":1,\"server_name\":\"rstmdb\"," \
     "\"server_version\":\"0.1.1\",\"wire_mode\":\"" mode "\"}"
 
 static void setup(void)
@@ -25,7 +25,8 @@ static void assert_feature_set(const char *arr, const char *const *want, int nwa
     for (int i = 0; i < nwant; i++) {
         bool found = false;
         const cJSON *it;
-        cJSON_ArrayForEach(it, j) found |= cJSON_IsString(it) && strcmp(it->valuestring, want[i]) == 0;
+        cJSON_ArrayForEach(it, j) found |=
+            cJSON_IsString(it) && strcmp(it->valuestring, want[i]) == 0;
         ck_assert_msg(found, "features %s lack %s", arr, want[i]);
     }
     cJSON_Delete(j);
@@ -64,7 +65,8 @@ START_TEST(hello_errors)
            "invalid request: invalid type: null, expected struct HelloParams", false);
     CF_ERR(k, "HELLO", "null", "BAD_REQUEST",
            "invalid request: invalid type: null, expected struct HelloParams", false);
-    CF_ERR(k, "HELLO", "{}", "BAD_REQUEST", "invalid request: missing field `protocol_version`", false);
+    CF_ERR(k, "HELLO", "{}", "BAD_REQUEST", "invalid request: missing field `protocol_version`",
+           false);
     CF_ERR(k, "HELLO", "{\"protocol_version\":\"1\"}", "BAD_REQUEST",
            "invalid request: invalid type: string \"1\", expected u16", false);
     /* The failed HELLOs did not switch anything: still binary. */
@@ -79,12 +81,15 @@ START_TEST(hello_wire_mode_negotiation)
     /* binary_json anywhere in the list wins, whatever the order. */
     CF_OK(k, "HELLO", "{\"protocol_version\":1,\"wire_modes\":[\"jsonl\",\"binary_json\"]}",
           HELLO_PAT("[]", "binary_json"));
-    CF_OK(k, "HELLO", "{\"protocol_version\":1,\"wire_modes\":[\"foo\"]}", HELLO_PAT("[]", "binary_json"));
+    CF_OK(k, "HELLO", "{\"protocol_version\":1,\"wire_modes\":[\"foo\"]}",
+          HELLO_PAT("[]", "binary_json"));
     CF_OK(k, "HELLO", "{\"protocol_version\":1,\"wire_modes\":[]}", HELLO_PAT("[]", "binary_json"));
-    CF_OK(k, "HELLO", "{\"protocol_version\":1,\"wire_modes\":[\"JSONL\"]}", HELLO_PAT("[]", "binary_json"));
+    CF_OK(k, "HELLO", "{\"protocol_version\":1,\"wire_modes\":[\"JSONL\"]}",
+          HELLO_PAT("[]", "binary_json"));
     /* jsonl alone: the HELLO response itself is already a JSON line. */
     rcpx_set_jsonl(k->rc, true);
-    CF_OK(k, "HELLO", "{\"protocol_version\":1,\"wire_modes\":[\"foo\",\"jsonl\"],\"features\":[\"batch\"]}",
+    CF_OK(k, "HELLO",
+          "{\"protocol_version\":1,\"wire_modes\":[\"foo\",\"jsonl\"],\"features\":[\"batch\"]}",
           HELLO_PAT("[\"batch\"]", "jsonl"));
     /* Inbound stays binary; outbound lines, one per response. */
     CF_OK(k, "PING", NULL, "{\"pong\":true}");
@@ -104,15 +109,20 @@ START_TEST(jsonl_exact_line_bytes)
 {
     cf_conn *k = CF_OPEN_RAW();
     rcpx_set_jsonl(k->rc, true);
-    CF_OK(k, "HELLO", "{\"protocol_version\":1,\"wire_modes\":[\"jsonl\"]}", HELLO_PAT("[]", "jsonl"));
+    CF_OK(k, "HELLO", "{\"protocol_version\":1,\"wire_modes\":[\"jsonl\"]}",
+          HELLO_PAT("[]", "jsonl"));
     /* The line reader strips only the '\n': no '\r', no header bytes. */
-    ck_assert_int_eq(rcpx_send_json(k->rc, "{\"type\":\"request\",\"id\":\"L\",\"op\":\"PING\"}"), 0);
+    ck_assert_int_eq(rcpx_send_json(k->rc, "{\"type\":\"request\",\"id\":\"L\",\"op\":\"PING\"}"),
+                     0);
     rcpx_msg m;
     ck_assert_int_eq(rcpx_read(k->rc, CF_TIMEOUT_MS, &m), RCPX_OK);
-    ck_assert_str_eq(m.text, "{\"type\":\"response\",\"id\":\"L\",\"status\":\"ok\",\"result\":{\"pong\":true}}");
+    ck_assert_str_eq(
+        m.text,
+        "{\"type\":\"response\",\"id\":\"L\",\"status\":\"ok\",\"result\":{\"pong\":true}}");
     rcpx_msg_clear(&m);
     /* A JSONL line sent to the server is a bad magic: silent close. */
-    ck_assert_int_eq(rcpx_send_raw(k->rc, "{\"type\":\"request\",\"id\":\"x\",\"op\":\"PING\"}\n", 40), 0);
+    ck_assert_int_eq(
+        rcpx_send_raw(k->rc, "{\"type\":\"request\",\"id\":\"x\",\"op\":\"PING\"}\n", 40), 0);
     ck_assert_msg(rcpx_silent_close(k->rc, CF_CLOSE_TIMEOUT_MS, NULL), "%s", rcpx_errstr(k->rc));
     cf_close(k);
 }
@@ -125,20 +135,29 @@ START_TEST(jsonl_events)
     char m[96], id[96], sub[300];
     cf_uniq(m, sizeof m, "jl");
     cf_uniq(id, sizeof id, "jl");
-    CF_PUT_MACHINE(k, m, "{\"states\":[\"a\",\"b\"],\"initial\":\"a\",\"transitions\":[{\"from\":\"a\","
-                         "\"event\":\"GO\",\"to\":\"b\"}]}");
+    CF_PUT_MACHINE(k, m,
+                   "{\"states\":[\"a\",\"b\"],\"initial\":\"a\",\"transitions\":[{\"from\":\"a\","
+                   "\"event\":\"GO\",\"to\":\"b\"}]}");
     CF_CREATE(k, id, m, "{\"z\":1}");
     rcpx_set_jsonl(k->rc, true);
-    CF_OK(k, "HELLO", "{\"protocol_version\":1,\"wire_modes\":[\"jsonl\"]}", HELLO_PAT("[]", "jsonl"));
+    CF_OK(k, "HELLO", "{\"protocol_version\":1,\"wire_modes\":[\"jsonl\"]}",
+          HELLO_PAT("[]", "jsonl"));
     cf_caps c;
-    CF_OKC(k, "WATCH_INSTANCE", cf_fmt("{\"instance_id\":\"%s\"}", id), "{$*\"subscription_id\":\"$S\"}", &c);
+    CF_OKC(k, "WATCH_INSTANCE", cf_fmt("{\"instance_id\":\"%s\"}", id),
+           "{$*\"subscription_id\":\"$S\"}", &c);
     snprintf(sub, sizeof sub, "%s", c.v[0]);
-    CF_OKC(k, "APPLY_EVENT", cf_fmt("{\"instance_id\":\"%s\",\"event\":\"GO\",\"payload\":{\"y\":2}}", id),
-           "{\"applied\":true,\"ctx\":{\"y\":2,\"z\":1},\"from_state\":\"a\",\"to_state\":\"b\",\"wal_offset\":$O}", &c);
-    CF_EVENT_MATCH(k, cf_fmt("{\"type\":\"event\",\"subscription_id\":\"%s\",\"instance_id\":\"%s\",\"machine\":"
-                             "\"%s\",\"version\":1,\"wal_offset\":%s,\"from_state\":\"a\",\"to_state\":\"b\","
-                             "\"event\":\"GO\",\"payload\":{\"y\":2},\"ctx\":{\"y\":2,\"z\":1}}", sub, id, m, c.v[0]),
-                   NULL);
+    CF_OKC(k, "APPLY_EVENT",
+           cf_fmt("{\"instance_id\":\"%s\",\"event\":\"GO\",\"payload\":{\"y\":2}}", id),
+           "{\"applied\":true,\"ctx\":{\"y\":2,\"z\":1},\"from_state\":\"a\",\"to_state\":\"b\","
+           "\"wal_offset\":$O}",
+           &c);
+    CF_EVENT_MATCH(
+        k,
+        cf_fmt("{\"type\":\"event\",\"subscription_id\":\"%s\",\"instance_id\":\"%s\",\"machine\":"
+               "\"%s\",\"version\":1,\"wal_offset\":%s,\"from_state\":\"a\",\"to_state\":\"b\","
+               "\"event\":\"GO\",\"payload\":{\"y\":2},\"ctx\":{\"y\":2,\"z\":1}}",
+               sub, id, m, c.v[0]),
+        NULL);
     cf_close(k);
 }
 END_TEST
@@ -161,14 +180,19 @@ START_TEST(bye_replies_then_closes_dropping_pipelined)
     uint8_t buf[256];
     const char *bye = "{\"type\":\"request\",\"id\":\"b\",\"op\":\"BYE\",\"params\":7}";
     const char *ping = "{\"type\":\"request\",\"id\":\"after\",\"op\":\"PING\"}";
-    size_t n = rcpx_frame_build(buf, sizeof buf, "RCPX", 1, 1, 0, bye, (uint32_t)strlen(bye), true, 0);
-    n += rcpx_frame_build(buf + n, sizeof buf - n, "RCPX", 1, 1, 0, ping, (uint32_t)strlen(ping), true, 0);
+    size_t n =
+        rcpx_frame_build(buf, sizeof buf, "RCPX", 1, 1, 0, bye, (uint32_t)strlen(bye), true, 0);
+    n += rcpx_frame_build(buf + n, sizeof buf - n, "RCPX", 1, 1, 0, ping, (uint32_t)strlen(ping),
+                          true, 0);
     ck_assert_int_eq(rcpx_send_raw(k->rc, buf, n), 0);
     rcpx_msg m;
     ck_assert_int_eq(rcpx_read(k->rc, CF_TIMEOUT_MS, &m), RCPX_OK);
-    ck_assert_str_eq(m.text, "{\"type\":\"response\",\"id\":\"b\",\"status\":\"ok\",\"result\":{\"goodbye\":true}}");
+    ck_assert_str_eq(
+        m.text,
+        "{\"type\":\"response\",\"id\":\"b\",\"status\":\"ok\",\"result\":{\"goodbye\":true}}");
     rcpx_msg_clear(&m);
-    ck_assert_msg(rcpx_silent_close(k->rc, CF_CLOSE_TIMEOUT_MS, NULL), "after BYE: %s", rcpx_errstr(k->rc));
+    ck_assert_msg(rcpx_silent_close(k->rc, CF_CLOSE_TIMEOUT_MS, NULL), "after BYE: %s",
+                  rcpx_errstr(k->rc));
     cf_close(k);
 }
 END_TEST
@@ -176,9 +200,10 @@ END_TEST
 START_TEST(info_literal)
 {
     cf_conn *k = CF_OPEN();
-    const char *info = "{\"features\":[\"idempotency\",\"batch\",\"wal_read\"],\"max_batch_ops\":100,"
-                       "\"max_frame_bytes\":16777216,\"protocol_version\":1,\"server_name\":\"rstmdb\","
-                       "\"server_version\":\"0.1.1\"}";
+    const char *info =
+        "{\"features\":[\"idempotency\",\"batch\",\"wal_read\"],\"max_batch_ops\":100,"
+        "\"max_frame_bytes\":16777216,\"protocol_version\":1,\"server_name\":\"rstmdb\","
+        "\"server_version\":\"0.1.1\"}";
     CF_OK(k, "INFO", NULL, info);
     CF_OK(k, "INFO", "{\"x\":[1]}", info);
     cf_close(k);
@@ -193,16 +218,20 @@ START_TEST(auth_not_required_rows)
         return;
     }
     cf_conn *k = CF_OPEN_RAW();
-    CF_OK(k, "AUTH", "{\"method\":\"bearer\",\"token\":\"anything-goes\"}", "{\"authenticated\":true}");
+    CF_OK(k, "AUTH", "{\"method\":\"bearer\",\"token\":\"anything-goes\"}",
+          "{\"authenticated\":true}");
     CF_ERR(k, "AUTH", "{\"method\":\"bearer\",\"token\":\"\"}", "AUTH_FAILED",
            "authentication failed: empty token", false);
     CF_ERR(k, "AUTH", "{\"method\":\"basic\",\"token\":\"x\"}", "AUTH_FAILED",
            "authentication failed: unsupported auth method: basic", false);
     CF_ERR(k, "AUTH", "{\"method\":\"Bearer\",\"token\":\"x\"}", "AUTH_FAILED",
            "authentication failed: unsupported auth method: Bearer", false);
-    CF_ERR(k, "AUTH", "{\"method\":\"bearer\"}", "BAD_REQUEST", "invalid request: missing field `token`", false);
-    CF_ERR(k, "AUTH", "{\"token\":\"x\"}", "BAD_REQUEST", "invalid request: missing field `method`", false);
-    CF_ERR(k, "AUTH", NULL, "BAD_REQUEST", "invalid request: invalid type: null, expected struct AuthParams", false);
+    CF_ERR(k, "AUTH", "{\"method\":\"bearer\"}", "BAD_REQUEST",
+           "invalid request: missing field `token`", false);
+    CF_ERR(k, "AUTH", "{\"token\":\"x\"}", "BAD_REQUEST", "invalid request: missing field `method`",
+           false);
+    CF_ERR(k, "AUTH", NULL, "BAD_REQUEST",
+           "invalid request: invalid type: null, expected struct AuthParams", false);
     CF_ERR(k, "AUTH", "{\"method\":\"bearer\",\"token\":5}", "BAD_REQUEST",
            "invalid request: invalid type: integer `5`, expected a string", false);
     CF_OK(k, "AUTH", "[\"bearer\",\"positional\"]", "{\"authenticated\":true}");
@@ -223,7 +252,8 @@ START_TEST(auth_required_rows)
            "authentication failed: invalid token", false);
     CF_ERR(k, "AUTH", "{\"method\":\"basic\",\"token\":\"x\"}", "AUTH_FAILED",
            "authentication failed: unsupported auth method: basic", false);
-    CF_ERR(k, "AUTH", "{\"method\":\"bearer\"}", "BAD_REQUEST", "invalid request: missing field `token`", false);
+    CF_ERR(k, "AUTH", "{\"method\":\"bearer\"}", "BAD_REQUEST",
+           "invalid request: missing field `token`", false);
     /* A failed AUTH leaves the connection open: retry with the right token. */
     CF_ERR(k, "INFO", NULL, "UNAUTHORIZED", "authentication required", false);
     CF_OK(k, "AUTH", cf_fmt("{\"method\":\"bearer\",\"token\":\"%s\"}", cf_esc(token)),
@@ -237,7 +267,8 @@ START_TEST(auth_required_rows)
     CF_OK(k, "LIST_MACHINES", NULL, "{\"items\":$A}");
     /* A later failed AUTH does not de-authenticate either. */
     CF_ERR(k, "AUTH", wrong, "AUTH_FAILED", "authentication failed: invalid token", false);
-    CF_OK(k, "WAL_READ", "{\"from_offset\":0,\"limit\":0}", "{\"next_offset\":null,\"records\":[]}");
+    CF_OK(k, "WAL_READ", "{\"from_offset\":0,\"limit\":0}",
+          "{\"next_offset\":null,\"records\":[]}");
     cf_close(k);
 }
 END_TEST
@@ -252,34 +283,41 @@ START_TEST(auth_gating_table)
         return;
     CF_OK(k, "PING", NULL, "{\"pong\":true}");
     CF_OK(k, "HELLO", "{\"protocol_version\":1}", HELLO_PAT("[]", "binary_json"));
-    static const char *const gated[] = {"INFO", "PUT_MACHINE", "GET_MACHINE", "LIST_MACHINES",
-                                        "CREATE_INSTANCE", "GET_INSTANCE", "LIST_INSTANCES",
-                                        "DELETE_INSTANCE", "APPLY_EVENT", "BATCH",
-                                        "SNAPSHOT_INSTANCE", "WAL_READ", "WAL_STATS", "COMPACT",
-                                        "UNWATCH"};
+    static const char *const gated[] = {"INFO",           "PUT_MACHINE",       "GET_MACHINE",
+                                        "LIST_MACHINES",  "CREATE_INSTANCE",   "GET_INSTANCE",
+                                        "LIST_INSTANCES", "DELETE_INSTANCE",   "APPLY_EVENT",
+                                        "BATCH",          "SNAPSHOT_INSTANCE", "WAL_READ",
+                                        "WAL_STATS",      "COMPACT",           "UNWATCH"};
     for (size_t i = 0; i < sizeof gated / sizeof gated[0]; i++) {
         CF_ERR(k, gated[i], NULL, "UNAUTHORIZED", "authentication required", false);
         CF_ERR(k, gated[i], "{}", "UNAUTHORIZED", "authentication required", false);
     }
-    CF_ERR(k, "BATCH", "{\"ops\":[{\"op\":\"PING\"}]}", "UNAUTHORIZED", "authentication required", false);
+    CF_ERR(k, "BATCH", "{\"ops\":[{\"op\":\"PING\"}]}", "UNAUTHORIZED", "authentication required",
+           false);
     /* WATCH_*: the real server lets them through (a bug testd does not copy). */
     char *t = CF_CALL(k, "WATCH_ALL", "{}");
-    const char *unauth = cf_fmt("{\"type\":\"response\",\"id\":\"%s\",\"status\":\"error\",\"error\":"
-                                "{\"code\":\"UNAUTHORIZED\",\"message\":\"authentication required\","
-                                "\"retryable\":false}}", k->last_id);
+    const char *unauth =
+        cf_fmt("{\"type\":\"response\",\"id\":\"%s\",\"status\":\"error\",\"error\":"
+               "{\"code\":\"UNAUTHORIZED\",\"message\":\"authentication required\","
+               "\"retryable\":false}}",
+               k->last_id);
     if (cf_is_testd())
         ck_assert_str_eq(t, unauth);
     else
-        ck_assert_msg(strcmp(t, unauth) == 0 ||
-                          cf_match(t, cf_fmt("{\"type\":\"response\",\"id\":\"%s\",\"status\":\"ok\","
-                                             "\"result\":{\"subscription_id\":\"sub-$U\",\"wal_offset\":$N}}",
-                                             k->last_id), NULL),
-                      "WATCH_ALL unauthenticated: %s", t);
+        ck_assert_msg(
+            strcmp(t, unauth) == 0 ||
+                cf_match(t,
+                         cf_fmt("{\"type\":\"response\",\"id\":\"%s\",\"status\":\"ok\","
+                                "\"result\":{\"subscription_id\":\"sub-$U\",\"wal_offset\":$N}}",
+                                k->last_id),
+                         NULL),
+            "WATCH_ALL unauthenticated: %s", t);
     free(t);
     t = CF_CALL(k, "WATCH_INSTANCE", "{\"instance_id\":\"no-such-instance-for-gating\"}");
     unauth = cf_fmt("{\"type\":\"response\",\"id\":\"%s\",\"status\":\"error\",\"error\":"
                     "{\"code\":\"UNAUTHORIZED\",\"message\":\"authentication required\","
-                    "\"retryable\":false}}", k->last_id);
+                    "\"retryable\":false}}",
+                    k->last_id);
     if (cf_is_testd())
         ck_assert_str_eq(t, unauth);
     else
@@ -304,7 +342,8 @@ START_TEST(auth_before_hello)
           "{\"authenticated\":true}");
     CF_OK(k, "WAL_STATS", NULL,
           "{\"entry_count\":$N,\"io_stats\":{\"bytes_read\":$N,\"bytes_written\":$N,\"fsyncs\":$N,"
-          "\"reads\":$N,\"writes\":$N},\"latest_offset\":$O,\"segment_count\":$N,\"total_size_bytes\":$N}");
+          "\"reads\":$N,\"writes\":$N},\"latest_offset\":$O,\"segment_count\":$N,\"total_size_"
+          "bytes\":$N}");
     cf_close(k);
 }
 END_TEST

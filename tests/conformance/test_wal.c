@@ -7,7 +7,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define MINI_DEF "{\"states\":[\"s0\",\"s1\"],\"initial\":\"s0\",\"transitions\":[{\"from\":\"s0\",\"event\":\"GO\",\"to\":\"s1\"}]}"
+#define MINI_DEF                                                                                  \
+    "{\"states\":[\"s0\",\"s1\"],\"initial\":\"s0\",\"transitions\":[{\"from\":\"s0\",\"event\":" \
+    "\"GO\",\"to\":\"s1\"}]}"
 
 static void setup(void)
 {
@@ -25,40 +27,58 @@ START_TEST(wal_read_entries_and_paging)
     char m[96], id[96];
     cf_uniq(m, sizeof m, "wal");
     cf_uniq(id, sizeof id, "w");
-    /* The definition as sent (not normalized: "from" stays a string, unknown keys kept, keys sorted). */
+    /* The definition as sent (not normalized: "from" stays a string, unknown keys kept, keys
+     * sorted). */
     cf_caps c;
-    CF_OK(k, "PUT_MACHINE", cf_fmt("{\"machine\":\"%s\",\"version\":1,\"definition\":{\"states\":[\"s0\",\"s1\"],"
-                                   "\"initial\":\"s0\",\"transitions\":[{\"to\":\"s1\",\"from\":\"s0\",\"event\":\"GO\","
-                                   "\"zz\":1}],\"x\":true}}", m),
+    CF_OK(k, "PUT_MACHINE",
+          cf_fmt(
+              "{\"machine\":\"%s\",\"version\":1,\"definition\":{\"states\":[\"s0\",\"s1\"],"
+              "\"initial\":\"s0\",\"transitions\":[{\"to\":\"s1\",\"from\":\"s0\",\"event\":\"GO\","
+              "\"zz\":1}],\"x\":true}}",
+              m),
           "{\"created\":true,$*");
     uint64_t oc = CF_CREATE(k, id, m, "{\"zeta\":1,\"alpha\":{\"k\":\"v\"}}");
-    CF_OKC(k, "APPLY_EVENT", cf_fmt("{\"instance_id\":\"%s\",\"event\":\"GO\",\"payload\":{\"p\":1},\"event_id\":\"e\","
-                                    "\"idempotency_key\":\"ik\"}", id),
-           "{\"applied\":true,$*\"wal_offset\":$O}", &c);
+    CF_OKC(
+        k, "APPLY_EVENT",
+        cf_fmt("{\"instance_id\":\"%s\",\"event\":\"GO\",\"payload\":{\"p\":1},\"event_id\":\"e\","
+               "\"idempotency_key\":\"ik\"}",
+               id),
+        "{\"applied\":true,$*\"wal_offset\":$O}", &c);
     uint64_t oa = cf_u64(c.v[0]);
     CF_OKC(k, "DELETE_INSTANCE", cf_fmt("{\"instance_id\":\"%s\",\"idempotency_key\":\"dk\"}", id),
            "{\"deleted\":true,$*\"wal_offset\":$O}", &c);
     uint64_t od = cf_u64(c.v[0]);
     ck_assert(oc < oa && oa < od);
 
-    const char *ce = cf_fmt("{\"initial_ctx\":{\"alpha\":{\"k\":\"v\"},\"zeta\":1},\"initial_state\":\"s0\","
-                            "\"instance_id\":\"%s\",\"machine\":\"%s\",\"type\":\"create_instance\",\"version\":1}", id, m);
-    const char *ae = cf_fmt("{\"ctx\":{\"alpha\":{\"k\":\"v\"},\"p\":1,\"zeta\":1},\"event\":\"GO\",\"event_id\":\"e\","
-                            "\"from_state\":\"s0\",\"idempotency_key\":\"ik\",\"instance_id\":\"%s\",\"payload\":{\"p\":1},"
-                            "\"to_state\":\"s1\",\"type\":\"apply_event\"}", id);
-    const char *de = cf_fmt("{\"idempotency_key\":\"dk\",\"instance_id\":\"%s\",\"type\":\"delete_instance\"}", id);
+    const char *ce = cf_fmt(
+        "{\"initial_ctx\":{\"alpha\":{\"k\":\"v\"},\"zeta\":1},\"initial_state\":\"s0\","
+        "\"instance_id\":\"%s\",\"machine\":\"%s\",\"type\":\"create_instance\",\"version\":1}",
+        id, m);
+    const char *ae = cf_fmt(
+        "{\"ctx\":{\"alpha\":{\"k\":\"v\"},\"p\":1,\"zeta\":1},\"event\":\"GO\",\"event_id\":\"e\","
+        "\"from_state\":\"s0\",\"idempotency_key\":\"ik\",\"instance_id\":\"%s\",\"payload\":{"
+        "\"p\":1},"
+        "\"to_state\":\"s1\",\"type\":\"apply_event\"}",
+        id);
+    const char *de = cf_fmt(
+        "{\"idempotency_key\":\"dk\",\"instance_id\":\"%s\",\"type\":\"delete_instance\"}", id);
     char want[4096];
-    snprintf(want, sizeof want, "{\"next_offset\":%llu,\"records\":[%s,%s]}", (unsigned long long)oa + 1, rec(oc, ce),
-             rec(oa, ae));
+    snprintf(want, sizeof want, "{\"next_offset\":%llu,\"records\":[%s,%s]}",
+             (unsigned long long)oa + 1, rec(oc, ce), rec(oa, ae));
     cf_caps seq;
-    CF_OKC(k, "WAL_READ", cf_fmt("{\"from_offset\":%llu,\"limit\":2}", (unsigned long long)oc), want, &seq);
+    CF_OKC(k, "WAL_READ", cf_fmt("{\"from_offset\":%llu,\"limit\":2}", (unsigned long long)oc),
+           want, &seq);
     ck_assert_uint_eq(cf_u64(seq.v[1]), cf_u64(seq.v[0]) + 1);
     /* Page on with next_offset: the delete is next. */
-    snprintf(want, sizeof want, "{\"next_offset\":%llu,\"records\":[%s]}", (unsigned long long)od + 1, rec(od, de));
-    CF_OK(k, "WAL_READ", cf_fmt("{\"from_offset\":%llu,\"limit\":1}", (unsigned long long)oa + 1), want);
+    snprintf(want, sizeof want, "{\"next_offset\":%llu,\"records\":[%s]}",
+             (unsigned long long)od + 1, rec(od, de));
+    CF_OK(k, "WAL_READ", cf_fmt("{\"from_offset\":%llu,\"limit\":1}", (unsigned long long)oa + 1),
+          want);
     /* >= from_offset: reading exactly at the apply includes it. */
-    snprintf(want, sizeof want, "{\"next_offset\":%llu,\"records\":[%s]}", (unsigned long long)oa + 1, rec(oa, ae));
-    CF_OK(k, "WAL_READ", cf_fmt("{\"from_offset\":%llu,\"limit\":1}", (unsigned long long)oa), want);
+    snprintf(want, sizeof want, "{\"next_offset\":%llu,\"records\":[%s]}",
+             (unsigned long long)oa + 1, rec(oa, ae));
+    CF_OK(k, "WAL_READ", cf_fmt("{\"from_offset\":%llu,\"limit\":1}", (unsigned long long)oa),
+          want);
     /* limit 0. */
     CF_OK(k, "WAL_READ", cf_fmt("{\"from_offset\":%llu,\"limit\":0}", (unsigned long long)oc),
           "{\"next_offset\":null,\"records\":[]}");
@@ -66,10 +86,11 @@ START_TEST(wal_read_entries_and_paging)
         /* Nothing after the delete: null next_offset; limit omitted means all. */
         CF_OK(k, "WAL_READ", cf_fmt("{\"from_offset\":%llu}", (unsigned long long)od + 1),
               "{\"next_offset\":null,\"records\":[]}");
-        snprintf(want, sizeof want, "{\"next_offset\":%llu,\"records\":[%s,%s]}", (unsigned long long)od + 1,
-                 rec(oa, ae), rec(od, de));
+        snprintf(want, sizeof want, "{\"next_offset\":%llu,\"records\":[%s,%s]}",
+                 (unsigned long long)od + 1, rec(oa, ae), rec(od, de));
         CF_OK(k, "WAL_READ", cf_fmt("{\"from_offset\":%llu}", (unsigned long long)oa), want);
-        CF_OK(k, "WAL_READ", cf_fmt("{\"from_offset\":%llu,\"limit\":\"1\"}", (unsigned long long)oa), want);
+        CF_OK(k, "WAL_READ",
+              cf_fmt("{\"from_offset\":%llu,\"limit\":\"1\"}", (unsigned long long)oa), want);
     }
     cf_close(k);
 }
@@ -94,18 +115,25 @@ START_TEST(wal_read_put_machine_entry)
     cf_uniq(m3, sizeof m3, "walpm");
     CF_PUT_MACHINE(k, m3, CF_ORDER_DEF);
     /* Re-PUT writes nothing: the next record after the create is m3's put. */
-    CF_OK(k, "PUT_MACHINE", cf_fmt("{\"machine\":\"%s\",\"version\":1,\"definition\":%s}", m2, MINI_DEF),
+    CF_OK(k, "PUT_MACHINE",
+          cf_fmt("{\"machine\":\"%s\",\"version\":1,\"definition\":%s}", m2, MINI_DEF),
           "{\"created\":false,$*");
-    const char *pe = cf_fmt("{\"definition\":{\"initial\":\"created\",\"meta\":{\"a\":{\"b\":3,\"y\":2},\"z\":1},"
-                            "\"states\":[\"created\",\"paid\",\"shipped\"],\"transitions\":[{\"event\":\"PAY\","
-                            "\"from\":\"created\",\"to\":\"paid\"},{\"event\":\"SHIP\",\"from\":[\"paid\"],\"guard\":"
-                            "\"ctx.ready\",\"to\":\"shipped\"}]},\"definition_hash\":\"c873e472\",\"machine\":\"%s\","
-                            "\"type\":\"put_machine\",\"version\":1}", m3);
+    const char *pe = cf_fmt(
+        "{\"definition\":{\"initial\":\"created\",\"meta\":{\"a\":{\"b\":3,\"y\":2},\"z\":1},"
+        "\"states\":[\"created\",\"paid\",\"shipped\"],\"transitions\":[{\"event\":\"PAY\","
+        "\"from\":\"created\",\"to\":\"paid\"},{\"event\":\"SHIP\",\"from\":[\"paid\"],\"guard\":"
+        "\"ctx.ready\",\"to\":\"shipped\"}]},\"definition_hash\":\"c873e472\",\"machine\":\"%s\","
+        "\"type\":\"put_machine\",\"version\":1}",
+        m3);
     char want[4096];
-    snprintf(want, sizeof want, "{\"next_offset\":$N,\"records\":[{\"entry\":{\"initial_ctx\":null,\"initial_state\":"
-             "\"s0\",\"instance_id\":\"%s\",\"machine\":\"%s\",\"type\":\"create_instance\",\"version\":1},\"offset\":"
-             "%llu,\"sequence\":$N},{\"entry\":%s,\"offset\":$O,\"sequence\":$N}]}", id, m2, (unsigned long long)oc, pe);
-    CF_OK(k, "WAL_READ", cf_fmt("{\"from_offset\":%llu,\"limit\":2}", (unsigned long long)oc), want);
+    snprintf(want, sizeof want,
+             "{\"next_offset\":$N,\"records\":[{\"entry\":{\"initial_ctx\":null,\"initial_state\":"
+             "\"s0\",\"instance_id\":\"%s\",\"machine\":\"%s\",\"type\":\"create_instance\","
+             "\"version\":1},\"offset\":"
+             "%llu,\"sequence\":$N},{\"entry\":%s,\"offset\":$O,\"sequence\":$N}]}",
+             id, m2, (unsigned long long)oc, pe);
+    CF_OK(k, "WAL_READ", cf_fmt("{\"from_offset\":%llu,\"limit\":2}", (unsigned long long)oc),
+          want);
     cf_close(k);
 }
 END_TEST
@@ -119,45 +147,60 @@ static size_t entry_len(const char *json)
 START_TEST(offsets_packed_exact_sizes)
 {
     if (!cf_exclusive()) {
-        fprintf(stderr, "SKIP offsets_packed_exact_sizes: exact record sizes need an otherwise idle server (RSTMDB_TEST_EXCLUSIVE=1)\n");
+        fprintf(stderr, "SKIP offsets_packed_exact_sizes: exact record sizes need an otherwise "
+                        "idle server (RSTMDB_TEST_EXCLUSIVE=1)\n");
         return;
     }
     cf_conn *k = CF_OPEN();
     /* The very first record is at 1 << 40 with sequence 1. */
     CF_OK(k, "WAL_READ", "{\"from_offset\":0,\"limit\":1}",
-          "{\"next_offset\":1099511627777,\"records\":[{\"entry\":$*,\"offset\":1099511627776,\"sequence\":1}]}");
+          "{\"next_offset\":1099511627777,\"records\":[{\"entry\":$*,\"offset\":1099511627776,"
+          "\"sequence\":1}]}");
     char m[96], id[96];
     cf_uniq(m, sizeof m, "off");
     cf_uniq(id, sizeof id, "w");
     cf_caps c;
-    CF_OKC(k, "WATCH_ALL", cf_fmt("{\"machines\":[\"%s\"]}", m), "{\"subscription_id\":\"sub-$U\",\"wal_offset\":$O}", &c);
+    CF_OKC(k, "WATCH_ALL", cf_fmt("{\"machines\":[\"%s\"]}", m),
+           "{\"subscription_id\":\"sub-$U\",\"wal_offset\":$O}", &c);
     uint64_t head = cf_u64(c.v[1]);
-    const char *def = "{\"states\":[\"s0\",\"s1\"],\"initial\":\"s0\",\"transitions\":[{\"from\":\"s0\",\"event\":\"GO\","
+    const char *def = "{\"states\":[\"s0\",\"s1\"],\"initial\":\"s0\",\"transitions\":[{\"from\":"
+                      "\"s0\",\"event\":\"GO\","
                       "\"to\":\"s1\"}]}";
     CF_PUT_MACHINE(k, m, def);
     /* put_machine: the client's definition with keys sorted. */
-    const char *pe = cf_fmt("{\"type\":\"put_machine\",\"machine\":\"%s\",\"version\":1,\"definition_hash\":\"$H\","
-                            "\"definition\":{\"initial\":\"s0\",\"states\":[\"s0\",\"s1\"],\"transitions\":[{\"event\":"
-                            "\"GO\",\"from\":\"s0\",\"to\":\"s1\"}]}}", m);
+    const char *pe = cf_fmt(
+        "{\"type\":\"put_machine\",\"machine\":\"%s\",\"version\":1,\"definition_hash\":\"$H\","
+        "\"definition\":{\"initial\":\"s0\",\"states\":[\"s0\",\"s1\"],\"transitions\":[{\"event\":"
+        "\"GO\",\"from\":\"s0\",\"to\":\"s1\"}]}}",
+        m);
     size_t pl = entry_len(pe) - 2 + 8; /* "$H" stands for 8 hex digits */
     uint64_t oc = CF_CREATE(k, id, m, "{\"b\":1,\"a\":[1.5,\"x\"]}");
     ck_assert_uint_eq(oc, head + 24 + pl);
-    const char *ce = cf_fmt("{\"type\":\"create_instance\",\"instance_id\":\"%s\",\"machine\":\"%s\",\"version\":1,"
-                            "\"initial_state\":\"s0\",\"initial_ctx\":{\"a\":[1.5,\"x\"],\"b\":1}}", id, m);
-    CF_OKC(k, "APPLY_EVENT", cf_fmt("{\"instance_id\":\"%s\",\"event\":\"GO\",\"payload\":{\"c\":null}}", id),
+    const char *ce = cf_fmt(
+        "{\"type\":\"create_instance\",\"instance_id\":\"%s\",\"machine\":\"%s\",\"version\":1,"
+        "\"initial_state\":\"s0\",\"initial_ctx\":{\"a\":[1.5,\"x\"],\"b\":1}}",
+        id, m);
+    CF_OKC(k, "APPLY_EVENT",
+           cf_fmt("{\"instance_id\":\"%s\",\"event\":\"GO\",\"payload\":{\"c\":null}}", id),
            "{\"applied\":true,$*\"wal_offset\":$O}", &c);
     uint64_t oa = cf_u64(c.v[0]);
     ck_assert_uint_eq(oa, oc + 24 + entry_len(ce));
-    const char *ae = cf_fmt("{\"type\":\"apply_event\",\"instance_id\":\"%s\",\"event\":\"GO\",\"from_state\":\"s0\","
-                            "\"to_state\":\"s1\",\"payload\":{\"c\":null},\"ctx\":{\"a\":[1.5,\"x\"],\"b\":1,\"c\":null}}", id);
-    CF_OKC(k, "DELETE_INSTANCE", cf_fmt("{\"instance_id\":\"%s\"}", id), "{\"deleted\":true,$*\"wal_offset\":$O}", &c);
+    const char *ae = cf_fmt(
+        "{\"type\":\"apply_event\",\"instance_id\":\"%s\",\"event\":\"GO\",\"from_state\":\"s0\","
+        "\"to_state\":\"s1\",\"payload\":{\"c\":null},\"ctx\":{\"a\":[1.5,\"x\"],\"b\":1,\"c\":"
+        "null}}",
+        id);
+    CF_OKC(k, "DELETE_INSTANCE", cf_fmt("{\"instance_id\":\"%s\"}", id),
+           "{\"deleted\":true,$*\"wal_offset\":$O}", &c);
     uint64_t od = cf_u64(c.v[0]);
     ck_assert_uint_eq(od, oa + 24 + entry_len(ae));
     const char *de = cf_fmt("{\"type\":\"delete_instance\",\"instance_id\":\"%s\"}", id);
     /* WAL_STATS.latest_offset is where the next record goes. */
     CF_OKC(k, "WAL_STATS", NULL,
-           "{\"entry_count\":$N,\"io_stats\":{\"bytes_read\":$N,\"bytes_written\":$N,\"fsyncs\":$N,\"reads\":$N,"
-           "\"writes\":$N},\"latest_offset\":$O,\"segment_count\":1,\"total_size_bytes\":$N}", &c);
+           "{\"entry_count\":$N,\"io_stats\":{\"bytes_read\":$N,\"bytes_written\":$N,\"fsyncs\":$N,"
+           "\"reads\":$N,"
+           "\"writes\":$N},\"latest_offset\":$O,\"segment_count\":1,\"total_size_bytes\":$N}",
+           &c);
     ck_assert_uint_eq(cf_u64(c.v[6]), od + 24 + entry_len(de));
     uint64_t entries = cf_u64(c.v[0]);
     ck_assert_uint_eq(cf_u64(c.v[5]), entries); /* writes == records */
@@ -166,9 +209,12 @@ START_TEST(offsets_packed_exact_sizes)
     ck_assert_uint_eq(cf_u64(c.v[2]), cf_u64(c.v[6]) - CF_FIRST_OFFSET);
     /* The last record's sequence equals entry_count. */
     char want[256];
-    snprintf(want, sizeof want, "{\"next_offset\":%llu,\"records\":[{\"entry\":$*,\"offset\":%llu,\"sequence\":%llu}]}",
-             (unsigned long long)od + 1, (unsigned long long)od, (unsigned long long)entries);
-    CF_OK(k, "WAL_READ", cf_fmt("{\"from_offset\":%llu,\"limit\":5}", (unsigned long long)od), want);
+    snprintf(
+        want, sizeof want,
+        "{\"next_offset\":%llu,\"records\":[{\"entry\":$*,\"offset\":%llu,\"sequence\":%llu}]}",
+        (unsigned long long)od + 1, (unsigned long long)od, (unsigned long long)entries);
+    CF_OK(k, "WAL_READ", cf_fmt("{\"from_offset\":%llu,\"limit\":5}", (unsigned long long)od),
+          want);
     cf_close(k);
 }
 END_TEST
@@ -176,8 +222,9 @@ END_TEST
 START_TEST(wal_read_errors)
 {
     cf_conn *k = CF_OPEN();
-    static const char *const bad[] = {NULL, "{}", "{\"from_offset\":\"5\"}", "{\"from_offset\":-1}",
-                                      "{\"from_offset\":1.5}", "[0]"};
+    static const char *const bad[] = {
+        NULL, "{}", "{\"from_offset\":\"5\"}", "{\"from_offset\":-1}", "{\"from_offset\":1.5}",
+        "[0]"};
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
         CF_ERR(k, "WAL_READ", bad[i], "BAD_REQUEST", "invalid request: missing from_offset", false);
     cf_close(k);
@@ -187,8 +234,10 @@ END_TEST
 START_TEST(wal_stats_shape_and_growth)
 {
     cf_conn *k = CF_OPEN();
-    const char *pat = "{\"entry_count\":$N,\"io_stats\":{\"bytes_read\":$N,\"bytes_written\":$N,\"fsyncs\":$N,"
-                      "\"reads\":$N,\"writes\":$N},\"latest_offset\":$O,\"segment_count\":$N,\"total_size_bytes\":$N}";
+    const char *pat =
+        "{\"entry_count\":$N,\"io_stats\":{\"bytes_read\":$N,\"bytes_written\":$N,\"fsyncs\":$N,"
+        "\"reads\":$N,\"writes\":$N},\"latest_offset\":$O,\"segment_count\":$N,\"total_size_"
+        "bytes\":$N}";
     cf_caps a, b;
     CF_OKC(k, "WAL_STATS", "{\"ignored\":1}", pat, &a);
     char m[96];
@@ -198,7 +247,8 @@ START_TEST(wal_stats_shape_and_growth)
     cf_uniq(id, sizeof id, "w");
     uint64_t oc = CF_CREATE(k, id, m, "{}");
     CF_OKC(k, "WAL_STATS", NULL, pat, &b);
-    ck_assert_msg(cf_u64(b.v[6]) > oc, "latest_offset %s must be past our record %llu", b.v[6], (unsigned long long)oc);
+    ck_assert_msg(cf_u64(b.v[6]) > oc, "latest_offset %s must be past our record %llu", b.v[6],
+                  (unsigned long long)oc);
     ck_assert_uint_ge(cf_u64(b.v[0]), cf_u64(a.v[0]) + 2);
     ck_assert_uint_ge(cf_u64(b.v[7]), 1);
     if (cf_exclusive())
@@ -210,7 +260,8 @@ END_TEST
 START_TEST(compact_shape)
 {
     cf_conn *k = CF_OPEN();
-    const char *pat = "{\"bytes_reclaimed\":$N,\"segments_deleted\":$N,\"snapshots_created\":$N,\"total_snapshots\":$N,"
+    const char *pat = "{\"bytes_reclaimed\":$N,\"segments_deleted\":$N,\"snapshots_created\":$N,"
+                      "\"total_snapshots\":$N,"
                       "\"wal_segments\":$N}";
     char m[96], id[96];
     cf_uniq(m, sizeof m, "cp");
@@ -226,12 +277,16 @@ START_TEST(compact_shape)
     if (cf_exclusive()) {
         /* Nothing new: nothing to snapshot; force re-snapshots only changed ones. */
         CF_OK(k, "COMPACT", "{\"force_snapshot\":\"yes\"}",
-              "{\"bytes_reclaimed\":0,\"segments_deleted\":0,\"snapshots_created\":0,\"total_snapshots\":$N,\"wal_segments\":1}");
-        CF_OK(k, "APPLY_EVENT", cf_fmt("{\"instance_id\":\"%s\",\"event\":\"GO\"}", id), "{\"applied\":true,$*");
+              "{\"bytes_reclaimed\":0,\"segments_deleted\":0,\"snapshots_created\":0,\"total_"
+              "snapshots\":$N,\"wal_segments\":1}");
+        CF_OK(k, "APPLY_EVENT", cf_fmt("{\"instance_id\":\"%s\",\"event\":\"GO\"}", id),
+              "{\"applied\":true,$*");
         CF_OK(k, "COMPACT", "{}",
-              "{\"bytes_reclaimed\":0,\"segments_deleted\":0,\"snapshots_created\":0,\"total_snapshots\":$N,\"wal_segments\":1}");
+              "{\"bytes_reclaimed\":0,\"segments_deleted\":0,\"snapshots_created\":0,\"total_"
+              "snapshots\":$N,\"wal_segments\":1}");
         CF_OK(k, "COMPACT", "{\"force_snapshot\":true}",
-              "{\"bytes_reclaimed\":0,\"segments_deleted\":0,\"snapshots_created\":1,\"total_snapshots\":$N,\"wal_segments\":1}");
+              "{\"bytes_reclaimed\":0,\"segments_deleted\":0,\"snapshots_created\":1,\"total_"
+              "snapshots\":$N,\"wal_segments\":1}");
     } else {
         CF_OK(k, "COMPACT", "{\"force_snapshot\":\"yes\"}", pat);
         CF_OK(k, "COMPACT", "[true]", pat);

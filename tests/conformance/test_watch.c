@@ -13,9 +13,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define LOOP_DEF                                                                              \
-    "{\"states\":[\"s0\",\"s1\",\"s2\"],\"initial\":\"s0\",\"transitions\":[{\"from\":\"s0\","  \
-    "\"event\":\"GO\",\"to\":\"s1\"},{\"from\":\"s1\",\"event\":\"LOOP\",\"to\":\"s2\"},"       \
+#define LOOP_DEF                                                                               \
+    "{\"states\":[\"s0\",\"s1\",\"s2\"],\"initial\":\"s0\",\"transitions\":[{\"from\":\"s0\"," \
+    "\"event\":\"GO\",\"to\":\"s1\"},{\"from\":\"s1\",\"event\":\"LOOP\",\"to\":\"s2\"},"      \
     "{\"from\":\"s2\",\"event\":\"LOOP\",\"to\":\"s1\"}]}"
 
 static void setup(void)
@@ -23,13 +23,17 @@ static void setup(void)
     cf_setup(0);
 }
 
-static const char *ev(const char *sub, const char *id, const char *m, uint64_t off, const char *from,
-                      const char *to, const char *event, const char *payload, const char *ctx)
+static const char *ev(const char *sub, const char *id, const char *m, uint64_t off,
+                      const char *from, const char *to, const char *event, const char *payload,
+                      const char *ctx)
 {
-    return cf_fmt("{\"type\":\"event\",\"subscription_id\":\"%s\",\"instance_id\":\"%s\",\"machine\":\"%s\","
-                  "\"version\":1,\"wal_offset\":%llu,\"from_state\":\"%s\",\"to_state\":\"%s\",\"event\":\"%s\","
-                  "\"payload\":%s%s%s}", sub, id, m, (unsigned long long)off, from, to, event, payload,
-                  ctx ? ",\"ctx\":" : "", ctx ? ctx : "");
+    return cf_fmt(
+        "{\"type\":\"event\",\"subscription_id\":\"%s\",\"instance_id\":\"%s\",\"machine\":\"%s\","
+        "\"version\":1,\"wal_offset\":%llu,\"from_state\":\"%s\",\"to_state\":\"%s\",\"event\":\"%"
+        "s\","
+        "\"payload\":%s%s%s}",
+        sub, id, m, (unsigned long long)off, from, to, event, payload, ctx ? ",\"ctx\":" : "",
+        ctx ? ctx : "");
 }
 
 /* On testd: everything caused so far has arrived once PING is answered. */
@@ -49,7 +53,8 @@ static void assert_no_more_events(cf_conn *k)
 static uint64_t apply(cf_conn *k, const char *id, const char *event, const char *payload)
 {
     cf_caps c;
-    const char *p = payload ? cf_fmt("{\"instance_id\":\"%s\",\"event\":\"%s\",\"payload\":%s}", id, event, payload)
+    const char *p = payload ? cf_fmt("{\"instance_id\":\"%s\",\"event\":\"%s\",\"payload\":%s}", id,
+                                     event, payload)
                             : cf_fmt("{\"instance_id\":\"%s\",\"event\":\"%s\"}", id, event);
     CF_OKC(k, "APPLY_EVENT", p, "{\"applied\":true,$*\"wal_offset\":$O}", &c);
     return cf_u64(c.v[0]);
@@ -65,26 +70,34 @@ START_TEST(watch_instance_result_event_and_order)
     uint64_t oc = CF_CREATE(k, id, m, "{\"b\":1,\"a\":2}");
     cf_caps c;
     CF_OKC(k, "WATCH_INSTANCE", cf_fmt("{\"instance_id\":\"%s\"}", id),
-           cf_fmt("{\"current_state\":\"s0\",\"current_wal_offset\":%llu,\"instance_id\":\"%s\",\"subscription_id\":"
-                  "\"sub-$U\"}", (unsigned long long)oc, id), &c);
+           cf_fmt("{\"current_state\":\"s0\",\"current_wal_offset\":%llu,\"instance_id\":\"%s\","
+                  "\"subscription_id\":"
+                  "\"sub-$U\"}",
+                  (unsigned long long)oc, id),
+           &c);
     snprintf(sub, sizeof sub, "sub-%s", c.v[0]);
     uint64_t oa = apply(k, id, "GO", "{\"p\":1}");
     /* The response came first: nothing was stashed while waiting for it. */
     ck_assert_int_eq(k->nstash, 0);
-    CF_EVENT_MATCH(k, ev(sub, id, m, oa, "s0", "s1", "GO", "{\"p\":1}", "{\"a\":2,\"b\":1,\"p\":1}"), NULL);
+    CF_EVENT_MATCH(
+        k, ev(sub, id, m, oa, "s0", "s1", "GO", "{\"p\":1}", "{\"a\":2,\"b\":1,\"p\":1}"), NULL);
     /* Payload omitted: "payload":null; ctx after the merge (unchanged). */
     uint64_t ob = apply(k, id, "LOOP", NULL);
     ck_assert_int_eq(k->nstash, 0);
-    CF_EVENT_MATCH(k, ev(sub, id, m, ob, "s1", "s2", "LOOP", "null", "{\"a\":2,\"b\":1,\"p\":1}"), NULL);
+    CF_EVENT_MATCH(k, ev(sub, id, m, ob, "s1", "s2", "LOOP", "null", "{\"a\":2,\"b\":1,\"p\":1}"),
+                   NULL);
     /* A failed apply sends nothing. */
-    CF_ERR(k, "APPLY_EVENT", cf_fmt("{\"instance_id\":\"%s\",\"event\":\"GO\"}", id), "INVALID_TRANSITION",
-           "core error: invalid transition: cannot apply 'GO' in state 's2'", false);
+    CF_ERR(k, "APPLY_EVENT", cf_fmt("{\"instance_id\":\"%s\",\"event\":\"GO\"}", id),
+           "INVALID_TRANSITION", "core error: invalid transition: cannot apply 'GO' in state 's2'",
+           false);
     barrier(k);
     assert_no_more_events(k);
     /* The watch result reflects the current state. */
     CF_OK(k, "WATCH_INSTANCE", cf_fmt("{\"instance_id\":\"%s\",\"include_ctx\":false}", id),
-          cf_fmt("{\"current_state\":\"s2\",\"current_wal_offset\":%llu,\"instance_id\":\"%s\",\"subscription_id\":"
-                 "\"sub-$U\"}", (unsigned long long)ob, id));
+          cf_fmt("{\"current_state\":\"s2\",\"current_wal_offset\":%llu,\"instance_id\":\"%s\","
+                 "\"subscription_id\":"
+                 "\"sub-$U\"}",
+                 (unsigned long long)ob, id));
     cf_close(k);
 }
 END_TEST
@@ -98,7 +111,8 @@ START_TEST(three_subscriptions_fan_out)
     CF_PUT_MACHINE(k, m, LOOP_DEF);
     CF_CREATE(k, id, m, "{\"a\":2,\"b\":1,\"p\":1}");
     cf_caps c;
-    CF_OKC(k, "WATCH_INSTANCE", cf_fmt("{\"instance_id\":\"%s\"}", id), "{$*\"subscription_id\":\"$S\"}", &c);
+    CF_OKC(k, "WATCH_INSTANCE", cf_fmt("{\"instance_id\":\"%s\"}", id),
+           "{$*\"subscription_id\":\"$S\"}", &c);
     snprintf(s1, sizeof s1, "%s", c.v[0]);
     CF_OKC(k, "WATCH_INSTANCE", cf_fmt("{\"instance_id\":\"%s\",\"include_ctx\":true}", id),
            "{$*\"subscription_id\":\"$S\"}", &c);
@@ -113,9 +127,13 @@ START_TEST(three_subscriptions_fan_out)
     for (int i = 0; i < 3; i++) {
         char *t = CF_EVENT(k);
         if (strstr(t, s1))
-            CF_MATCH(t, ev(s1, id, m, oa, "s0", "s1", "GO", "null", "{\"a\":2,\"b\":1,\"p\":1}"), NULL), seen |= 1;
+            CF_MATCH(t, ev(s1, id, m, oa, "s0", "s1", "GO", "null", "{\"a\":2,\"b\":1,\"p\":1}"),
+                     NULL),
+                seen |= 1;
         else if (strstr(t, s2))
-            CF_MATCH(t, ev(s2, id, m, oa, "s0", "s1", "GO", "null", "{\"a\":2,\"b\":1,\"p\":1}"), NULL), seen |= 2;
+            CF_MATCH(t, ev(s2, id, m, oa, "s0", "s1", "GO", "null", "{\"a\":2,\"b\":1,\"p\":1}"),
+                     NULL),
+                seen |= 2;
         else
             CF_MATCH(t, ev(s3, id, m, oa, "s0", "s1", "GO", "null", NULL), NULL), seen |= 4;
         free(t);
@@ -139,7 +157,8 @@ START_TEST(events_on_another_connection_and_no_replay)
     apply(k, id, "GO", NULL); /* history before the watch: never replayed */
     cf_caps c;
     /* from_offset is type-checked, then ignored. */
-    CF_OKC(w, "WATCH_INSTANCE", cf_fmt("{\"instance_id\":\"%s\",\"from_offset\":0,\"include_ctx\":false}", id),
+    CF_OKC(w, "WATCH_INSTANCE",
+           cf_fmt("{\"instance_id\":\"%s\",\"from_offset\":0,\"include_ctx\":false}", id),
            "{\"current_state\":\"s1\",$*\"subscription_id\":\"$S\"}", &c);
     snprintf(sub, sizeof sub, "%s", c.v[0]);
     CF_OKC(w, "WATCH_ALL", cf_fmt("{\"machines\":[\"%s\"],\"from_offset\":1099511627776}", m),
@@ -147,7 +166,8 @@ START_TEST(events_on_another_connection_and_no_replay)
     snprintf(suball, sizeof suball, "%s", c.v[0]);
     uint64_t head = cf_u64(c.v[1]);
     uint64_t oa = apply(k, id, "LOOP", "[1]");
-    /* WATCH_ALL's wal_offset is where the next record goes: this apply's, when nothing else wrote. */
+    /* WATCH_ALL's wal_offset is where the next record goes: this apply's, when nothing else wrote.
+     */
     if (cf_exclusive())
         ck_assert_uint_eq(oa, head);
     else
@@ -178,7 +198,8 @@ START_TEST(create_delete_no_events_deleted_still_broadcasts)
     cf_uniq(id, sizeof id, "w");
     CF_PUT_MACHINE(k, m, LOOP_DEF);
     cf_caps c;
-    CF_OKC(k, "WATCH_ALL", cf_fmt("{\"machines\":[\"%s\"]}", m), "{\"subscription_id\":\"$S\",\"wal_offset\":$O}", &c);
+    CF_OKC(k, "WATCH_ALL", cf_fmt("{\"machines\":[\"%s\"]}", m),
+           "{\"subscription_id\":\"$S\",\"wal_offset\":$O}", &c);
     snprintf(sub, sizeof sub, "%s", c.v[0]);
     CF_CREATE(k, id, m, "{\"x\":1}");
     CF_OK(k, "DELETE_INSTANCE", cf_fmt("{\"instance_id\":\"%s\"}", id), "{\"deleted\":true,$*");
@@ -189,8 +210,10 @@ START_TEST(create_delete_no_events_deleted_still_broadcasts)
     CF_EVENT_MATCH(k, ev(sub, id, m, oa, "s0", "s1", "GO", "{\"y\":2}", "{\"x\":1,\"y\":2}"), NULL);
     /* A deleted instance can be watched. */
     CF_OK(k, "WATCH_INSTANCE", cf_fmt("{\"instance_id\":\"%s\"}", id),
-          cf_fmt("{\"current_state\":\"s1\",\"current_wal_offset\":%llu,\"instance_id\":\"%s\",\"subscription_id\":"
-                 "\"sub-$U\"}", (unsigned long long)oa, id));
+          cf_fmt("{\"current_state\":\"s1\",\"current_wal_offset\":%llu,\"instance_id\":\"%s\","
+                 "\"subscription_id\":"
+                 "\"sub-$U\"}",
+                 (unsigned long long)oa, id));
     barrier(k);
     assert_no_more_events(k);
     cf_close(k);
@@ -206,16 +229,26 @@ START_TEST(replay_rebroadcasts_with_new_payload)
     CF_PUT_MACHINE(k, m, LOOP_DEF);
     CF_CREATE(k, id, m, "{}");
     cf_caps c;
-    CF_OKC(k, "WATCH_INSTANCE", cf_fmt("{\"instance_id\":\"%s\"}", id), "{$*\"subscription_id\":\"$S\"}", &c);
+    CF_OKC(k, "WATCH_INSTANCE", cf_fmt("{\"instance_id\":\"%s\"}", id),
+           "{$*\"subscription_id\":\"$S\"}", &c);
     snprintf(sub, sizeof sub, "%s", c.v[0]);
-    CF_OKC(k, "APPLY_EVENT", cf_fmt("{\"instance_id\":\"%s\",\"event\":\"GO\",\"payload\":{\"n\":1},\"idempotency_key\":\"r\"}", id),
-           "{\"applied\":true,\"ctx\":{\"n\":1},\"from_state\":\"s0\",\"to_state\":\"s1\",\"wal_offset\":$O}", &c);
+    CF_OKC(k, "APPLY_EVENT",
+           cf_fmt("{\"instance_id\":\"%s\",\"event\":\"GO\",\"payload\":{\"n\":1},\"idempotency_"
+                  "key\":\"r\"}",
+                  id),
+           "{\"applied\":true,\"ctx\":{\"n\":1},\"from_state\":\"s0\",\"to_state\":\"s1\",\"wal_"
+           "offset\":$O}",
+           &c);
     uint64_t oa = cf_u64(c.v[0]);
     CF_EVENT_MATCH(k, ev(sub, id, m, oa, "s0", "s1", "GO", "{\"n\":1}", "{\"n\":1}"), NULL);
     /* Replay: cached result; the event again, with this request's payload
      * and event name, the old offset, states and ctx. */
-    CF_OK(k, "APPLY_EVENT", cf_fmt("{\"instance_id\":\"%s\",\"event\":\"LOOP\",\"payload\":{\"n\":2},\"idempotency_key\":\"r\"}", id),
-          cf_fmt("{\"applied\":true,\"ctx\":{\"n\":1},\"from_state\":\"s0\",\"to_state\":\"s1\",\"wal_offset\":%llu}",
+    CF_OK(k, "APPLY_EVENT",
+          cf_fmt("{\"instance_id\":\"%s\",\"event\":\"LOOP\",\"payload\":{\"n\":2},\"idempotency_"
+                 "key\":\"r\"}",
+                 id),
+          cf_fmt("{\"applied\":true,\"ctx\":{\"n\":1},\"from_state\":\"s0\",\"to_state\":\"s1\","
+                 "\"wal_offset\":%llu}",
                  (unsigned long long)oa));
     CF_EVENT_MATCH(k, ev(sub, id, m, oa, "s0", "s1", "LOOP", "{\"n\":2}", "{\"n\":1}"), NULL);
     barrier(k);
@@ -250,8 +283,10 @@ START_TEST(watch_all_filters)
     /* A -X-> B, B -X-> C, C -Y-> A, A -Y-> C */
     char def[8192];
     snprintf(def, sizeof def,
-             "{\"states\":[\"%s\",\"%s\",\"%s\"],\"initial\":\"%s\",\"transitions\":[{\"from\":\"%s\",\"event\":\"%s\","
-             "\"to\":\"%s\"},{\"from\":\"%s\",\"event\":\"%s\",\"to\":\"%s\"},{\"from\":\"%s\",\"event\":\"%s\",\"to\":"
+             "{\"states\":[\"%s\",\"%s\",\"%s\"],\"initial\":\"%s\",\"transitions\":[{\"from\":\"%"
+             "s\",\"event\":\"%s\","
+             "\"to\":\"%s\"},{\"from\":\"%s\",\"event\":\"%s\",\"to\":\"%s\"},{\"from\":\"%s\","
+             "\"event\":\"%s\",\"to\":"
              "\"%s\"},{\"from\":\"%s\",\"event\":\"%s\",\"to\":\"%s\"}]}",
              A, B, C, A, A, X, B, B, X, C, C, Y, A, A, Y, C);
     cf_conn *k = CF_OPEN();
@@ -317,15 +352,16 @@ START_TEST(watch_all_filters)
             const step *st = &script[s];
             /* ctx after the merge: {"k":n,"s":s} */
             const char *ctx = f == 8 ? NULL : cf_fmt("{\"k\":%d,\"s\":%d}", st->inst + 1, s);
-            const char *want = ev(sub[f], st->inst ? i2 : i1, st->inst ? m2 : m1, off[s], st->from, st->to,
-                                  st->event, cf_fmt("{\"s\":%d}", s), ctx);
+            const char *want = ev(sub[f], st->inst ? i2 : i1, st->inst ? m2 : m1, off[s], st->from,
+                                  st->to, st->event, cf_fmt("{\"s\":%d}", s), ctx);
             char *t = CF_EVENT(w[f]);
             /* {} sees other programs' events on a shared server: skip foreign ones. */
             while (f == 7 && !cf_exclusive() && strstr(t, u) == NULL) {
                 free(t);
                 t = CF_EVENT(w[f]);
             }
-            ck_assert_msg(cf_match(t, want, NULL), "filter %s, step %d\n  got:  %s\n  want: %s", filt[f], s, t, want);
+            ck_assert_msg(cf_match(t, want, NULL), "filter %s, step %d\n  got:  %s\n  want: %s",
+                          filt[f], s, t, want);
             free(t);
         }
         assert_no_more_events(w[f]);
@@ -345,7 +381,8 @@ START_TEST(unwatch)
     CF_PUT_MACHINE(k, m, LOOP_DEF);
     CF_CREATE(k, id, m, "{}");
     cf_caps c;
-    CF_OKC(k, "WATCH_INSTANCE", cf_fmt("{\"instance_id\":\"%s\"}", id), "{$*\"subscription_id\":\"$S\"}", &c);
+    CF_OKC(k, "WATCH_INSTANCE", cf_fmt("{\"instance_id\":\"%s\"}", id),
+           "{$*\"subscription_id\":\"$S\"}", &c);
     snprintf(si, sizeof si, "%s", c.v[0]);
     CF_OKC(k, "WATCH_ALL", cf_fmt("{\"machines\":[\"%s\"],\"include_ctx\":false}", m),
            "{\"subscription_id\":\"$S\",\"wal_offset\":$O}", &c);
@@ -357,12 +394,15 @@ START_TEST(unwatch)
           cf_fmt("{\"removed\":true,\"subscription_id\":\"%s\"}", si));
     CF_OK(k, "UNWATCH", cf_fmt("{\"subscription_id\":\"%s\"}", si),
           cf_fmt("{\"removed\":false,\"subscription_id\":\"%s\"}", si));
-    CF_OK(k, "UNWATCH", "{\"subscription_id\":\"sub-nope\",\"x\":1}", "{\"removed\":false,\"subscription_id\":\"sub-nope\"}");
+    CF_OK(k, "UNWATCH", "{\"subscription_id\":\"sub-nope\",\"x\":1}",
+          "{\"removed\":false,\"subscription_id\":\"sub-nope\"}");
     /* Another connection's subscription cannot be removed from here. */
     CF_OK(k, "UNWATCH", cf_fmt("{\"subscription_id\":\"%s\"}", so),
           cf_fmt("{\"removed\":false,\"subscription_id\":\"%s\"}", so));
-    CF_ERR(k, "UNWATCH", NULL, "BAD_REQUEST", "invalid request: invalid type: null, expected struct UnwatchParams", false);
-    CF_ERR(k, "UNWATCH", "{}", "BAD_REQUEST", "invalid request: missing field `subscription_id`", false);
+    CF_ERR(k, "UNWATCH", NULL, "BAD_REQUEST",
+           "invalid request: invalid type: null, expected struct UnwatchParams", false);
+    CF_ERR(k, "UNWATCH", "{}", "BAD_REQUEST", "invalid request: missing field `subscription_id`",
+           false);
     uint64_t oa = apply(k, id, "GO", NULL);
     /* Only the WATCH_ALL copy here; the other connection's stream still flows. */
     CF_EVENT_MATCH(k, ev(sa, id, m, oa, "s0", "s1", "GO", "null", NULL), NULL);
@@ -391,12 +431,15 @@ START_TEST(watch_errors)
            cf_fmt("core error: instance not found: %s-no", id), false);
     CF_ERR(k, "WATCH_INSTANCE", NULL, "BAD_REQUEST",
            "invalid request: invalid type: null, expected struct WatchInstanceParams", false);
-    CF_ERR(k, "WATCH_INSTANCE", "{}", "BAD_REQUEST", "invalid request: missing field `instance_id`", false);
-    CF_ERR(k, "WATCH_INSTANCE", cf_fmt("{\"instance_id\":\"%s\",\"include_ctx\":\"no\"}", id), "BAD_REQUEST",
-           "invalid request: invalid type: string \"no\", expected a boolean", false);
-    CF_ERR(k, "WATCH_INSTANCE", cf_fmt("{\"instance_id\":\"%s\",\"from_offset\":\"5\"}", id), "BAD_REQUEST",
-           "invalid request: invalid type: string \"5\", expected u64", false);
-    CF_ERR(k, "WATCH_ALL", NULL, "BAD_REQUEST", "invalid request: invalid type: null, expected struct WatchAllParams", false);
+    CF_ERR(k, "WATCH_INSTANCE", "{}", "BAD_REQUEST", "invalid request: missing field `instance_id`",
+           false);
+    CF_ERR(k, "WATCH_INSTANCE", cf_fmt("{\"instance_id\":\"%s\",\"include_ctx\":\"no\"}", id),
+           "BAD_REQUEST", "invalid request: invalid type: string \"no\", expected a boolean",
+           false);
+    CF_ERR(k, "WATCH_INSTANCE", cf_fmt("{\"instance_id\":\"%s\",\"from_offset\":\"5\"}", id),
+           "BAD_REQUEST", "invalid request: invalid type: string \"5\", expected u64", false);
+    CF_ERR(k, "WATCH_ALL", NULL, "BAD_REQUEST",
+           "invalid request: invalid type: null, expected struct WatchAllParams", false);
     CF_ERR(k, "WATCH_ALL", "{\"machines\":\"m\"}", "BAD_REQUEST",
            "invalid request: invalid type: string \"m\", expected a sequence", false);
     CF_ERR(k, "WATCH_ALL", "{\"include_ctx\":1}", "BAD_REQUEST",
