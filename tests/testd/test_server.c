@@ -544,7 +544,7 @@ START_TEST(fault_refuse)
     ping(&old, "old");
     ctl_ok(&t, "refuse on", NULL, 0);
     conn(&c, &t); /* the TCP connect succeeds; the server closes at once */
-    ck_assert_int_eq(rawnet_req(&c, PING_REQ("x")), 0);
+    (void)rawnet_req(&c, PING_REQ("x")); /* may already meet the close */
     expect_eof(&c);
     rawnet_close(&c);
     ping(&old, "still"); /* existing connections are untouched */
