@@ -62,7 +62,9 @@ typedef void (*pool_reply_cb)(const rstmdb_reply *reply, void *arg);
 bool pool_status_is_conn_loss(int status);
 
 int pool_new(pool **out, struct event_base *base, const pool_config *cfg, rstmdb_error **err);
-/* Closes every connection (BYE); pending callbacks are not called after this. */
+/* Closes every connection; pending callbacks are not called after this.
+ * (Implementation note: closed at once, without BYE, since the loop that
+ * would flush it is stopping; the server treats both the same.) */
 void pool_free(pool *p);
 
 bool pool_ready(const pool *p);

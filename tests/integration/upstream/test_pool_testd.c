@@ -192,6 +192,51 @@ START_TEST(test_timeout_and_cancel)
 }
 END_TEST
 
+static bool some_loss(void *arg)
+{
+    pool_stats st;
+    pool_get_stats(((up_env *)arg)->pool, &st);
+    return st.conn_losses > 0;
+}
+
+START_TEST(test_keepalive)
+{
+    /* testd closes connections idle for 1 s: PINGs every ~200 ms keep the
+     * pool's connections up through 2.5 s of silence. */
+    const char *extra[] = {"--idle-timeout-secs", "1", NULL};
+    up_env e;
+    up_start(&e, 2, extra);
+    pool_free(e.pool);
+    e.cfg.keepalive_ms = 200;
+    ck_assert_int_eq(pool_new(&e.pool, e.base, &e.cfg, NULL), RSTMDB_OK);
+    ck_assert(up_run_until(&e, pool_up, &e, 5000));
+    up_run_for(&e, 2500);
+    pool_stats st;
+    pool_get_stats(e.pool, &st);
+    ck_assert_uint_eq(st.conn_losses, 0);
+    ck_assert_uint_eq(st.ready, 2);
+
+    /* Without keepalive the same server drops them: the knob is what matters. */
+    pool_free(e.pool);
+    e.cfg.keepalive_ms = 600000;
+    ck_assert_int_eq(pool_new(&e.pool, e.base, &e.cfg, NULL), RSTMDB_OK);
+    ck_assert(up_run_until(&e, pool_up, &e, 5000));
+    ck_assert(up_run_until(&e, some_loss, &e, 5000));
+
+    /* A hung server: the keepalive PING times out and the pool cuts the
+     * connection itself instead of leaving it READY. */
+    pool_free(e.pool);
+    e.cfg.keepalive_ms = 100;
+    e.cfg.request_timeout_ms = 200;
+    ck_assert_int_eq(pool_new(&e.pool, e.base, &e.cfg, NULL), RSTMDB_OK);
+    ck_assert(up_run_until(&e, pool_up, &e, 5000));
+    up_control(&e, "hang on");
+    ck_assert(up_run_until(&e, some_loss, &e, 5000));
+    up_control(&e, "hang off");
+    up_stop(&e);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("upstream_pool");
@@ -201,6 +246,7 @@ int main(void)
     tcase_add_test(tc, test_fail_fast_and_recover);
     tcase_add_test(tc, test_inflight_on_dying_connection);
     tcase_add_test(tc, test_timeout_and_cancel);
+    tcase_add_test(tc, test_keepalive);
     suite_add_tcase(s, tc);
     SRunner *sr = srunner_create(s);
     srunner_set_fork_status(sr, CK_NOFORK);
