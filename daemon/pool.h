@@ -78,7 +78,10 @@ unsigned pool_retry_after_s(const pool *p);
  * writes that carry an idempotency key). A call never written is always
  * re-sent if another connection is READY.
  * Returns RSTMDB_OK (cb will run later), or RSTMDB_ERR_CLOSED when no
- * connection is READY (cb will not run: answer 503 now). */
+ * connection is READY (cb will not run: answer 503 now). Also (added):
+ * RSTMDB_ERR_JSON when params is not one JSON object, RSTMDB_ERR_INVALID,
+ * RSTMDB_ERR_NOMEM; cb does not run then either. The request timeout spans
+ * re-sends: a call re-sent after a loss keeps its original deadline. */
 int pool_call_json(pool *p, const char *op, const char *params, size_t params_len,
                    bool resend_safe, pool_reply_cb cb, void *arg, pool_call **out);
 /* The HTTP client went away: forget the call; cb will not run. Valid in any
