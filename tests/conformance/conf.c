@@ -27,8 +27,10 @@ static struct {
     const char *auth_token;
     bool have_limit;
     char limit_addr[80];
-    spawned main_p, auth_p, limit_p;
-    bool main_up, auth_up, limit_up;
+    bool have_smallseg;
+    char smallseg_addr[80];
+    spawned main_p, auth_p, limit_p, smallseg_p;
+    bool main_up, auth_up, limit_up, smallseg_up;
 } cf_env;
 
 static void cf_die(const char *what)
@@ -74,6 +76,14 @@ void cf_setup(int need)
         cf_env.have_limit = true;
         snprintf(cf_env.limit_addr, sizeof cf_env.limit_addr, "%s", cf_env.limit_p.addr);
     }
+    if (need & CF_NEED_SMALLSEG) {
+        static const char *const args[] = {"--wal-segment-bytes", "1024", NULL};
+        if (spawn_testd(&cf_env.smallseg_p, args) != 0)
+            cf_die("could not start rstmdb-testd --wal-segment-bytes 1024");
+        cf_env.smallseg_up = true;
+        cf_env.have_smallseg = true;
+        snprintf(cf_env.smallseg_addr, sizeof cf_env.smallseg_addr, "%s", cf_env.smallseg_p.addr);
+    }
 }
 
 void cf_teardown(void)
@@ -84,7 +94,9 @@ void cf_teardown(void)
         spawn_stop(&cf_env.auth_p, 2000);
     if (cf_env.limit_up)
         spawn_stop(&cf_env.limit_p, 2000);
-    cf_env.main_up = cf_env.auth_up = cf_env.limit_up = false;
+    if (cf_env.smallseg_up)
+        spawn_stop(&cf_env.smallseg_p, 2000);
+    cf_env.main_up = cf_env.auth_up = cf_env.limit_up = cf_env.smallseg_up = false;
 }
 
 bool cf_is_testd(void)
@@ -166,6 +178,15 @@ cf_conn *cf_open_limit(void)
         return NULL;
     }
     return cf_connect(__FILE__, __LINE__, cf_env.limit_addr);
+}
+
+cf_conn *cf_open_smallseg(void)
+{
+    if (!cf_env.have_smallseg) {
+        fprintf(stderr, "SKIP: the WAL segment rotation test runs only against rstmdb-testd\n");
+        return NULL;
+    }
+    return cf_connect(__FILE__, __LINE__, cf_env.smallseg_addr);
 }
 
 void cf_close(cf_conn *k)

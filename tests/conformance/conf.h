@@ -35,8 +35,9 @@ typedef struct cf_caps {
 
 /* Which extra servers a test program needs (testd only). */
 enum {
-    CF_NEED_AUTH = 1, /* a server that requires auth (testd --token secret) */
-    CF_NEED_LIMIT = 2 /* testd --max-machine-versions 2 */
+    CF_NEED_AUTH = 1,    /* a server that requires auth (testd --token secret) */
+    CF_NEED_LIMIT = 2,   /* testd --max-machine-versions 2 */
+    CF_NEED_SMALLSEG = 4 /* a fresh testd --wal-segment-bytes 1024 */
 };
 
 /* Unchecked fixture helpers: call cf_setup(flags) / cf_teardown() from the
@@ -75,6 +76,8 @@ cf_conn *cf_open_at(const char *file, int line);
 cf_conn *cf_open_authreq(const char **token);
 /* Connect to testd --max-machine-versions 2; NULL (SKIP printed) if external. */
 cf_conn *cf_open_limit(void);
+/* Connect to the fresh testd with 1024-byte WAL segments; NULL (SKIP) if external. */
+cf_conn *cf_open_smallseg(void);
 /* Connect to the main target without authenticating (framing tests: PING
  * and envelope errors are judged before auth). */
 cf_conn *cf_open_raw_at(const char *file, int line);

@@ -13,7 +13,7 @@
 
 static void setup(void)
 {
-    cf_setup(0);
+    cf_setup(CF_NEED_SMALLSEG);
 }
 
 static const char *rec(uint64_t off, const char *entry)
@@ -219,6 +219,141 @@ START_TEST(offsets_packed_exact_sizes)
 }
 END_TEST
 
+/* Where the WAL puts records: (segment << 40) | position, a new segment
+ * when a record would not fit (PROTOCOL.md §9.1; can_fit: size + record <=
+ * segment size). */
+typedef struct walpos {
+    uint64_t seg, pos, segsize;
+} walpos;
+
+static uint64_t walpos_next(walpos *w, size_t entry_len)
+{
+    uint64_t r = 24 + entry_len;
+    if (w->pos + r > w->segsize) {
+        w->seg++;
+        w->pos = 0;
+    }
+    uint64_t off = w->seg << 40 | w->pos;
+    w->pos += r;
+    return off;
+}
+
+static const char *stats_pat =
+    "{\"entry_count\":$N,\"io_stats\":{\"bytes_read\":$N,\"bytes_written\":$N,"
+    "\"fsyncs\":$N,\"reads\":$N,\"writes\":$N},\"latest_offset\":$O,"
+    "\"segment_count\":$N,\"total_size_bytes\":$N}";
+
+/* Segment rotation and compaction on a fresh testd with 1 KiB segments. */
+START_TEST(segment_rotation_and_compaction)
+{
+    cf_conn *k = cf_open_smallseg();
+    if (k == NULL)
+        return;
+    walpos w = {1, 0, 1024};
+    uint64_t offs[64];
+    int n = 0;
+    char m[96];
+    cf_uniq(m, sizeof m, "rot");
+    cf_caps c;
+    CF_OKC(k, "PUT_MACHINE",
+           cf_fmt("{\"machine\":\"%s\",\"version\":1,\"definition\":%s}", m, MINI_DEF),
+           "{\"created\":true,$*\"stored_checksum\":\"$H\",$*", &c);
+    const char *pe =
+        cf_fmt("{\"type\":\"put_machine\",\"machine\":\"%s\",\"version\":1,\"definition_hash\":"
+               "\"%s\",\"definition\":{\"initial\":\"s0\",\"states\":[\"s0\",\"s1\"],"
+               "\"transitions\":[{\"event\":\"GO\",\"from\":\"s0\",\"to\":\"s1\"}]}}",
+               m, c.v[0]);
+    offs[n++] = walpos_next(&w, strlen(pe));
+    ck_assert_uint_eq(offs[0], CF_FIRST_OFFSET);
+    char pad[161];
+    memset(pad, 'p', 160);
+    pad[160] = '\0';
+    char ids[6][96];
+    for (int i = 0; i < 6; i++) {
+        /* Before the write: latest_offset is the current segment's end,
+         * even when the next record will not fit there. */
+        CF_OKC(k, "WAL_STATS", NULL, stats_pat, &c);
+        ck_assert_uint_eq(cf_u64(c.v[6]), w.seg << 40 | w.pos);
+        ck_assert_uint_eq(cf_u64(c.v[7]), w.seg);
+        ck_assert_uint_eq(cf_u64(c.v[8]), 0); /* total_size_bytes: stale, 0 until a restart */
+        if (i == 0) {
+            /* io_stats of a fresh server after one append: the startup replay is one read. */
+            ck_assert_uint_eq(cf_u64(c.v[0]), 1);
+            ck_assert_uint_eq(cf_u64(c.v[1]), 0);
+            ck_assert_uint_eq(cf_u64(c.v[2]), 24 + strlen(pe));
+            ck_assert_uint_eq(cf_u64(c.v[4]), 1);
+            ck_assert_uint_eq(cf_u64(c.v[5]), 1);
+        }
+        cf_uniq(ids[i], sizeof ids[i], "r");
+        const char *ctx = cf_fmt("{\"pad\":\"%s\"}", pad);
+        uint64_t got = CF_CREATE(k, ids[i], m, ctx);
+        const char *ce =
+            cf_fmt("{\"type\":\"create_instance\",\"instance_id\":\"%s\",\"machine\":\"%s\","
+                   "\"version\":1,\"initial_state\":\"s0\",\"initial_ctx\":%s}",
+                   ids[i], m, ctx);
+        offs[n++] = walpos_next(&w, strlen(ce));
+        ck_assert_msg(got == offs[n - 1], "create %d at %llu, want %llu (segment %llu)", i,
+                      (unsigned long long)got, (unsigned long long)offs[n - 1],
+                      (unsigned long long)w.seg);
+    }
+    ck_assert_msg(w.seg >= 3, "the test wants at least 3 segments, has %llu",
+                  (unsigned long long)w.seg);
+    /* Move every instance's last offset past the first segments. */
+    for (int i = 0; i < 6; i++) {
+        CF_OKC(k, "APPLY_EVENT", cf_fmt("{\"instance_id\":\"%s\",\"event\":\"GO\"}", ids[i]),
+               "{\"applied\":true,$*\"wal_offset\":$O}", &c);
+        const char *ae =
+            cf_fmt("{\"type\":\"apply_event\",\"instance_id\":\"%s\",\"event\":\"GO\","
+                   "\"from_state\":\"s0\",\"to_state\":\"s1\",\"payload\":null,\"ctx\":"
+                   "{\"pad\":\"%s\"}}",
+                   ids[i], pad);
+        offs[n++] = walpos_next(&w, strlen(ae));
+        ck_assert_uint_eq(cf_u64(c.v[0]), offs[n - 1]);
+    }
+    uint64_t nseg = w.seg;
+    CF_OKC(k, "WAL_STATS", NULL, stats_pat, &c);
+    ck_assert_uint_eq(cf_u64(c.v[0]), (uint64_t)n);
+    ck_assert_uint_eq(cf_u64(c.v[7]), nseg);
+    ck_assert_uint_eq(cf_u64(c.v[6]), w.seg << 40 | w.pos);
+    /* Every record, in order, with its sequence. */
+    cJSON *j = CF_CALLJ(k, "WAL_READ", "{\"from_offset\":0,\"limit\":1000}");
+    const cJSON *recs = cJSON_GetObjectItem(cJSON_GetObjectItem(j, "result"), "records");
+    ck_assert_int_eq(cJSON_GetArraySize(recs), n);
+    for (int i = 0; i < n; i++) {
+        const cJSON *r = cJSON_GetArrayItem(recs, i);
+        ck_assert_uint_eq((uint64_t)cJSON_GetObjectItem(r, "offset")->valuedouble, offs[i]);
+        ck_assert_int_eq(cJSON_GetObjectItem(r, "sequence")->valueint, i + 1);
+    }
+    cJSON_Delete(j);
+    /* That read counted once, with every record's size. */
+    cf_caps st;
+    CF_OKC(k, "WAL_STATS", NULL, stats_pat, &st);
+    ck_assert_uint_eq(cf_u64(st.v[4]), 2);
+    ck_assert_uint_eq(cf_u64(st.v[1]), cf_u64(st.v[2]));
+    /* COMPACT snapshots the 6 instances at their apply offsets and deletes
+     * every segment below the lowest one's segment. */
+    uint64_t lowest_seg = offs[1 + 6] >> 40;
+    uint64_t deleted = lowest_seg - 1;
+    CF_OK(k, "COMPACT", NULL,
+          cf_fmt("{\"bytes_reclaimed\":%llu,\"segments_deleted\":%llu,\"snapshots_created\":6,"
+                 "\"total_snapshots\":6,\"wal_segments\":%llu}",
+                 (unsigned long long)(deleted * 67108864ull), (unsigned long long)deleted,
+                 (unsigned long long)(nseg - deleted)));
+    /* The deleted segments' records are gone from WAL_READ. */
+    int first = 0;
+    while ((offs[first] >> 40) < lowest_seg)
+        first++;
+    CF_OK(k, "WAL_READ", "{\"from_offset\":0,\"limit\":1}",
+          cf_fmt(
+              "{\"next_offset\":%llu,\"records\":[{\"entry\":$*,\"offset\":%llu,\"sequence\":%d}]}",
+              (unsigned long long)offs[first] + 1, (unsigned long long)offs[first], first + 1));
+    CF_OKC(k, "WAL_STATS", NULL, stats_pat, &c);
+    ck_assert_uint_eq(cf_u64(c.v[0]), (uint64_t)n);
+    ck_assert_uint_eq(cf_u64(c.v[7]), nseg - deleted);
+    cf_close(k);
+}
+END_TEST
+
 START_TEST(wal_read_errors)
 {
     cf_conn *k = CF_OPEN();
@@ -303,6 +438,7 @@ int main(void)
     tcase_add_test(tc, wal_read_entries_and_paging);
     tcase_add_test(tc, wal_read_put_machine_entry);
     tcase_add_test(tc, offsets_packed_exact_sizes);
+    tcase_add_test(tc, segment_rotation_and_compaction);
     tcase_add_test(tc, wal_read_errors);
     tcase_add_test(tc, wal_stats_shape_and_growth);
     tcase_add_test(tc, compact_shape);

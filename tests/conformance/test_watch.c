@@ -419,6 +419,64 @@ START_TEST(unwatch)
 }
 END_TEST
 
+/* §5.3/§5.4 BATCH quirks: an APPLY inside a BATCH broadcasts (after the
+ * BATCH response); a WATCH inside a BATCH is registered but never delivers;
+ * an UNWATCH inside a BATCH says removed:true but delivery goes on. */
+START_TEST(watch_and_apply_inside_batch)
+{
+    cf_conn *k = CF_OPEN();
+    char m[96], id[96], s1[300], sb[300];
+    cf_uniq(m, sizeof m, "w");
+    cf_uniq(id, sizeof id, "w");
+    CF_PUT_MACHINE(k, m, LOOP_DEF);
+    CF_CREATE(k, id, m, "{}");
+    cf_caps c;
+    CF_OKC(k, "WATCH_INSTANCE", cf_fmt("{\"instance_id\":\"%s\",\"include_ctx\":false}", id),
+           "{$*\"subscription_id\":\"$S\"}", &c);
+    snprintf(s1, sizeof s1, "%s", c.v[0]);
+    CF_OKC(
+        k, "BATCH",
+        cf_fmt("{\"ops\":[{\"op\":\"WATCH_INSTANCE\",\"params\":{\"instance_id\":\"%s\"}}]}", id),
+        cf_fmt("{\"results\":[{\"error\":null,\"result\":{\"current_state\":\"s0\",\"current_wal_"
+               "offset\":$O,"
+               "\"instance_id\":\"%s\",\"subscription_id\":\"$S\"},\"status\":\"ok\"}]}",
+               id),
+        &c);
+    snprintf(sb, sizeof sb, "%s", c.v[1]);
+    ck_assert_str_ne(s1, sb);
+    /* Two applies in one BATCH: the response first, then one event each
+     * (only for the top-level subscription). */
+    CF_OKC(
+        k, "BATCH",
+        cf_fmt("{\"ops\":[{\"op\":\"APPLY_EVENT\",\"params\":{\"instance_id\":\"%s\",\"event\":"
+               "\"GO\"}},"
+               "{\"op\":\"APPLY_EVENT\",\"params\":{\"instance_id\":\"%s\",\"event\":\"LOOP\"}}]}",
+               id, id),
+        "{\"results\":[{\"error\":null,\"result\":{\"applied\":true,\"ctx\":{},\"from_state\":"
+        "\"s0\","
+        "\"to_state\":\"s1\",\"wal_offset\":$O},\"status\":\"ok\"},{\"error\":null,\"result\":{"
+        "\"applied\":true,\"ctx\":{},\"from_state\":\"s1\",\"to_state\":\"s2\",\"wal_offset\":$O},"
+        "\"status\":\"ok\"}]}",
+        &c);
+    ck_assert_int_eq(k->nstash, 0);
+    uint64_t o1 = cf_u64(c.v[0]), o2 = cf_u64(c.v[1]);
+    CF_EVENT_MATCH(k, ev(s1, id, m, o1, "s0", "s1", "GO", "null", NULL), NULL);
+    CF_EVENT_MATCH(k, ev(s1, id, m, o2, "s1", "s2", "LOOP", "null", NULL), NULL);
+    /* UNWATCH inside a BATCH: removed:true, yet the stream keeps flowing. */
+    CF_OK(k, "BATCH",
+          cf_fmt("{\"ops\":[{\"op\":\"UNWATCH\",\"params\":{\"subscription_id\":\"%s\"}}]}", s1),
+          cf_fmt("{\"results\":[{\"error\":null,\"result\":{\"removed\":true,\"subscription_id\":"
+                 "\"%s\"},"
+                 "\"status\":\"ok\"}]}",
+                 s1));
+    uint64_t o3 = apply(k, id, "LOOP", NULL);
+    CF_EVENT_MATCH(k, ev(s1, id, m, o3, "s2", "s1", "LOOP", "null", NULL), NULL);
+    barrier(k);
+    assert_no_more_events(k);
+    cf_close(k);
+}
+END_TEST
+
 START_TEST(watch_errors)
 {
     cf_conn *k = CF_OPEN();
@@ -466,6 +524,7 @@ int main(void)
     tcase_add_test(tc, replay_rebroadcasts_with_new_payload);
     tcase_add_test(tc, watch_all_filters);
     tcase_add_test(tc, unwatch);
+    tcase_add_test(tc, watch_and_apply_inside_batch);
     tcase_add_test(tc, watch_errors);
     suite_add_tcase(s, tc);
     return cf_run(s);
