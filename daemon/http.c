@@ -701,7 +701,8 @@ static void mhd_logger(void *cls, const char *fmt, va_list ap)
     size_t n = strlen(msg);
     while (n > 0 && (msg[n - 1] == '\n' || msg[n - 1] == '\r'))
         msg[--n] = '\0';
-    log_msg(h->d.log, LOG_WARN, NULL, "libmicrohttpd: %s", msg);
+    /* Mostly clients going away mid-response: routine, not a warning. */
+    log_msg(h->d.log, LOG_INFO, NULL, "libmicrohttpd: %s", msg);
 }
 
 static int slot_start(http *h, mhd_slot *s, int fd, const char *name)

@@ -219,15 +219,18 @@ void create_instance(penv *e, const char *machine, const char *id)
 
 uint64_t apply_event(penv *e, const char *id, const char *event, const char *payload_json)
 {
-    char path[256], b[8192];
+    char path[256];
     snprintf(path, sizeof path, "/v1/instances/%s/events", id);
+    size_t cap = 64 + strlen(event) + (payload_json ? strlen(payload_json) : 0);
+    char *b = malloc(cap);
     if (payload_json)
-        snprintf(b, sizeof b, "{\"event\":\"%s\",\"payload\":%s}", event, payload_json);
+        snprintf(b, cap, "{\"event\":\"%s\",\"payload\":%s}", event, payload_json);
     else
-        snprintf(b, sizeof b, "{\"event\":\"%s\"}", event);
+        snprintf(b, cap, "{\"event\":\"%s\"}", event);
     hresp r;
     http_req(e, NULL, "POST", path, b, NULL, &r);
-    ck_assert_msg(r.status == 200, "apply %s %s: %ld %s", id, event, r.status, r.body);
+    free(b);
+    ck_assert_msg(r.status == 200, "apply %s %s: %ld %.300s", id, event, r.status, r.body);
     uint64_t off = hresp_u64(&r, "wal_offset");
     hresp_free(&r);
     return off;
