@@ -706,7 +706,18 @@ START_TEST(test_bad_arguments)
     ck_assert_ptr_null(c);
     rstmdb_error_free(err);
     ck_assert_int_eq(rstmdb_client_new(&c, base, "127.0.0.1:99999", NULL, NULL), RSTMDB_ERR_INVALID);
-    ck_assert_int_eq(rstmdb_client_new(&c, base, "127.0.0.1:1", NULL, NULL), RSTMDB_OK);
+    /* Bound but not listening: the connect is refused. */
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in sa;
+    memset(&sa, 0, sizeof(sa));
+    sa.sin_family = AF_INET;
+    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    ck_assert_int_eq(bind(fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
+    socklen_t sl = sizeof(sa);
+    getsockname(fd, (struct sockaddr *)&sa, &sl);
+    char addr[64];
+    snprintf(addr, sizeof(addr), "127.0.0.1:%d", ntohs(sa.sin_port));
+    ck_assert_int_eq(rstmdb_client_new(&c, base, addr, NULL, NULL), RSTMDB_OK);
     got g = {0};
     ck_assert_int_eq(rstmdb_call_json(c, "PING", "[1]", 3, on_reply, &g, NULL), RSTMDB_ERR_JSON);
     ck_assert_int_eq(rstmdb_call_json(c, "PING", "{", 1, on_reply, &g, NULL), RSTMDB_ERR_JSON);
@@ -715,7 +726,8 @@ START_TEST(test_bad_arguments)
     rstmdb_client_set_state_cb(c, on_state, &s);
     ck_assert_int_eq(rstmdb_call_json(c, "PING", NULL, 0, on_reply, &g, NULL), RSTMDB_OK);
     run_until(base, &g.done);
-    ck_assert_int_eq(g.status, RSTMDB_ERR_IO); /* port 1: refused */
+    ck_assert_int_eq(g.status, RSTMDB_ERR_IO); /* refused */
+    close(fd);
     ck_assert(s.closed);
     ck_assert_int_eq(s.closed_status, RSTMDB_ERR_IO);
     rstmdb_client_free(c);
