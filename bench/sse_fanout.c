@@ -215,6 +215,7 @@ int main(int argc, char **argv)
     const char *addr = NULL, *path = "/v1/watch", *upstream = NULL;
     const char *params = "{\"instance_id\":\"b0\",\"event\":\"tick\"}";
     unsigned n = 10000, nevents = 5;
+    double hold = 0;
     int pid = 0;
     for (int i = 1; i + 1 < argc; i += 2) {
         const char *a = argv[i], *v = argv[i + 1];
@@ -232,11 +233,14 @@ int main(int argc, char **argv)
             params = v;
         else if (strcmp(a, "--events") == 0)
             nevents = (unsigned)atoi(v);
+        else if (strcmp(a, "--hold") == 0)
+            hold = atof(v);
     }
     fan f = {.path = path, .n = n};
     if (addr == NULL || upstream == NULL || n == 0 || parse_addr(addr, &f.addr) != 0) {
         fprintf(stderr, "usage: sse_fanout --addr PROXY --upstream RSTMDB [--path P] [-n N]\n"
-                        "                  [--pid PROXY_PID] [--params JSON] [--events E]\n");
+                        "                  [--pid PROXY_PID] [--params JSON] [--events E]\n"
+                        "                  [--hold SECONDS]\n");
         return 2;
     }
     char req[512];
@@ -263,6 +267,7 @@ int main(int argc, char **argv)
         pump(&f, 100);
     }
     double open_s = (double)(now_ns() - t_open) / 1e9;
+    fprintf(stderr, "sse_fanout: %u streams open in %.1f s\n", f.opened, open_s);
     free(f.head);
     f.head = NULL;
     /* Let the proxy settle (lazy allocations, freed handshake buffers). */
@@ -339,6 +344,15 @@ int main(int argc, char **argv)
            nall ? (double)all[nall / 2] / 1e6 : 0,
            nall ? (double)all[(size_t)(0.99 * (double)(nall - 1))] / 1e6 : 0, worst_max_ms,
            nevents ? sum_max_ms / nevents : 0);
+    fflush(stdout);
+    /* --hold: keep the streams open (and read) so that bench/run can measure
+     * plain requests while the proxy carries them; "holding" marks the start. */
+    if (hold > 0) {
+        fprintf(stderr, "sse_fanout: holding %u streams for %.0f s\n", f.opened, hold);
+        uint64_t until = now_ns() + (uint64_t)(hold * 1e9);
+        while (now_ns() < until)
+            pump(&f, 100);
+    }
     for (unsigned i = 0; i < n; i++)
         if (f.s[i].fd >= 0)
             close(f.s[i].fd);

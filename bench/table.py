@@ -73,6 +73,14 @@ def main():
                    f"{f(med(rows, tag, 'p50_us'))} µs | {f(med(rows, tag, 'p99_us'))} µs | "
                    f"{f(med(rows, tag, 'cpu_us_per_req'), '{:.1f}')} | "
                    f"errors {f(med(rows, tag, 'errors'))}, non-2xx {f(med(rows, tag, 'non2xx'))} |")
+    for c in (1, 64):
+        tag = f"proxy_ping_sse_c{c}"
+        plain = med(rows, f"proxy_ping_c{c}", "rps")
+        rps = med(rows, tag, "rps")
+        cmp = f"{rps / plain:.2f}× the same without streams" if rps and plain else ""
+        out.append(f"| 4 | proxy GET /v1/ping beside the idle SSE streams | {c} | {f(rps)} | "
+                   f"{f(med(rows, tag, 'p50_us'))} µs | {f(med(rows, tag, 'p99_us'))} µs | "
+                   f"{f(med(rows, tag, 'cpu_us_per_req'), '{:.1f}')} | {cmp} |")
     s = rows.get("sse", [{}])[0]
     if "opened" in s:
         per = float(s["rss_per_stream_b"])
