@@ -189,7 +189,9 @@ static struct MHD_Response *make_buffer(http_req *q, const char *ctype, char *bo
 
 static void log_access(http_req *q, int status)
 {
-    log_msg(q->h->d.log, LOG_INFO, NULL,
+    char rid[24];
+    snprintf(rid, sizeof rid, "%llu", (unsigned long long)q->id);
+    log_msg(q->h->d.log, LOG_INFO, rid,
             "request id=%llu method=%s path=%s route=%s status=%d ms=%.2f",
             (unsigned long long)q->id, q->method, q->path, q->r ? q->r->metric_name : "-", status,
             elapsed_s(&q->t0) * 1000.0);
@@ -341,9 +343,13 @@ static enum MHD_Result serve_local(http_req *q)
     case R_METRICS: {
         pool_stats ps;
         pool_get_stats(h->d.upstream, &ps);
-        metrics_upstream u = {
-            ps.connections, ps.ready, ps.reconnects, ps.connect_failures, ps.inflight, 0, 0, 0};
-        (void)hub_get_stats; /* hub figures come through sse.c's context */
+        hub_stats hs;
+        memset(&hs, 0, sizeof hs);
+        if (h->d.hub != NULL)
+            hub_get_stats(h->d.hub, &hs);
+        metrics_upstream u = {ps.connections,    ps.ready,      ps.reconnects,
+                              ps.connect_failures, ps.inflight, hs.upstream_subs,
+                              hs.events_in,      hs.replayed};
         size_t len = 0;
         char *text = metrics_render(h->d.m, &u, &len);
         return queue(q, text ? 200 : 500,

@@ -28,6 +28,7 @@ typedef struct http_deps {
     const plog *log;
     metrics *m;
     pool *upstream;
+    hub *hub; /* for /metrics */
     sse_ctx *sse;
     const char *openapi; /* the OpenAPI document served at /v1/openapi.json */
     size_t openapi_len;

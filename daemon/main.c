@@ -204,7 +204,7 @@ static int start_http(app *a)
     if (make_auth_cors(c, &au, &co) != 0)
         goto fail;
     bool open_auth = !auth_enabled(au);
-    http_deps d = {a->base, &a->cfg, &a->log, &a->m, a->upstream, a->sse, a->openapi, olen};
+    http_deps d = {a->base, &a->cfg, &a->log, &a->m, a->upstream, a->hub, a->sse, a->openapi, olen};
     if (http_new(&a->http, &d, tfd, ufd, au, co) != 0)
         goto fail;
     if (!loopback && open_auth)

@@ -6,6 +6,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <sys/un.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -502,6 +504,107 @@ START_TEST(command_line)
 }
 END_TEST
 
+static void write_file(const char *path, const char *text)
+{
+    FILE *f = fopen(path, "w");
+    ck_assert_ptr_nonnull(f);
+    fputs(text, f);
+    fclose(f);
+}
+
+START_TEST(sighup_reloads_tokens_cors_level)
+{
+    char conf[128];
+    snprintf(conf, sizeof conf, "/tmp/rstmdb-proxy-it-%d.conf", (int)getpid());
+    write_file(conf, "token = first\n");
+    penv e;
+    memset(&e, 0, sizeof e);
+    curl_global_init(CURL_GLOBAL_DEFAULT);
+    ck_assert_int_eq(spawn_testd(&e.testd, NULL), 0);
+    const char *pargs[] = {"--config", conf, NULL};
+    penv_start_proxy(&e, e.testd.addr, pargs);
+    usleep(200000);
+    const char *t1[] = {"Authorization: Bearer first", "Origin: https://new.example", NULL};
+    const char *t2[] = {"Authorization: Bearer second", "Origin: https://new.example", NULL};
+    hresp r;
+    char v[128];
+    http_req(&e, NULL, "GET", "/v1/ping", NULL, t1, &r);
+    ck_assert_int_eq(r.status, 200);
+    ck_assert(!hresp_header(&r, "Access-Control-Allow-Origin", v, sizeof v));
+    hresp_free(&r);
+    write_file(conf, "token = second\ncors_origin = https://new.example\nlog_level = debug\n");
+    kill(e.proxy.pid, SIGHUP);
+    long st = 0;
+    for (int i = 0; i < 100; i++) {
+        http_req(&e, NULL, "GET", "/v1/ping", NULL, t2, &r);
+        st = r.status;
+        hresp_free(&r);
+        if (st == 200)
+            break;
+        usleep(20000);
+    }
+    ck_assert_int_eq(st, 200);
+    http_req(&e, NULL, "GET", "/v1/ping", NULL, t2, &r);
+    ck_assert(hresp_header(&r, "Access-Control-Allow-Origin", v, sizeof v));
+    ck_assert_str_eq(v, "https://new.example");
+    hresp_free(&r);
+    http_req(&e, NULL, "GET", "/v1/ping", NULL, t1, &r);
+    ck_assert_int_eq(r.status, 401); /* the old token is gone */
+    hresp_free(&r);
+    /* a broken file is refused and the running configuration stays */
+    write_file(conf, "token = third\npool_size = many\n");
+    kill(e.proxy.pid, SIGHUP);
+    usleep(300000);
+    http_req(&e, NULL, "GET", "/v1/ping", NULL, t2, &r);
+    ck_assert_int_eq(r.status, 200);
+    hresp_free(&r);
+    ck_assert_int_eq(penv_stop(&e), 0);
+    unlink(conf);
+}
+END_TEST
+
+START_TEST(sd_notify)
+{
+    char path[108];
+    snprintf(path, sizeof path, "/tmp/rstmdb-proxy-notify-%d", (int)getpid());
+    unlink(path);
+    int fd = socket(AF_UNIX, SOCK_DGRAM, 0);
+    struct sockaddr_un sun;
+    memset(&sun, 0, sizeof sun);
+    sun.sun_family = AF_UNIX;
+    snprintf(sun.sun_path, sizeof sun.sun_path, "%s", path);
+    ck_assert_int_eq(bind(fd, (struct sockaddr *)&sun, sizeof sun), 0);
+    setenv("NOTIFY_SOCKET", path, 1);
+    penv e;
+    penv_start(&e, NULL, NULL);
+    unsetenv("NOTIFY_SOCKET");
+    char msg[256];
+    ssize_t n = recv(fd, msg, sizeof msg - 1, MSG_DONTWAIT);
+    ck_assert_int_gt(n, 0);
+    msg[n] = '\0';
+    ck_assert_msg(strncmp(msg, "READY=1", 7) == 0, "%s", msg);
+    kill(e.proxy.pid, SIGHUP);
+    struct timeval tv = {5, 0};
+    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+    n = recv(fd, msg, sizeof msg - 1, 0);
+    ck_assert_int_gt(n, 0);
+    msg[n] = '\0';
+    ck_assert_msg(strncmp(msg, "RELOADING=1", 11) == 0, "%s", msg);
+    n = recv(fd, msg, sizeof msg - 1, 0);
+    ck_assert_int_gt(n, 0);
+    msg[n] = '\0';
+    ck_assert_msg(strncmp(msg, "READY=1", 7) == 0, "%s", msg);
+    kill(e.proxy.pid, SIGTERM);
+    n = recv(fd, msg, sizeof msg - 1, 0);
+    ck_assert_int_gt(n, 0);
+    msg[n] = '\0';
+    ck_assert_msg(strncmp(msg, "STOPPING=1", 10) == 0, "%s", msg);
+    ck_assert_int_eq(penv_stop(&e), 0);
+    close(fd);
+    unlink(path);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("proxy");
@@ -517,6 +620,8 @@ int main(void)
     tcase_add_test(tc, reconnect);
     tcase_add_test(tc, upstream_timeout);
     tcase_add_test(tc, command_line);
+    tcase_add_test(tc, sighup_reloads_tokens_cors_level);
+    tcase_add_test(tc, sd_notify);
     suite_add_tcase(s, tc);
     SRunner *sr = srunner_create(s);
     srunner_set_fork_status(sr, CK_NOFORK);
