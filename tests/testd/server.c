@@ -317,7 +317,7 @@ static bool encode_to(struct evbuffer *out, bool jsonl, bool garble, const char 
     return evbuffer_add(out, hdr, sizeof hdr) == 0 && evbuffer_add(out, doc, len) == 0;
 }
 
-/* Responses always go out (never dropped). Returns false if `c` was closed. */
+/* Responses always go out (never dropped). Returns false if `c` is closing. */
 static bool conn_write_response(conn *c, const char *doc, size_t len)
 {
     server *s = c->srv;
@@ -325,7 +325,8 @@ static bool conn_write_response(conn *c, const char *doc, size_t len)
     bool jsonl = engine_conn_jsonl(s->eng, c->id);
 
     if (!encode_to(bufferevent_get_output(c->bev), jsonl, garble, doc, len)) {
-        conn_close(c, len > RSTMDB_FRAME_MAX_PAYLOAD ? "response exceeds 16 MiB"
+        /* Nothing of it is written; earlier answers still go out first. */
+        conn_drain(c, len > RSTMDB_FRAME_MAX_PAYLOAD ? "response exceeds 16 MiB"
                                                      : "out of memory writing a response");
         return false;
     }
@@ -358,10 +359,8 @@ static void conn_push_event(conn *c, const char *doc, size_t len)
     outmsg *m;
 
     if (len > RSTMDB_FRAME_MAX_PAYLOAD) {
-        logmsg(LOGMSG_WARN, "conn %llu: event of %zu bytes exceeds 16 MiB, dropped",
-               (unsigned long long)c->id, len);
-        s->st.events_dropped++;
-        c->dropped_total++;
+        /* The real server fails to encode it and drops that connection. */
+        conn_close(c, "event exceeds 16 MiB");
         return;
     }
     s->st.events++;
@@ -418,7 +417,7 @@ static void conn_answer(conn *c, const uint8_t *payload, size_t len)
         return;
     }
     if (out.reply != NULL && !conn_write_response(c, out.reply, out.reply_len)) {
-        /* c is closed; its events (if any) still reach the others below. */
+        /* c is closing; the events (if any) still reach the others below. */
     }
     /* Deliveries after the reply: the response precedes the events it caused. */
     for (i = 0; i < out.ndeliveries; i++) {
