@@ -52,10 +52,11 @@ static void expect(engine *e, uint64_t conn, const char *req, const char *reply)
 static void put_w(engine *e)
 {
     char req[512];
-    snprintf(req, sizeof req,
-             "{\"type\":\"request\",\"id\":\"m\",\"op\":\"PUT_MACHINE\",\"params\":{\"machine\":\"w\","
-             "\"version\":1,\"definition\":%s}}",
-             W_DEF);
+    snprintf(
+        req, sizeof req,
+        "{\"type\":\"request\",\"id\":\"m\",\"op\":\"PUT_MACHINE\",\"params\":{\"machine\":\"w\","
+        "\"version\":1,\"definition\":%s}}",
+        W_DEF);
     char *r = call(e, 1, req, NULL, NULL);
     ck_assert_ptr_nonnull(strstr(r, "\"created\":true"));
     free(r);
@@ -68,32 +69,47 @@ START_TEST(watch_requires_auth)
     tx t;
     tx_init(&t, &cfg);
     static const tx_case steps[] = {
-        {1, "{\"type\":\"request\",\"id\":\"1\",\"op\":\"WATCH_ALL\",\"params\":{}}",
+        {1,
+         "{\"type\":\"request\",\"id\":\"1\",\"op\":\"WATCH_ALL\",\"params\":{}}",
          "{\"type\":\"response\",\"id\":\"1\",\"status\":\"error\",\"error\":{\"code\":"
          "\"UNAUTHORIZED\",\"message\":\"authentication required\",\"retryable\":false}}",
-         false, {NULL}},
-        {1, "{\"type\":\"request\",\"id\":\"2\",\"op\":\"WATCH_INSTANCE\",\"params\":{\"instance_id\":\"x\"}}",
+         false,
+         {NULL}},
+        {1,
+         "{\"type\":\"request\",\"id\":\"2\",\"op\":\"WATCH_INSTANCE\",\"params\":{\"instance_id\":"
+         "\"x\"}}",
          "{\"type\":\"response\",\"id\":\"2\",\"status\":\"error\",\"error\":{\"code\":"
          "\"UNAUTHORIZED\",\"message\":\"authentication required\",\"retryable\":false}}",
-         false, {NULL}},
-        {1, "{\"type\":\"request\",\"id\":\"3\",\"op\":\"AUTH\",\"params\":{\"method\":\"bearer\","
-            "\"token\":\"secret\"}}",
-         "{\"type\":\"response\",\"id\":\"3\",\"status\":\"ok\",\"result\":{\"authenticated\":true}}",
-         false, {NULL}},
-        {1, "{\"type\":\"request\",\"id\":\"4\",\"op\":\"WATCH_ALL\",\"params\":{}}",
+         false,
+         {NULL}},
+        {1,
+         "{\"type\":\"request\",\"id\":\"3\",\"op\":\"AUTH\",\"params\":{\"method\":\"bearer\","
+         "\"token\":\"secret\"}}",
+         "{\"type\":\"response\",\"id\":\"3\",\"status\":\"ok\",\"result\":{\"authenticated\":true}"
+         "}",
+         false,
+         {NULL}},
+        {1,
+         "{\"type\":\"request\",\"id\":\"4\",\"op\":\"WATCH_ALL\",\"params\":{}}",
          "{\"type\":\"response\",\"id\":\"4\",\"status\":\"ok\",\"result\":{\"subscription_id\":"
          "\"sub-<U1>\",\"wal_offset\":1099511627776}}",
-         false, {NULL}},
-        {1, "{\"type\":\"request\",\"id\":\"5\",\"op\":\"WATCH_INSTANCE\",\"params\":{\"instance_id\":\"x\"}}",
+         false,
+         {NULL}},
+        {1,
+         "{\"type\":\"request\",\"id\":\"5\",\"op\":\"WATCH_INSTANCE\",\"params\":{\"instance_id\":"
+         "\"x\"}}",
          "{\"type\":\"response\",\"id\":\"5\",\"status\":\"error\",\"error\":{\"code\":"
          "\"INSTANCE_NOT_FOUND\",\"message\":\"core error: instance not found: x\",\"retryable\":"
          "false}}",
-         false, {NULL}},
+         false,
+         {NULL}},
         /* another connection is not authenticated by the first one's AUTH */
-        {2, "{\"type\":\"request\",\"id\":\"6\",\"op\":\"BATCH\",\"params\":{\"ops\":[]}}",
+        {2,
+         "{\"type\":\"request\",\"id\":\"6\",\"op\":\"BATCH\",\"params\":{\"ops\":[]}}",
          "{\"type\":\"response\",\"id\":\"6\",\"status\":\"error\",\"error\":{\"code\":"
          "\"UNAUTHORIZED\",\"message\":\"authentication required\",\"retryable\":false}}",
-         false, {NULL}},
+         false,
+         {NULL}},
     };
     tx_run(&t, steps, sizeof steps / sizeof steps[0]);
     tx_deinit(&t);
@@ -108,8 +124,8 @@ START_TEST(flush_all_disabled)
     engine_config cfg = {0};
     ck_assert_int_eq(engine_new(&e, &cfg), 0);
     engine_action act;
-    char *r = call(e, 1, "{\"type\":\"request\",\"id\":\"1\",\"op\":\"FLUSH_ALL\",\"params\":{}}", NULL,
-                   &act);
+    char *r = call(e, 1, "{\"type\":\"request\",\"id\":\"1\",\"op\":\"FLUSH_ALL\",\"params\":{}}",
+                   NULL, &act);
     ck_assert_ptr_null(r);
     ck_assert_int_eq(act, ENGINE_CLOSE);
     r = call(e, 2,
@@ -131,11 +147,12 @@ START_TEST(flush_all_enabled)
     engine_config cfg = {.allow_flush_all = true};
     ck_assert_int_eq(engine_new(&e, &cfg), 0);
     put_w(e);
-    expect(e, 1,
-           "{\"type\":\"request\",\"id\":\"2\",\"op\":\"PUT_MACHINE\",\"params\":{\"machine\":\"w\","
-           "\"version\":2,\"definition\":{\"states\":[\"a\"],\"initial\":\"a\",\"transitions\":[]}}}",
-           "{\"type\":\"response\",\"id\":\"2\",\"status\":\"ok\",\"result\":{\"created\":true,"
-           "\"machine\":\"w\",\"stored_checksum\":\"6b16bc3e\",\"version\":2}}");
+    expect(
+        e, 1,
+        "{\"type\":\"request\",\"id\":\"2\",\"op\":\"PUT_MACHINE\",\"params\":{\"machine\":\"w\","
+        "\"version\":2,\"definition\":{\"states\":[\"a\"],\"initial\":\"a\",\"transitions\":[]}}}",
+        "{\"type\":\"response\",\"id\":\"2\",\"status\":\"ok\",\"result\":{\"created\":true,"
+        "\"machine\":\"w\",\"stored_checksum\":\"6b16bc3e\",\"version\":2}}");
     for (int i = 0; i < 3; i++) {
         char req[256];
         snprintf(req, sizeof req,
@@ -144,8 +161,9 @@ START_TEST(flush_all_enabled)
                  i);
         free(call(e, 1, req, NULL, NULL));
     }
-    free(call(e, 2, "{\"type\":\"request\",\"id\":\"w\",\"op\":\"WATCH_INSTANCE\",\"params\":{"
-                    "\"instance_id\":\"i0\"}}",
+    free(call(e, 2,
+              "{\"type\":\"request\",\"id\":\"w\",\"op\":\"WATCH_INSTANCE\",\"params\":{"
+              "\"instance_id\":\"i0\"}}",
               NULL, NULL));
     expect(e, 1, "{\"type\":\"request\",\"id\":\"f\",\"op\":\"FLUSH_ALL\",\"params\":{}}",
            "{\"type\":\"response\",\"id\":\"f\",\"status\":\"ok\",\"result\":{\"flushed\":true,"
@@ -166,10 +184,11 @@ START_TEST(flush_all_enabled)
                    NULL, NULL);
     ck_assert_ptr_nonnull(strstr(r, "\"status\":\"ok\""));
     free(r);
-    r = call(e, 1,
-             "{\"type\":\"request\",\"id\":\"a\",\"op\":\"APPLY_EVENT\",\"params\":{\"instance_id\":"
-             "\"i0\",\"event\":\"GO\"}}",
-             &nd, NULL);
+    r = call(
+        e, 1,
+        "{\"type\":\"request\",\"id\":\"a\",\"op\":\"APPLY_EVENT\",\"params\":{\"instance_id\":"
+        "\"i0\",\"event\":\"GO\"}}",
+        &nd, NULL);
     ck_assert_ptr_nonnull(strstr(r, "\"applied\":true"));
     ck_assert_uint_eq(nd, 0); /* the old watcher belonged to the flushed instance */
     free(r);
@@ -185,22 +204,25 @@ START_TEST(jsonl_negotiation)
     ck_assert_int_eq(engine_new(&e, &cfg), 0);
     engine_conn_open(e, 7);
     ck_assert(!engine_conn_jsonl(e, 7));
-    free(call(e, 7,
-              "{\"type\":\"request\",\"id\":\"1\",\"op\":\"HELLO\",\"params\":{\"protocol_version\":1,"
-              "\"wire_modes\":[\"jsonl\"]}}",
-              NULL, NULL));
+    free(call(
+        e, 7,
+        "{\"type\":\"request\",\"id\":\"1\",\"op\":\"HELLO\",\"params\":{\"protocol_version\":1,"
+        "\"wire_modes\":[\"jsonl\"]}}",
+        NULL, NULL));
     ck_assert(engine_conn_jsonl(e, 7));
     /* binary_json anywhere in the list wins */
-    free(call(e, 7,
-              "{\"type\":\"request\",\"id\":\"2\",\"op\":\"HELLO\",\"params\":{\"protocol_version\":1,"
-              "\"wire_modes\":[\"jsonl\",\"binary_json\"]}}",
-              NULL, NULL));
+    free(call(
+        e, 7,
+        "{\"type\":\"request\",\"id\":\"2\",\"op\":\"HELLO\",\"params\":{\"protocol_version\":1,"
+        "\"wire_modes\":[\"jsonl\",\"binary_json\"]}}",
+        NULL, NULL));
     ck_assert(!engine_conn_jsonl(e, 7));
     /* a failed HELLO changes nothing */
-    free(call(e, 7,
-              "{\"type\":\"request\",\"id\":\"3\",\"op\":\"HELLO\",\"params\":{\"protocol_version\":2,"
-              "\"wire_modes\":[\"jsonl\"]}}",
-              NULL, NULL));
+    free(call(
+        e, 7,
+        "{\"type\":\"request\",\"id\":\"3\",\"op\":\"HELLO\",\"params\":{\"protocol_version\":2,"
+        "\"wire_modes\":[\"jsonl\"]}}",
+        NULL, NULL));
     ck_assert(!engine_conn_jsonl(e, 7));
     engine_conn_close(e, 7);
     ck_assert(!engine_conn_jsonl(e, 7));
@@ -264,12 +286,14 @@ START_TEST(subscriptions_die_with_connection)
     engine_config cfg = {0};
     ck_assert_int_eq(engine_new(&e, &cfg), 0);
     put_w(e);
-    free(call(e, 1, "{\"type\":\"request\",\"id\":\"c\",\"op\":\"CREATE_INSTANCE\",\"params\":{"
-                    "\"instance_id\":\"i\",\"machine\":\"w\",\"version\":1}}",
+    free(call(e, 1,
+              "{\"type\":\"request\",\"id\":\"c\",\"op\":\"CREATE_INSTANCE\",\"params\":{"
+              "\"instance_id\":\"i\",\"machine\":\"w\",\"version\":1}}",
               NULL, NULL));
     for (uint64_t c = 2; c <= 4; c++) {
-        free(call(e, c, "{\"type\":\"request\",\"id\":\"w\",\"op\":\"WATCH_INSTANCE\",\"params\":{"
-                        "\"instance_id\":\"i\"}}",
+        free(call(e, c,
+                  "{\"type\":\"request\",\"id\":\"w\",\"op\":\"WATCH_INSTANCE\",\"params\":{"
+                  "\"instance_id\":\"i\"}}",
                   NULL, NULL));
         free(call(e, c, "{\"type\":\"request\",\"id\":\"a\",\"op\":\"WATCH_ALL\",\"params\":{}}",
                   NULL, NULL));
@@ -295,19 +319,23 @@ START_TEST(delivery_cap)
     engine_config cfg = {.max_deliveries = 5000};
     ck_assert_int_eq(engine_new(&e, &cfg), 0);
     put_w(e);
-    free(call(e, 1, "{\"type\":\"request\",\"id\":\"c\",\"op\":\"CREATE_INSTANCE\",\"params\":{"
-                    "\"instance_id\":\"i\",\"machine\":\"w\",\"version\":1}}",
+    free(call(e, 1,
+              "{\"type\":\"request\",\"id\":\"c\",\"op\":\"CREATE_INSTANCE\",\"params\":{"
+              "\"instance_id\":\"i\",\"machine\":\"w\",\"version\":1}}",
               NULL, NULL));
     for (int k = 0; k < 1000; k++)
-        free(call(e, 2, "{\"type\":\"request\",\"id\":\"w\",\"op\":\"WATCH_INSTANCE\",\"params\":{"
-                        "\"instance_id\":\"i\",\"include_ctx\":false}}",
+        free(call(e, 2,
+                  "{\"type\":\"request\",\"id\":\"w\",\"op\":\"WATCH_INSTANCE\",\"params\":{"
+                  "\"instance_id\":\"i\",\"include_ctx\":false}}",
                   NULL, NULL));
     jbuf b;
     jbuf_init(&b);
-    jbuf_puts(&b, "{\"type\":\"request\",\"id\":\"b\",\"op\":\"BATCH\",\"params\":{\"ops\":[{\"op\":"
-                  "\"APPLY_EVENT\",\"params\":{\"instance_id\":\"i\",\"event\":\"GO\"}}");
+    jbuf_puts(&b,
+              "{\"type\":\"request\",\"id\":\"b\",\"op\":\"BATCH\",\"params\":{\"ops\":[{\"op\":"
+              "\"APPLY_EVENT\",\"params\":{\"instance_id\":\"i\",\"event\":\"GO\"}}");
     for (int k = 1; k < 100; k++)
-        jbuf_puts(&b, ",{\"op\":\"APPLY_EVENT\",\"params\":{\"instance_id\":\"i\",\"event\":\"LOOP\"}}");
+        jbuf_puts(
+            &b, ",{\"op\":\"APPLY_EVENT\",\"params\":{\"instance_id\":\"i\",\"event\":\"LOOP\"}}");
     jbuf_puts(&b, "]}}");
     ck_assert(!jbuf_failed(&b));
     size_t nd = 0;
@@ -317,10 +345,11 @@ START_TEST(delivery_cap)
     free(r);
     jbuf_deinit(&b);
     /* the next request starts a fresh budget */
-    r = call(e, 1,
-             "{\"type\":\"request\",\"id\":\"a\",\"op\":\"APPLY_EVENT\",\"params\":{\"instance_id\":"
-             "\"i\",\"event\":\"LOOP\"}}",
-             &nd, NULL);
+    r = call(
+        e, 1,
+        "{\"type\":\"request\",\"id\":\"a\",\"op\":\"APPLY_EVENT\",\"params\":{\"instance_id\":"
+        "\"i\",\"event\":\"LOOP\"}}",
+        &nd, NULL);
     ck_assert_uint_eq(nd, 1000);
     free(r);
     engine_free(e);
@@ -350,10 +379,11 @@ START_TEST(fanout_10k_subs_100k_events)
     put_w(e);
     char req[256];
     for (int i = 0; i < 100; i++) {
-        snprintf(req, sizeof req,
-                 "{\"type\":\"request\",\"id\":\"c\",\"op\":\"CREATE_INSTANCE\",\"params\":{"
-                 "\"instance_id\":\"i%d\",\"machine\":\"w\",\"version\":1,\"initial_ctx\":{\"n\":%d}}}",
-                 i, i);
+        snprintf(
+            req, sizeof req,
+            "{\"type\":\"request\",\"id\":\"c\",\"op\":\"CREATE_INSTANCE\",\"params\":{"
+            "\"instance_id\":\"i%d\",\"machine\":\"w\",\"version\":1,\"initial_ctx\":{\"n\":%d}}}",
+            i, i);
         free(call(e, 1, req, NULL, NULL));
     }
     size_t nsubs = 0;
@@ -407,10 +437,11 @@ START_TEST(fanout_10k_subs_100k_events)
         engine_conn_close(e, c);
     /* with every watcher gone, events cost nothing */
     size_t nd = 1;
-    free(call(e, 1,
-              "{\"type\":\"request\",\"id\":\"a\",\"op\":\"APPLY_EVENT\",\"params\":{\"instance_id\":"
-              "\"i0\",\"event\":\"LOOP\"}}",
-              &nd, NULL));
+    free(call(
+        e, 1,
+        "{\"type\":\"request\",\"id\":\"a\",\"op\":\"APPLY_EVENT\",\"params\":{\"instance_id\":"
+        "\"i0\",\"event\":\"LOOP\"}}",
+        &nd, NULL));
     ck_assert_uint_eq(nd, 0);
     engine_free(e);
 }

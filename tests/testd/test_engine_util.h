@@ -40,7 +40,10 @@ static void tx_deinit(tx *t)
     memset(t, 0, sizeof(*t));
 }
 
-static bool tx_hex(char c) { return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f'); }
+static bool tx_hex(char c)
+{
+    return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f');
+}
 
 /* A lowercase UUIDv4 at s (36 chars)? */
 static bool tx_is_uuid(const char *s, size_t avail)
@@ -158,7 +161,8 @@ static void tx_step(tx *t, uint64_t conn, const char *req, const char *reply, bo
     } else {
         ck_assert_msg(out.action != ENGINE_CLOSE, "unexpected close for %s", wire);
         char *got = tx_mask(t, out.reply, out.reply_len);
-        ck_assert_msg(strcmp(got, reply) == 0, "request %s\n  got  %s\n  want %s", wire, got, reply);
+        ck_assert_msg(strcmp(got, reply) == 0, "request %s\n  got  %s\n  want %s", wire, got,
+                      reply);
         free(got);
         ck_assert_int_eq(out.action, close ? ENGINE_REPLY_CLOSE : ENGINE_REPLY);
     }
