@@ -40,9 +40,18 @@ static const struct {
     [EC_UNSUPPORTED_PROTOCOL] = {"UNSUPPORTED_PROTOCOL", "UnsupportedProtocol", false},
 };
 
-const char *ecode_name(ecode c) { return ecodes[c].name; }
-const char *ecode_rust_name(ecode c) { return ecodes[c].rust; }
-bool ecode_retryable(ecode c) { return ecodes[c].retryable; }
+const char *ecode_name(ecode c)
+{
+    return ecodes[c].name;
+}
+const char *ecode_rust_name(ecode c)
+{
+    return ecodes[c].rust;
+}
+bool ecode_retryable(ecode c)
+{
+    return ecodes[c].retryable;
+}
 
 int op_fail_take(opctx *x, ecode code, char *msg)
 {
@@ -99,8 +108,8 @@ void engine_uuid4(char out[37])
     r[6] = (unsigned char)((r[6] & 0x0F) | 0x40);
     r[8] = (unsigned char)((r[8] & 0x3F) | 0x80);
     snprintf(out, 37, "%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-%02x%02x%02x%02x%02x%02x", r[0],
-             r[1], r[2], r[3], r[4], r[5], r[6], r[7], r[8], r[9], r[10], r[11], r[12], r[13], r[14],
-             r[15]);
+             r[1], r[2], r[3], r[4], r[5], r[6], r[7], r[8], r[9], r[10], r[11], r[12], r[13],
+             r[14], r[15]);
 }
 
 int64_t engine_now_ms(void)
@@ -246,7 +255,8 @@ static int op_hello(opctx *x, const jval *params)
         for (size_t i = 0; i < v[3].v->v.arr.n; i++) {
             const jval *s = v[3].v->v.arr.items[i];
             for (int k = 0; k < 3; k++)
-                if (s->v.str.len == strlen(server_features[k]) && strcmp(s->v.str.s, server_features[k]) == 0)
+                if (s->v.str.len == strlen(server_features[k]) &&
+                    strcmp(s->v.str.s, server_features[k]) == 0)
                     feat[k] = true;
         }
     /* binary_json anywhere in the list wins; client order is ignored. */
@@ -287,7 +297,8 @@ static int op_auth(opctx *x, const jval *params)
     if (params_struct(params, "AuthParams", f, 2, v, &err) != 0)
         return op_bad_request(x, err);
     if (strcmp(v[0].s, "bearer") != 0 || v[0].slen != 6)
-        return op_fail(x, EC_AUTH_FAILED, "authentication failed: unsupported auth method: %s", v[0].s);
+        return op_fail(x, EC_AUTH_FAILED, "authentication failed: unsupported auth method: %s",
+                       v[0].s);
     engine *e = x->e;
     if (!(e->auth_required && e->ntoken_hashes > 0)) {
         /* No validator configured: any non-empty token is accepted. */
@@ -325,9 +336,10 @@ static int op_bye(opctx *x, const jval *params)
 static int op_info(opctx *x, const jval *params)
 {
     (void)params;
-    jbuf_puts(&x->res, "{\"features\":[\"idempotency\",\"batch\",\"wal_read\"],\"max_batch_ops\":100,"
-                       "\"max_frame_bytes\":16777216,\"protocol_version\":1,\"server_name\":"
-                       "\"rstmdb\",\"server_version\":\"0.1.1\"}");
+    jbuf_puts(&x->res,
+              "{\"features\":[\"idempotency\",\"batch\",\"wal_read\"],\"max_batch_ops\":100,"
+              "\"max_frame_bytes\":16777216,\"protocol_version\":1,\"server_name\":"
+              "\"rstmdb\",\"server_version\":\"0.1.1\"}");
     return OP_OK;
 }
 
@@ -576,8 +588,7 @@ static int add_reply(engine_out *out, const jval *id, int rc, opctx *x)
     return out->reply ? 0 : -1;
 }
 
-int engine_request(engine *e, uint64_t conn_id, const uint8_t *payload, size_t len,
-                   engine_out *out)
+int engine_request(engine *e, uint64_t conn_id, const uint8_t *payload, size_t len, engine_out *out)
 {
     memset(out, 0, sizeof(*out));
     out->action = ENGINE_CLOSE;

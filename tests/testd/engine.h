@@ -30,30 +30,30 @@ typedef struct engine_config {
     bool auth_required;              /* auth.required */
     const char *const *token_hashes; /* lowercase hex SHA-256 of accepted tokens */
     size_t ntoken_hashes;
-    uint32_t max_machine_versions;   /* 0 = unlimited */
-    uint64_t wal_segment_size;       /* bytes; 0 = 64 MiB */
-    bool allow_flush_all;            /* FLUSH_ALL answered (newer servers); off: the op is unknown
-                                        and the connection closes, as on the 21-op server */
-    size_t max_deliveries;           /* events one request may produce; 0 = 262144. The excess is
-                                        dropped silently, as the real server's rings drop events
-                                        for lagging subscribers. Bounds the memory of a request. */
+    uint32_t max_machine_versions; /* 0 = unlimited */
+    uint64_t wal_segment_size;     /* bytes; 0 = 64 MiB */
+    bool allow_flush_all;          /* FLUSH_ALL answered (newer servers); off: the op is unknown
+                                      and the connection closes, as on the 21-op server */
+    size_t max_deliveries;         /* events one request may produce; 0 = 262144. The excess is
+                                      dropped silently, as the real server's rings drop events
+                                      for lagging subscribers. Bounds the memory of a request. */
 } engine_config;
 
 typedef enum engine_action {
-    ENGINE_REPLY = 0,       /* write `reply`, keep the connection */
-    ENGINE_CLOSE = 1,       /* close at once without writing anything (bad envelope, unknown op...) */
-    ENGINE_REPLY_CLOSE = 2  /* write `reply`, then close (BYE) */
+    ENGINE_REPLY = 0, /* write `reply`, keep the connection */
+    ENGINE_CLOSE = 1, /* close at once without writing anything (bad envelope, unknown op...) */
+    ENGINE_REPLY_CLOSE = 2 /* write `reply`, then close (BYE) */
 } engine_action;
 
 typedef struct engine_delivery {
-    uint64_t conn_id;       /* the connection to push to */
-    char *payload;          /* event JSON document (malloc'd, owned by engine_out) */
+    uint64_t conn_id; /* the connection to push to */
+    char *payload;    /* event JSON document (malloc'd, owned by engine_out) */
     size_t len;
 } engine_delivery;
 
 typedef struct engine_out {
     engine_action action;
-    char *reply;            /* response JSON document (malloc'd), NULL for ENGINE_CLOSE */
+    char *reply; /* response JSON document (malloc'd), NULL for ENGINE_CLOSE */
     size_t reply_len;
     engine_delivery *deliveries;
     size_t ndeliveries;

@@ -24,19 +24,19 @@ typedef struct instance instance;
 
 typedef struct conn {
     uint64_t id;
-    bool jsonl;         /* HELLO negotiated "jsonl" output */
-    bool authed;        /* AUTH succeeded on this connection */
-    sub *subs;          /* every subscription of this connection */
+    bool jsonl;  /* HELLO negotiated "jsonl" output */
+    bool authed; /* AUTH succeeded on this connection */
+    sub *subs;   /* every subscription of this connection */
 } conn;
 
 struct sub {
-    char id[48];        /* "sub-" + UUIDv4 */
+    char id[48]; /* "sub-" + UUIDv4 */
     uint64_t conn_id;
     bool is_all;
     bool include_ctx;
-    bool delivers;      /* false when created inside BATCH: registered, never fed */
-    bool in_session;    /* UNWATCH answers removed:true while set */
-    instance *inst;     /* WATCH_INSTANCE target (NULL after FLUSH_ALL) */
+    bool delivers;   /* false when created inside BATCH: registered, never fed */
+    bool in_session; /* UNWATCH answers removed:true while set */
+    instance *inst;  /* WATCH_INSTANCE target (NULL after FLUSH_ALL) */
     jval *f_machines, *f_from, *f_to, *f_events; /* WATCH_ALL filters (NULL = all) */
     sub *conn_next, *conn_prev;
     sub *list_next, *list_prev; /* instance watcher list or the WATCH_ALL list */
@@ -56,21 +56,21 @@ struct instance {
     uint32_t version;
     const machine_def *def;
     char *state;
-    jval *ctx;            /* never NULL: JV_NULL for a null ctx */
-    char *last_event_id;  /* NULL when unset */
+    jval *ctx;           /* never NULL: JV_NULL for a null ctx */
+    char *last_event_id; /* NULL when unset */
     uint64_t last_wal_offset;
     int64_t created_at, updated_at; /* ms */
     bool deleted;
     bool has_snapshot;
     uint64_t snapshot_offset;
-    smap idem;            /* idempotency_key -> idem_entry* */
-    sub *watchers;        /* delivering WATCH_INSTANCE subscriptions */
+    smap idem;     /* idempotency_key -> idem_entry* */
+    sub *watchers; /* delivering WATCH_INSTANCE subscriptions */
 };
 
 typedef struct machine_entry {
     char *name;
     size_t nlen;
-    machine_def **defs;   /* sorted by version */
+    machine_def **defs; /* sorted by version */
     size_t ndefs, cap;
 } machine_entry;
 
@@ -81,11 +81,11 @@ struct engine {
     uint32_t max_machine_versions;
     bool allow_flush_all;
     size_t max_deliveries;
-    smap conns;           /* 8 raw id bytes -> conn* */
-    smap machines;        /* name -> machine_entry* */
-    smap instances;       /* id -> instance* */
-    smap subs;            /* subscription id -> sub* */
-    sub *all_subs;        /* delivering WATCH_ALL subscriptions */
+    smap conns;     /* 8 raw id bytes -> conn* */
+    smap machines;  /* name -> machine_entry* */
+    smap instances; /* id -> instance* */
+    smap subs;      /* subscription id -> sub* */
+    sub *all_subs;  /* delivering WATCH_ALL subscriptions */
     wal *wal;
     size_t snapshot_count;
 };
@@ -95,11 +95,11 @@ typedef struct opctx {
     engine *e;
     conn *c;
     bool in_batch;
-    jbuf res;             /* result JSON text when OP_OK */
-    ecode code;           /* error when OP_ERR */
+    jbuf res;   /* result JSON text when OP_OK */
+    ecode code; /* error when OP_ERR */
     char *msg;
-    bool bye;             /* close after the reply */
-    engine_out *out;      /* deliveries go here */
+    bool bye;        /* close after the reply */
+    engine_out *out; /* deliveries go here */
 } opctx;
 
 /* Set an error (printf-style message). Returns OP_ERR, or OP_NOMEM. */

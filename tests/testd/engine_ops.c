@@ -513,9 +513,12 @@ static jval *merge_ctx(const jval *ctx, const jval *payload)
 
 int op_apply_event(opctx *x, const jval *params)
 {
-    static const pfield f[] = {{"instance_id", PT_STRING},        {"event", PT_STRING},
-                               {"payload", PT_ANY},               {"expected_state", PT_OPT_STRING},
-                               {"expected_wal_offset", PT_OPT_U64}, {"event_id", PT_OPT_STRING},
+    static const pfield f[] = {{"instance_id", PT_STRING},
+                               {"event", PT_STRING},
+                               {"payload", PT_ANY},
+                               {"expected_state", PT_OPT_STRING},
+                               {"expected_wal_offset", PT_OPT_U64},
+                               {"event_id", PT_OPT_STRING},
                                {"idempotency_key", PT_OPT_STRING}};
     pval v[7];
     char *err;
@@ -540,7 +543,8 @@ int op_apply_event(opctx *x, const jval *params)
         return op_fail(x, EC_CONFLICT, "core error: state conflict: expected '%s', actual '%s'",
                        v[3].s, in->state);
     if (v[4].present && v[4].u != in->last_wal_offset)
-        return op_fail(x, EC_CONFLICT, "core error: WAL offset conflict: expected %llu, actual %llu",
+        return op_fail(x, EC_CONFLICT,
+                       "core error: WAL offset conflict: expected %llu, actual %llu",
                        (unsigned long long)v[4].u, (unsigned long long)in->last_wal_offset);
     const machine_transition *t = machine_def_find(in->def, in->state, v[1].s, v[1].slen);
     if (!t)
@@ -561,7 +565,8 @@ int op_apply_event(opctx *x, const jval *params)
         free(evid);
         return OP_NOMEM;
     }
-    /* WAL: type, instance_id, event, from_state, to_state, payload, ctx, event_id?, idempotency_key? */
+    /* WAL: type, instance_id, event, from_state, to_state, payload, ctx, event_id?,
+     * idempotency_key? */
     jbuf disk, sorted;
     jbuf_init(&disk);
     jbuf_init(&sorted);

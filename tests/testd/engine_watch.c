@@ -284,8 +284,9 @@ int watch_broadcast(opctx *x, const instance *in, uint64_t wal_offset, const cha
             rc = OP_NOMEM;
     size_t mlen = strlen(in->machine), flen = strlen(from_state), tlen = strlen(to_state);
     for (const sub *s = e->all_subs; s && rc == OP_OK; s = s->list_next) {
-        if (!filter_ok(s->f_machines, in->machine, mlen) || !filter_ok(s->f_from, from_state, flen) ||
-            !filter_ok(s->f_to, to_state, tlen) || !filter_ok(s->f_events, event, evlen))
+        if (!filter_ok(s->f_machines, in->machine, mlen) ||
+            !filter_ok(s->f_from, from_state, flen) || !filter_ok(s->f_to, to_state, tlen) ||
+            !filter_ok(s->f_events, event, evlen))
             continue;
         if (deliver(x, s, &with, &without) != 0)
             rc = OP_NOMEM;

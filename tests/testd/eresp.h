@@ -29,14 +29,14 @@ typedef enum ecode {
     EC_UNSUPPORTED_PROTOCOL
 } ecode;
 
-const char *ecode_name(ecode c);       /* "BAD_REQUEST" */
-const char *ecode_rust_name(ecode c);  /* "BadRequest" (Debug of the enum) */
+const char *ecode_name(ecode c);      /* "BAD_REQUEST" */
+const char *ecode_rust_name(ecode c); /* "BadRequest" (Debug of the enum) */
 bool ecode_retryable(ecode c);
 
 /* Handler outcome. */
-#define OP_OK 0
-#define OP_ERR 1     /* ctx->code / ctx->msg set */
-#define OP_PANIC 2   /* the real server would drop the connection, no reply */
+#define OP_OK    0
+#define OP_ERR   1 /* ctx->code / ctx->msg set */
+#define OP_PANIC 2 /* the real server would drop the connection, no reply */
 #define OP_NOMEM (-1)
 
 #endif

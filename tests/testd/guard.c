@@ -79,8 +79,8 @@ static bool is_alnum(long c)
         return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z');
     if (is_ws(c))
         return false;
-    if ((c >= 0x80 && c <= 0xBF && c != 0xAA && c != 0xB2 && c != 0xB3 && c != 0xB5 &&
-         c != 0xB9 && c != 0xBA && c != 0xBC && c != 0xBD && c != 0xBE) ||
+    if ((c >= 0x80 && c <= 0xBF && c != 0xAA && c != 0xB2 && c != 0xB3 && c != 0xB5 && c != 0xB9 &&
+         c != 0xBA && c != 0xBC && c != 0xBD && c != 0xBE) ||
         c == 0xD7 || c == 0xF7)
         return false;
     if ((c >= 0x2000 && c <= 0x206F) || (c >= 0x20A0 && c <= 0x20CF) ||
@@ -415,7 +415,10 @@ static guard *parse_binary(gp *p, bool is_or)
     return left;
 }
 
-static guard *parse_or(gp *p) { return parse_binary(p, true); }
+static guard *parse_or(gp *p)
+{
+    return parse_binary(p, true);
+}
 
 int guard_parse(const char *text, size_t len, guard **out, char **reason)
 {

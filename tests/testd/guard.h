@@ -12,7 +12,7 @@
 
 typedef struct guard guard;
 
-#define GUARD_OK 0
+#define GUARD_OK     0
 #define GUARD_EPARSE 1 /* *reason set: "empty guard expression", "expected ')'", ... */
 #define GUARD_EPANIC 2 /* the real parser panics here: drop the connection */
 #define GUARD_ENOMEM (-1)

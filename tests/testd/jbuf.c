@@ -7,7 +7,10 @@
 #include <stdlib.h>
 #include <string.h>
 
-void jbuf_init(jbuf *b) { memset(b, 0, sizeof(*b)); }
+void jbuf_init(jbuf *b)
+{
+    memset(b, 0, sizeof(*b));
+}
 
 void jbuf_deinit(jbuf *b)
 {
@@ -55,9 +58,15 @@ void jbuf_append(jbuf *b, const void *p, size_t n)
     b->data[b->len] = '\0';
 }
 
-void jbuf_puts(jbuf *b, const char *s) { jbuf_append(b, s, strlen(s)); }
+void jbuf_puts(jbuf *b, const char *s)
+{
+    jbuf_append(b, s, strlen(s));
+}
 
-void jbuf_putc(jbuf *b, char c) { jbuf_append(b, &c, 1); }
+void jbuf_putc(jbuf *b, char c)
+{
+    jbuf_append(b, &c, 1);
+}
 
 void jbuf_printf(jbuf *b, const char *fmt, ...)
 {
@@ -154,4 +163,7 @@ char *jbuf_steal(jbuf *b, size_t *len)
     return p;
 }
 
-bool jbuf_failed(const jbuf *b) { return b->failed; }
+bool jbuf_failed(const jbuf *b)
+{
+    return b->failed;
+}

@@ -89,7 +89,7 @@ int jval_normalize(jval *v);
  * bytes, depth over JVAL_MAX_DEPTH, number out of f64 range, lone
  * surrogate), or JVAL_ENOMEM. */
 #define JVAL_ESYNTAX (-1)
-#define JVAL_ENOMEM (-2)
+#define JVAL_ENOMEM  (-2)
 int jval_parse(const char *text, size_t len, jval **out);
 
 /* True if the bytes are valid UTF-8 (no surrogates, no overlongs). */

@@ -78,7 +78,10 @@ static int def_err(char **err, const char *fmt, ...)
     return MACHINE_EINVALID;
 }
 
-static char *dupstr(const jval *v) { return strdup(v->v.str.s); }
+static char *dupstr(const jval *v)
+{
+    return strdup(v->v.str.s);
+}
 
 static int parse_strvec(const jval *v, char ***out, size_t *n, char **err)
 {
@@ -117,7 +120,8 @@ static int parse_transition(const jval *v, machine_transition *t, char **err)
             g = v->v.arr.items[3];
         if (n < 3) {
             char m[96];
-            snprintf(m, sizeof(m), "invalid length %zu, expected struct Transition with 4 elements", n);
+            snprintf(m, sizeof(m), "invalid length %zu, expected struct Transition with 4 elements",
+                     n);
             return shape_err(err, m);
         }
         if (n > 4) {
@@ -201,7 +205,10 @@ static void put_strarr(jbuf *b, char **a, size_t n)
     jbuf_putc(b, ']');
 }
 
-static void put_str(jbuf *b, const char *s) { jbuf_jstr(b, s, strlen(s)); }
+static void put_str(jbuf *b, const char *s)
+{
+    jbuf_jstr(b, s, strlen(s));
+}
 
 /* sorted = false: the checksum form (struct field order); true: GET_MACHINE. */
 static void render(jbuf *b, const machine_def *d, bool sorted)
@@ -275,7 +282,9 @@ static int parse_shape(const jval *def, machine_def *d, char **err)
         if (n < 3 || n > 4) {
             char m[112];
             if (n < 3)
-                snprintf(m, sizeof(m), "invalid length %zu, expected struct MachineDefinitionRaw with 4 elements", n);
+                snprintf(m, sizeof(m),
+                         "invalid length %zu, expected struct MachineDefinitionRaw with 4 elements",
+                         n);
             else
                 snprintf(m, sizeof(m), "invalid length %zu, expected fewer elements in array", n);
             return shape_err(err, m);
@@ -370,8 +379,8 @@ int machine_def_parse(const jval *def, machine_def **out, char **err)
                 size_t lim = pi == i ? j : pt->nfrom;
                 for (size_t pj = 0; pj < lim; pj++) {
                     if (strcmp(pt->from[pj], t->from[j]) == 0 && strcmp(pt->event, t->event) == 0) {
-                        rc = def_err(err, "duplicate transition from '%s' on event '%s'", t->from[j],
-                                     t->event);
+                        rc = def_err(err, "duplicate transition from '%s' on event '%s'",
+                                     t->from[j], t->event);
                         goto fail;
                     }
                 }

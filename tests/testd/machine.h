@@ -26,17 +26,17 @@ typedef struct machine_def {
     char *initial;
     machine_transition *trans;
     size_t ntrans;
-    jval *meta;        /* sorted; NULL when absent or null */
-    uint32_t version;  /* set by the caller (registry) */
-    char checksum[9];  /* 8 lowercase hex digits */
-    char *json;        /* normalized definition, keys sorted (GET_MACHINE) */
+    jval *meta;       /* sorted; NULL when absent or null */
+    uint32_t version; /* set by the caller (registry) */
+    char checksum[9]; /* 8 lowercase hex digits */
+    char *json;       /* normalized definition, keys sorted (GET_MACHINE) */
     size_t json_len;
 } machine_def;
 
-#define MACHINE_OK 0
+#define MACHINE_OK       0
 #define MACHINE_EINVALID 1 /* *err = "core error: ..." message (INTERNAL_ERROR) */
-#define MACHINE_EPANIC 2   /* a guard the real parser panics on */
-#define MACHINE_ENOMEM (-1)
+#define MACHINE_EPANIC   2 /* a guard the real parser panics on */
+#define MACHINE_ENOMEM   (-1)
 
 /* Parse and validate a (normalized) definition value. */
 int machine_def_parse(const jval *def, machine_def **out, char **err);

@@ -68,7 +68,10 @@ void params_unexpected(jbuf *b, const jval *v)
     }
 }
 
-static char *finish(jbuf *b) { return jbuf_steal(b, NULL); }
+static char *finish(jbuf *b)
+{
+    return jbuf_steal(b, NULL);
+}
 
 static char *invalid_type(const jval *v, const char *expected)
 {
@@ -244,7 +247,8 @@ int params_struct(const jval *params, const char *struct_name, const pfield *fie
     for (size_t m = 0; m < params->v.obj.n; m++) {
         const jmember *mem = &params->v.obj.m[m];
         for (size_t i = 0; i < nf && i < 32; i++) {
-            if (strlen(fields[i].name) == mem->klen && memcmp(fields[i].name, mem->key, mem->klen) == 0) {
+            if (strlen(fields[i].name) == mem->klen &&
+                memcmp(fields[i].name, mem->key, mem->klen) == 0) {
                 seen[i] = true;
                 if (decode_field(mem->val, fields[i].type, &out[i], err) != 0)
                     return -1;

@@ -12,18 +12,18 @@
 #include "jval.h"
 
 typedef enum ptype {
-    PT_STRING,     /* String (required) */
-    PT_OPT_STRING, /* Option<String>: absent or null -> not present */
+    PT_STRING,         /* String (required) */
+    PT_OPT_STRING,     /* Option<String>: absent or null -> not present */
     PT_OPT_STRING_DEF, /* #[serde(default)] Option<String>: may also be missing from an array */
-    PT_U16,        /* u16 (required) */
-    PT_U32,        /* u32 (required) */
-    PT_OPT_U32,    /* Option<u32> */
-    PT_OPT_U64,    /* Option<u64> */
-    PT_BOOL_TRUE,  /* #[serde(default = "default_true")] bool */
-    PT_BOOL_FALSE, /* #[serde(default)] bool */
-    PT_STRVEC,     /* #[serde(default)] Vec<String> */
-    PT_ANY,        /* #[serde(default)] Value (absent -> null) */
-    PT_ANY_REQ     /* Value (required) */
+    PT_U16,            /* u16 (required) */
+    PT_U32,            /* u32 (required) */
+    PT_OPT_U32,        /* Option<u32> */
+    PT_OPT_U64,        /* Option<u64> */
+    PT_BOOL_TRUE,      /* #[serde(default = "default_true")] bool */
+    PT_BOOL_FALSE,     /* #[serde(default)] bool */
+    PT_STRVEC,         /* #[serde(default)] Vec<String> */
+    PT_ANY,            /* #[serde(default)] Value (absent -> null) */
+    PT_ANY_REQ         /* Value (required) */
 } ptype;
 
 typedef struct pfield {
@@ -32,12 +32,12 @@ typedef struct pfield {
 } pfield;
 
 typedef struct pval {
-    bool present;    /* the key was given with a non-null value (options) */
-    const char *s;   /* strings */
+    bool present;  /* the key was given with a non-null value (options) */
+    const char *s; /* strings */
     size_t slen;
-    uint64_t u;      /* integers */
-    bool b;          /* bools */
-    const jval *v;   /* PT_ANY/PT_ANY_REQ value (NULL = null), PT_STRVEC array */
+    uint64_t u;    /* integers */
+    bool b;        /* bools */
+    const jval *v; /* PT_ANY/PT_ANY_REQ value (NULL = null), PT_STRVEC array */
 } pval;
 
 /* Decode `params` (NULL means JSON null) into out[nf]. On failure returns -1

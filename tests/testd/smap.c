@@ -16,7 +16,10 @@ static size_t smap_hash(const char *k, size_t n)
     return (size_t)(h ^ (h >> 29));
 }
 
-void smap_init(smap *m) { memset(m, 0, sizeof(*m)); }
+void smap_init(smap *m)
+{
+    memset(m, 0, sizeof(*m));
+}
 
 void smap_deinit(smap *m)
 {

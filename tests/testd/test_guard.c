@@ -31,8 +31,14 @@ static int run(const char *g, const char *ctx_json, char **why)
     return r ? 1 : 0;
 }
 
-static void pass(const char *g, const char *ctx) { ck_assert_msg(run(g, ctx, NULL) == 1, "expected pass: %s on %s", g, ctx); }
-static void failg(const char *g, const char *ctx) { ck_assert_msg(run(g, ctx, NULL) == 0, "expected fail: %s on %s", g, ctx); }
+static void pass(const char *g, const char *ctx)
+{
+    ck_assert_msg(run(g, ctx, NULL) == 1, "expected pass: %s on %s", g, ctx);
+}
+static void failg(const char *g, const char *ctx)
+{
+    ck_assert_msg(run(g, ctx, NULL) == 0, "expected fail: %s on %s", g, ctx);
+}
 
 static void perr(const char *g, const char *reason)
 {
@@ -162,12 +168,19 @@ START_TEST(panics)
     ck_assert_int_eq(run("ctx.\xc3\xbc == 1", "{}", NULL), -2);
     ck_assert_int_eq(run("ctx.a\xc3\xa9", "{}", NULL), -2);
     ck_assert_int_eq(run("ctx.a == \"\xc3\xbc\"", "{}", NULL), -2);
-    ck_assert_int_eq(run("ctx.a ==\xc2\xa0" "1", "{}", NULL), -2);
+    ck_assert_int_eq(run("ctx.a ==\xc2\xa0"
+                         "1",
+                         "{}", NULL),
+                     -2);
     ck_assert_int_eq(run("ctx.a == \"x\\", "{}", NULL), -2);
     /* A non-alphanumeric non-ASCII char just ends the field. */
     ck_assert_int_eq(run("ctx.a\xe2\x82\xac", "{\"a\":1}", NULL), 1);
     /* Leading/trailing Unicode whitespace is trimmed first. */
-    ck_assert_int_eq(run("\xc2\xa0" "ctx.a" "\xe3\x80\x80", "{\"a\":1}", NULL), 1);
+    ck_assert_int_eq(run("\xc2\xa0"
+                         "ctx.a"
+                         "\xe3\x80\x80",
+                         "{\"a\":1}", NULL),
+                     1);
 }
 END_TEST
 

@@ -7,7 +7,7 @@
 
 struct wal {
     uint64_t segment_size;
-    wal_record *recs;   /* live records are recs[first .. n) */
+    wal_record *recs; /* live records are recs[first .. n) */
     size_t first, n, cap;
     uint32_t cur_segment;
     uint64_t cur_pos;
@@ -83,7 +83,10 @@ int wal_append(wal *w, size_t disk_len, const char *sorted, size_t sorted_len, u
     return 0;
 }
 
-uint64_t wal_next_offset(const wal *w) { return WAL_OFFSET(w->cur_segment, w->cur_pos); }
+uint64_t wal_next_offset(const wal *w)
+{
+    return WAL_OFFSET(w->cur_segment, w->cur_pos);
+}
 
 size_t wal_read(wal *w, uint64_t from, bool has_limit, uint64_t limit, jbuf *b, uint64_t *last)
 {

@@ -12,8 +12,8 @@
 
 #include "jbuf.h"
 
-#define WAL_RECORD_HEADER 24u
-#define WAL_DEFAULT_SEGMENT ((uint64_t)64 * 1024 * 1024)
+#define WAL_RECORD_HEADER    24u
+#define WAL_DEFAULT_SEGMENT  ((uint64_t)64 * 1024 * 1024)
 #define WAL_OFFSET(seg, pos) (((uint64_t)(seg) << 40) | (uint64_t)(pos))
 
 typedef struct wal_record {
