@@ -543,7 +543,7 @@ START_TEST(fault_refuse)
     conn(&old, &t);
     ping(&old, "old");
     ctl_ok(&t, "refuse on", NULL, 0);
-    conn(&c, &t); /* the TCP connect succeeds; the server closes at once */
+    conn(&c, &t);                        /* the TCP connect succeeds; the server closes at once */
     (void)rawnet_req(&c, PING_REQ("x")); /* may already meet the close */
     expect_eof(&c);
     rawnet_close(&c);
