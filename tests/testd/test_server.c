@@ -670,24 +670,10 @@ START_TEST(ipv6_listen)
 }
 END_TEST
 
-/* The largest send buffer the kernel may give a socket (tcp_wmem max). */
-static long tcp_wmem_max(void)
-{
-    long lo = 0, def = 0, max = 4L << 20;
-    FILE *f = fopen("/proc/sys/net/ipv4/tcp_wmem", "r");
-    if (f != NULL) {
-        if (fscanf(f, "%ld %ld %ld", &lo, &def, &max) != 3)
-            max = 4L << 20;
-        fclose(f);
-    }
-    return max;
-}
-
 /* A watcher that stops reading loses its OLDEST queued events, keeps the
- * newest, and the producer's responses are never dropped. The watcher's
- * receive window is 4 KiB, so once the server's socket send buffer (at most
- * tcp_wmem max) and its 64 KiB output buffer are full, events queue and the
- * queue (16 here) overflows: sending a few MiB more than that must drop. */
+ * newest, and the producer's responses are never dropped. With a 4 KiB
+ * receive window, an 8 KiB kernel send buffer (socket_sndbuf), the 64 KiB
+ * output threshold and a 16-event queue, 400 events of 2 KiB must overflow. */
 START_TEST(slow_consumer_drops_oldest)
 {
     enum { PAD = 2000, BATCH = 100 };
@@ -698,15 +684,15 @@ START_TEST(slow_consumer_drops_oldest)
     char pad[PAD + 1];
     char last[64];
     char *doc = NULL;
-    int nevents = (int)((tcp_wmem_max() + (2L << 20)) / PAD);
+    int nevents = 400;
     int i, k, received = 0;
     bool saw_last = false;
 
-    nevents -= nevents % BATCH;
     memset(pad, 'x', PAD);
     pad[PAD] = '\0';
     memset(&cfg, 0, sizeof cfg);
     cfg.event_queue_max = 16;
+    cfg.socket_sndbuf = 4096;
     ts_start(&t, &cfg);
     ck_assert_int_eq(rawnet_connect(&w, t.addr, 4096), 0);
     conn(&p, &t);
