@@ -18,6 +18,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 
 #define TESTD_VERSION    "0.1.0"
 #define TESTD_MAX_TOKENS 64
@@ -315,6 +316,16 @@ int main(int argc, char **argv)
     scfg.faults.hang = o.set[O_F_HANG];
     scfg.faults.refuse = o.set[O_F_REFUSE];
 
+    {
+        /* 1000 connections need more than the usual 1024 descriptors once
+         * listeners, control clients and stdio count: raise the soft limit. */
+        struct rlimit rl;
+        rlim_t want = (rlim_t)(scfg.max_connections ? scfg.max_connections : 1000u) + 64u;
+        if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < want) {
+            rl.rlim_cur = rl.rlim_max == RLIM_INFINITY || rl.rlim_max > want ? want : rl.rlim_max;
+            setrlimit(RLIMIT_NOFILE, &rl);
+        }
+    }
     /* A client vanishing mid-write must be an EPIPE, not the end of us. */
     signal(SIGPIPE, SIG_IGN);
 
