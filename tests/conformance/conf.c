@@ -233,6 +233,15 @@ const char *cf_esc(const char *s)
     return r;
 }
 
+const char *cf_short(const char *s)
+{
+    /* Check caps a failure message (about 4 KiB): keep diagnostics inside it. */
+    size_t n = strlen(s);
+    if (n <= 900)
+        return s;
+    return cf_fmt("%.700s...(%zu bytes)...%s", s, n, s + n - 150);
+}
+
 uint64_t cf_u64(const char *s)
 {
     return strtoull(s, NULL, 10);
@@ -352,7 +361,8 @@ void cf_assert_match_at(const char *file, int line, const char *text, const char
                         cf_caps *caps)
 {
     bool ok = cf_match(text, pat, caps);
-    ck_assert_msg(ok, "%s:%d: mismatch\n  got:  %s\n  want: %s", file, line, text, pat);
+    ck_assert_msg(ok, "%s:%d: mismatch\n  got:  %s\n  want: %s", file, line, cf_short(text),
+                  cf_short(pat));
 }
 
 /* ---- requests ---- */
@@ -415,7 +425,7 @@ void cf_ok_at(const char *file, int line, cf_conn *k, const char *op, const char
                result_pat);
     bool ok = cf_match(t, pat, caps);
     ck_assert_msg(ok, "%s:%d: %s %s\n  got:  %s\n  want: %s", file, line, op,
-                  params ? params : "(no params)", t, pat);
+                  cf_short(params ? params : "(no params)"), cf_short(t), cf_short(pat));
     free(t);
 }
 
@@ -428,7 +438,7 @@ void cf_errp_at(const char *file, int line, cf_conn *k, const char *op, const ch
                              k->last_id, code, message_pat, retryable ? "true" : "false");
     bool ok = cf_match(t, pat, caps);
     ck_assert_msg(ok, "%s:%d: %s %s\n  got:  %s\n  want: %s", file, line, op,
-                  params ? params : "(no params)", t, pat);
+                  cf_short(params ? params : "(no params)"), cf_short(t), cf_short(pat));
     free(t);
 }
 
@@ -468,7 +478,8 @@ void cf_event_match_at(const char *file, int line, cf_conn *k, const char *pat, 
 {
     char *t = cf_event_at(file, line, k);
     bool ok = cf_match(t, pat, caps);
-    ck_assert_msg(ok, "%s:%d: event\n  got:  %s\n  want: %s", file, line, t, pat);
+    ck_assert_msg(ok, "%s:%d: event\n  got:  %s\n  want: %s", file, line, cf_short(t),
+                  cf_short(pat));
     free(t);
 }
 
@@ -495,7 +506,8 @@ uint64_t cf_create_at(const char *file, int line, cf_conn *k, const char *id, co
                              "{\"instance_id\":\"%s\",\"state\":\"$S\",\"wal_offset\":$O}}",
                              k->last_id, id);
     bool ok = cf_match(t, pat, &caps);
-    ck_assert_msg(ok, "%s:%d: CREATE_INSTANCE %s\n  got:  %s\n  want: %s", file, line, p, t, pat);
+    ck_assert_msg(ok, "%s:%d: CREATE_INSTANCE %s\n  got:  %s\n  want: %s", file, line, cf_short(p),
+                  cf_short(t), cf_short(pat));
     free(t);
     return cf_u64(caps.v[1]);
 }

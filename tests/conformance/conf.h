@@ -137,6 +137,8 @@ void cf_assert_match_at(const char *file, int line, const char *text, const char
 
 /* JSON-escape `s` as a string body (no surrounding quotes) into a cf_fmt buffer. */
 const char *cf_esc(const char *s);
+/* `s`, or its head and tail when too long for a Check failure message. */
+const char *cf_short(const char *s);
 /* Parse a decimal capture. */
 uint64_t cf_u64(const char *s);
 

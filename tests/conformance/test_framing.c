@@ -33,7 +33,7 @@ static void read_expect(cf_conn *k, const char *want)
     rcpx_msg m;
     rcpx_rc rc = rcpx_read(k->rc, CF_TIMEOUT_MS, &m);
     ck_assert_msg(rc == RCPX_OK, "no response: %s", rcpx_errstr(k->rc));
-    ck_assert_msg(strcmp(m.text, want) == 0, "got %s\nwant %s", m.text, want);
+    ck_assert_msg(strcmp(m.text, want) == 0, "got %s\nwant %s", cf_short(m.text), cf_short(want));
     rcpx_msg_clear(&m);
 }
 

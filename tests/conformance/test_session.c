@@ -264,7 +264,7 @@ START_TEST(auth_required_rows)
           "\"server_version\":\"0.1.1\"}");
     /* A repeated HELLO does not reset authentication. */
     CF_OK(k, "HELLO", "{\"protocol_version\":1}", HELLO_PAT("[]", "binary_json"));
-    CF_OK(k, "LIST_MACHINES", NULL, "{\"items\":$A}");
+    CF_OK(k, "LIST_MACHINES", NULL, "{\"items\":[$*]}");
     /* A later failed AUTH does not de-authenticate either. */
     CF_ERR(k, "AUTH", wrong, "AUTH_FAILED", "authentication failed: invalid token", false);
     CF_OK(k, "WAL_READ", "{\"from_offset\":0,\"limit\":0}",

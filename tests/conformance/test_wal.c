@@ -63,22 +63,38 @@ START_TEST(wal_read_entries_and_paging)
     const char *de = cf_fmt(
         "{\"idempotency_key\":\"dk\",\"instance_id\":\"%s\",\"type\":\"delete_instance\"}", id);
     char want[4096];
-    snprintf(want, sizeof want, "{\"next_offset\":%llu,\"records\":[%s,%s]}",
-             (unsigned long long)oa + 1, rec(oc, ce), rec(oa, ae));
-    cf_caps seq;
-    CF_OKC(k, "WAL_READ", cf_fmt("{\"from_offset\":%llu,\"limit\":2}", (unsigned long long)oc),
-           want, &seq);
-    ck_assert_uint_eq(cf_u64(seq.v[1]), cf_u64(seq.v[0]) + 1);
-    /* Page on with next_offset: the delete is next. */
+    /* Each record read at its own offset (>= from_offset). */
     snprintf(want, sizeof want, "{\"next_offset\":%llu,\"records\":[%s]}",
-             (unsigned long long)od + 1, rec(od, de));
-    CF_OK(k, "WAL_READ", cf_fmt("{\"from_offset\":%llu,\"limit\":1}", (unsigned long long)oa + 1),
-          want);
-    /* >= from_offset: reading exactly at the apply includes it. */
+             (unsigned long long)oc + 1, rec(oc, ce));
+    cf_caps s1, s2;
+    CF_OKC(k, "WAL_READ", cf_fmt("{\"from_offset\":%llu,\"limit\":1}", (unsigned long long)oc),
+           want, &s1);
     snprintf(want, sizeof want, "{\"next_offset\":%llu,\"records\":[%s]}",
              (unsigned long long)oa + 1, rec(oa, ae));
-    CF_OK(k, "WAL_READ", cf_fmt("{\"from_offset\":%llu,\"limit\":1}", (unsigned long long)oa),
+    CF_OKC(k, "WAL_READ", cf_fmt("{\"from_offset\":%llu,\"limit\":1}", (unsigned long long)oa),
+           want, &s2);
+    ck_assert_uint_gt(cf_u64(s2.v[0]), cf_u64(s1.v[0]));
+    snprintf(want, sizeof want, "{\"next_offset\":%llu,\"records\":[%s]}",
+             (unsigned long long)od + 1, rec(od, de));
+    CF_OK(k, "WAL_READ", cf_fmt("{\"from_offset\":%llu,\"limit\":1}", (unsigned long long)od),
           want);
+    /* Paging with next_offset = offset + 1 reaches the next record. */
+    CF_OKC(k, "WAL_READ", cf_fmt("{\"from_offset\":%llu,\"limit\":1}", (unsigned long long)oc + 1),
+           "{\"next_offset\":$N,\"records\":[{\"entry\":$*,\"offset\":$O,\"sequence\":$N}]}", &s2);
+    ck_assert_uint_eq(cf_u64(s2.v[0]), cf_u64(s2.v[1]) + 1);
+    ck_assert(cf_u64(s2.v[1]) > oc && cf_u64(s2.v[1]) <= oa);
+    ck_assert_uint_eq(cf_u64(s2.v[2]), cf_u64(s1.v[0]) + 1);
+    if (cf_exclusive()) {
+        /* Nobody else writes: our records are adjacent. */
+        snprintf(want, sizeof want, "{\"next_offset\":%llu,\"records\":[%s,%s]}",
+                 (unsigned long long)oa + 1, rec(oc, ce), rec(oa, ae));
+        CF_OK(k, "WAL_READ", cf_fmt("{\"from_offset\":%llu,\"limit\":2}", (unsigned long long)oc),
+              want);
+        snprintf(want, sizeof want, "{\"next_offset\":%llu,\"records\":[%s]}",
+                 (unsigned long long)od + 1, rec(od, de));
+        CF_OK(k, "WAL_READ",
+              cf_fmt("{\"from_offset\":%llu,\"limit\":1}", (unsigned long long)oa + 1), want);
+    }
     /* limit 0. */
     CF_OK(k, "WAL_READ", cf_fmt("{\"from_offset\":%llu,\"limit\":0}", (unsigned long long)oc),
           "{\"next_offset\":null,\"records\":[]}");
@@ -96,44 +112,63 @@ START_TEST(wal_read_entries_and_paging)
 }
 END_TEST
 
+/* The put_machine entry is the client's definition (keys sorted, not
+ * normalized); an identical re-PUT writes nothing. Found by scanning from
+ * the WAL head taken before, so other writers do not matter. */
+static cJSON *find_put(cf_conn *k, uint64_t from, const char *machine)
+{
+    cJSON *j = CF_CALLJ(k, "WAL_READ",
+                        cf_fmt("{\"from_offset\":%llu,\"limit\":500}", (unsigned long long)from));
+    const cJSON *recs = cJSON_GetObjectItem(cJSON_GetObjectItem(j, "result"), "records");
+    const cJSON *r;
+    cJSON *found = NULL;
+    cJSON_ArrayForEach(r, recs)
+    {
+        const cJSON *e = cJSON_GetObjectItem(r, "entry");
+        const cJSON *t = cJSON_GetObjectItem(e, "type"), *mm = cJSON_GetObjectItem(e, "machine");
+        if (cJSON_IsString(t) && strcmp(t->valuestring, "put_machine") == 0 && cJSON_IsString(mm) &&
+            strcmp(mm->valuestring, machine) == 0) {
+            ck_assert_msg(found == NULL, "two put_machine records for %s", machine);
+            found = cJSON_Duplicate(e, 1);
+        }
+    }
+    cJSON_Delete(j);
+    return found;
+}
+
 START_TEST(wal_read_put_machine_entry)
 {
     cf_conn *k = CF_OPEN();
+    cf_caps c;
+    CF_OKC(k, "WAL_STATS", NULL, "{$*\"latest_offset\":$O,$*", &c);
+    uint64_t head = cf_u64(c.v[0]);
     char m[96];
     cf_uniq(m, sizeof m, "walpm");
-    CF_PUT_MACHINE(k, m, CF_ORDER_DEF);
-    /* Find our record: WATCH-free way is to read from an offset just before a
-     * later create and look back is impossible, so read from a create of ours
-     * made before the put (offsets are ordered). */
-    char id[96];
-    cf_uniq(id, sizeof id, "w");
-    char m2[96];
-    cf_uniq(m2, sizeof m2, "walpm");
-    CF_PUT_MACHINE(k, m2, MINI_DEF);
-    uint64_t oc = CF_CREATE(k, id, m2, NULL);
-    char m3[96];
-    cf_uniq(m3, sizeof m3, "walpm");
-    CF_PUT_MACHINE(k, m3, CF_ORDER_DEF);
-    /* Re-PUT writes nothing: the next record after the create is m3's put. */
     CF_OK(k, "PUT_MACHINE",
-          cf_fmt("{\"machine\":\"%s\",\"version\":1,\"definition\":%s}", m2, MINI_DEF),
+          cf_fmt("{\"machine\":\"%s\",\"version\":1,\"definition\":%s}", m, CF_ORDER_DEF),
+          "{\"created\":true,$*");
+    cJSON *e = find_put(k, head, m);
+    ck_assert_msg(e != NULL, "no put_machine record for %s", m);
+    char *t = cJSON_PrintUnformatted(e);
+    CF_MATCH(
+        t,
+        cf_fmt(
+            "{\"definition\":{\"initial\":\"created\",\"meta\":{\"a\":{\"b\":3,\"y\":2},\"z\":1},"
+            "\"states\":[\"created\",\"paid\",\"shipped\"],\"transitions\":[{\"event\":\"PAY\","
+            "\"from\":\"created\",\"to\":\"paid\"},{\"event\":\"SHIP\",\"from\":[\"paid\"],"
+            "\"guard\":\"ctx.ready\",\"to\":\"shipped\"}]},\"definition_hash\":\"c873e472\","
+            "\"machine\":\"%s\",\"type\":\"put_machine\",\"version\":1}",
+            m),
+        NULL);
+    cJSON_free(t);
+    cJSON_Delete(e);
+    /* Identical re-PUT: no record. */
+    CF_OKC(k, "WAL_STATS", NULL, "{$*\"latest_offset\":$O,$*", &c);
+    head = cf_u64(c.v[0]);
+    CF_OK(k, "PUT_MACHINE",
+          cf_fmt("{\"machine\":\"%s\",\"version\":1,\"definition\":%s}", m, CF_ORDER_DEF),
           "{\"created\":false,$*");
-    const char *pe = cf_fmt(
-        "{\"definition\":{\"initial\":\"created\",\"meta\":{\"a\":{\"b\":3,\"y\":2},\"z\":1},"
-        "\"states\":[\"created\",\"paid\",\"shipped\"],\"transitions\":[{\"event\":\"PAY\","
-        "\"from\":\"created\",\"to\":\"paid\"},{\"event\":\"SHIP\",\"from\":[\"paid\"],\"guard\":"
-        "\"ctx.ready\",\"to\":\"shipped\"}]},\"definition_hash\":\"c873e472\",\"machine\":\"%s\","
-        "\"type\":\"put_machine\",\"version\":1}",
-        m3);
-    char want[4096];
-    snprintf(want, sizeof want,
-             "{\"next_offset\":$N,\"records\":[{\"entry\":{\"initial_ctx\":null,\"initial_state\":"
-             "\"s0\",\"instance_id\":\"%s\",\"machine\":\"%s\",\"type\":\"create_instance\","
-             "\"version\":1},\"offset\":"
-             "%llu,\"sequence\":$N},{\"entry\":%s,\"offset\":$O,\"sequence\":$N}]}",
-             id, m2, (unsigned long long)oc, pe);
-    CF_OK(k, "WAL_READ", cf_fmt("{\"from_offset\":%llu,\"limit\":2}", (unsigned long long)oc),
-          want);
+    ck_assert_ptr_null(find_put(k, head, m));
     cf_close(k);
 }
 END_TEST
@@ -410,7 +445,13 @@ START_TEST(compact_shape)
     ck_assert_uint_ge(cf_u64(c.v[3]), cf_u64(c.v[2]));
     ck_assert_uint_ge(cf_u64(c.v[4]), 1);
     if (cf_exclusive()) {
-        /* Nothing new: nothing to snapshot; force re-snapshots only changed ones. */
+        /* Bring every snapshot up to date first (a shared server may hold
+         * instances changed since their snapshot). Then nothing is new; a
+         * non-bool counts as false; force re-snapshots only changed ones. */
+        CF_OK(k, "COMPACT", "{\"force_snapshot\":true}", pat);
+        CF_OK(k, "COMPACT", "{\"force_snapshot\":true}",
+              "{\"bytes_reclaimed\":0,\"segments_deleted\":0,\"snapshots_created\":0,\"total_"
+              "snapshots\":$N,\"wal_segments\":1}");
         CF_OK(k, "COMPACT", "{\"force_snapshot\":\"yes\"}",
               "{\"bytes_reclaimed\":0,\"segments_deleted\":0,\"snapshots_created\":0,\"total_"
               "snapshots\":$N,\"wal_segments\":1}");

@@ -361,7 +361,7 @@ START_TEST(watch_all_filters)
                 t = CF_EVENT(w[f]);
             }
             ck_assert_msg(cf_match(t, want, NULL), "filter %s, step %d\n  got:  %s\n  want: %s",
-                          filt[f], s, t, want);
+                          filt[f], s, cf_short(t), cf_short(want));
             free(t);
         }
         assert_no_more_events(w[f]);
