@@ -38,6 +38,8 @@ typedef struct gp {
     int err; /* 0, GUARD_EPARSE, GUARD_EPANIC, GUARD_ENOMEM */
     const char *reason;
     char *reason_dyn;
+    int nest;     /* current '(' / '!' depth */
+    size_t nodes; /* nodes allocated so far */
 } gp;
 
 /* Decode the char at byte i: -1 = end, -2 = not a char boundary / past end
@@ -138,6 +140,10 @@ static void fail(gp *p, const char *reason)
 
 static guard *node(gp *p, gkind k)
 {
+    if (++p->nodes > GUARD_MAX_NODES) {
+        p->err = GUARD_EPANIC; /* the real server overflows its stack long before */
+        return NULL;
+    }
     guard *g = calloc(1, sizeof(*g));
     if (!g)
         p->err = GUARD_ENOMEM;
@@ -341,7 +347,12 @@ static guard *parse_primary(gp *p)
         return NULL;
     if (peek(p, NULL) == '(') {
         p->pos++;
+        if (++p->nest > GUARD_MAX_NEST) {
+            p->err = GUARD_EPANIC;
+            return NULL;
+        }
         guard *g = parse_or(p);
+        p->nest--;
         if (!g)
             return NULL;
         skip_ws(p);
@@ -366,8 +377,13 @@ static guard *parse_unary(gp *p)
         return NULL;
     if (peek(p, NULL) == '!') {
         p->pos++;
+        if (++p->nest > GUARD_MAX_NEST) {
+            p->err = GUARD_EPANIC;
+            return NULL;
+        }
         skip_ws(p);
         guard *inner = p->err ? NULL : parse_unary(p);
+        p->nest--;
         if (!inner)
             return NULL;
         guard *g = node(p, G_NOT);

@@ -184,6 +184,47 @@ START_TEST(panics)
 }
 END_TEST
 
+/* Depths the real server survives work; beyond GUARD_MAX_NEST/NODES the
+ * expression is refused like a panic instead of overflowing our stack. */
+static char *repeat_guard(const char *pre, size_t n, const char *mid, const char *post)
+{
+    size_t len = strlen(pre) * n + strlen(mid) + strlen(post) * n + 1;
+    char *g = malloc(len);
+    ck_assert_ptr_nonnull(g);
+    g[0] = '\0';
+    char *w = g;
+    for (size_t i = 0; i < n; i++)
+        w = stpcpy(w, pre);
+    w = stpcpy(w, mid);
+    for (size_t i = 0; i < n; i++)
+        w = stpcpy(w, post);
+    return g;
+}
+
+START_TEST(depth_bounds)
+{
+    char *g = repeat_guard("(", 2000, "ctx.a", ")");
+    ck_assert_int_eq(run(g, "{\"a\":1}", NULL), 1);
+    free(g);
+    g = repeat_guard("!", 4000, "ctx.a", "");
+    ck_assert_int_eq(run(g, "{\"a\":1}", NULL), 1); /* an even number of '!' */
+    free(g);
+    g = repeat_guard("ctx.a && ", 9999, "ctx.a", "");
+    ck_assert_int_eq(run(g, "{\"a\":1}", NULL), 1);
+    ck_assert_int_eq(run(g, "{\"a\":0}", NULL), 0);
+    free(g);
+    g = repeat_guard("(", 100000, "ctx.a", ")");
+    ck_assert_int_eq(run(g, "{}", NULL), -2);
+    free(g);
+    g = repeat_guard("!", 1000000, "ctx.a", "");
+    ck_assert_int_eq(run(g, "{}", NULL), -2);
+    free(g);
+    g = repeat_guard("ctx.a || ", 200000, "ctx.a", "");
+    ck_assert_int_eq(run(g, "{}", NULL), -2);
+    free(g);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("guard");
@@ -195,6 +236,7 @@ int main(void)
     tcase_add_test(tc, quirks);
     tcase_add_test(tc, parse_errors);
     tcase_add_test(tc, panics);
+    tcase_add_test(tc, depth_bounds);
     suite_add_tcase(s, tc);
     SRunner *sr = srunner_create(s);
     srunner_run_all(sr, CK_NORMAL);
