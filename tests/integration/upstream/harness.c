@@ -87,7 +87,7 @@ static void start_testd(up_env *e, const char *const extra[], int port)
     ck_abort_msg("rstmdb-testd did not start on %s", listen);
 }
 
-void up_start(up_env *e, unsigned size, const char *const extra[])
+void up_start_testd(up_env *e, unsigned size, const char *const extra[])
 {
     memset(e, 0, sizeof *e);
     e->base = event_base_new();
@@ -100,6 +100,11 @@ void up_start(up_env *e, unsigned size, const char *const extra[])
     e->cfg.backoff_initial_ms = 20;
     e->cfg.backoff_max_ms = 200;
     e->cfg.jitter_seed = 12345;
+}
+
+void up_start(up_env *e, unsigned size, const char *const extra[])
+{
+    up_start_testd(e, size, extra);
     rstmdb_error *err = NULL;
     ck_assert_int_eq(pool_new(&e->pool, e->base, &e->cfg, &err), RSTMDB_OK);
     ck_assert_msg(up_run_until(e, pool_all_ready, e, 5000), "pool never became ready");

@@ -25,6 +25,8 @@ typedef struct up_env {
 /* Start testd (with --control and `extra` args) and a pool of `size`
  * connections; waits until every connection is READY. */
 void up_start(up_env *e, unsigned size, const char *const extra[]);
+/* Only testd, and e->cfg filled for a pool of `size` (no pool yet). */
+void up_start_testd(up_env *e, unsigned size, const char *const extra[]);
 void up_stop(up_env *e);
 /* Kill testd, then start it again on the same port (state is lost). */
 void up_kill_testd(up_env *e);

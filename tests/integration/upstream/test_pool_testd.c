@@ -2,8 +2,10 @@
  * fail-fast while the server is gone, recovery after a restart on the same
  * port, the re-send rule for calls on a dying connection, timeouts, cancel. */
 #include <check.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "harness.h"
 
@@ -237,6 +239,91 @@ START_TEST(test_keepalive)
 }
 END_TEST
 
+static bool pool_all_ready_t(void *arg)
+{
+    pool_stats st;
+    pool_get_stats(((up_env *)arg)->pool, &st);
+    return st.ready == st.connections;
+}
+
+static bool some_failures(void *arg)
+{
+    pool_stats st;
+    pool_get_stats(((up_env *)arg)->pool, &st);
+    return st.connect_failures >= 3;
+}
+
+/* One pool per `tls`/`token`, checked for READY + an INFO (auth-gated). */
+static void expect_pool(up_env *e, rstmdb_tls *tls, const char *token, bool works)
+{
+    e->cfg.tls = tls;
+    e->cfg.token = token;
+    e->cfg.size = 2;
+    ck_assert_int_eq(pool_new(&e->pool, e->base, &e->cfg, NULL), RSTMDB_OK);
+    if (works) {
+        ck_assert(up_run_until(e, pool_all_ready_t, e, 5000));
+        free(up_call_ok(e, e->pool, "INFO", "{}"));
+    } else {
+        /* refused every time, retried with backoff, never READY */
+        ck_assert(up_run_until(e, some_failures, e, 5000));
+        ck_assert(!pool_ready(e->pool));
+    }
+    pool_free(e->pool);
+    e->pool = NULL;
+}
+
+static void sh(const char *dir, const char *cmd)
+{
+    char full[2048];
+    snprintf(full, sizeof full, "cd %s && (%s) >/dev/null 2>&1", dir, cmd);
+    ck_assert_msg(system(full) == 0, "failed: %s", cmd);
+}
+
+START_TEST(test_auth_and_mtls)
+{
+    /* bearer token: right one works, wrong one is retried and never READY */
+    const char *auth[] = {"--token", "secret", NULL};
+    up_env e;
+    up_start_testd(&e, 2, auth);
+    expect_pool(&e, NULL, "secret", true);
+    expect_pool(&e, NULL, "wrong", false);
+    up_stop(&e);
+
+    /* mTLS + token, with certificates made for this test */
+    char dir[] = "/tmp/rstmdb-up-tls-XXXXXX";
+    ck_assert_ptr_nonnull(mkdtemp(dir));
+#define EC "-newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes"
+    sh(dir, "openssl req -x509 " EC " -keyout ca.key -out ca.pem -days 2 -subj /CN=up-ca");
+    sh(dir, "printf 'subjectAltName=IP:127.0.0.1\\n' > s.ext && openssl req " EC
+            " -keyout s.key -out s.csr -subj /CN=127.0.0.1 && openssl x509 -req -in s.csr -CA "
+            "ca.pem -CAkey ca.key -CAcreateserial -out s.pem -days 2 -extfile s.ext");
+    sh(dir, "openssl req " EC " -keyout c.key -out c.csr -subj /CN=proxy && openssl x509 -req "
+            "-in c.csr -CA ca.pem -CAkey ca.key -CAcreateserial -out c.pem -days 2");
+#undef EC
+    char ca[128], scert[128], skey[128], ccert[128], ckey[128];
+    snprintf(ca, sizeof ca, "%s/ca.pem", dir);
+    snprintf(scert, sizeof scert, "%s/s.pem", dir);
+    snprintf(skey, sizeof skey, "%s/s.key", dir);
+    snprintf(ccert, sizeof ccert, "%s/c.pem", dir);
+    snprintf(ckey, sizeof ckey, "%s/c.key", dir);
+    const char *tls_args[] = {"--tls-cert", scert,     "--tls-key", skey, "--tls-client-ca",
+                              ca,           "--token", "secret",    NULL};
+    up_start_testd(&e, 2, tls_args);
+    rstmdb_tls *mtls = NULL, *no_cert = NULL;
+    ck_assert_int_eq(rstmdb_tls_from_files(&mtls, ca, ccert, ckey, NULL), RSTMDB_OK);
+    ck_assert_int_eq(rstmdb_tls_from_files(&no_cert, ca, NULL, NULL, NULL), RSTMDB_OK);
+    expect_pool(&e, mtls, "secret", true);
+    expect_pool(&e, no_cert, "secret", false); /* the server wants a client certificate */
+    expect_pool(&e, NULL, "secret", false);    /* plain TCP to a TLS server */
+    up_stop(&e);
+    rstmdb_tls_free(mtls);
+    rstmdb_tls_free(no_cert);
+    char rm[160];
+    snprintf(rm, sizeof rm, "rm -rf %s", dir);
+    ck_assert_int_eq(system(rm), 0);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("upstream_pool");
@@ -247,6 +334,7 @@ int main(void)
     tcase_add_test(tc, test_inflight_on_dying_connection);
     tcase_add_test(tc, test_timeout_and_cancel);
     tcase_add_test(tc, test_keepalive);
+    tcase_add_test(tc, test_auth_and_mtls);
     suite_add_tcase(s, tc);
     SRunner *sr = srunner_create(s);
     srunner_set_fork_status(sr, CK_NOFORK);
