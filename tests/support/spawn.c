@@ -166,8 +166,13 @@ int spawn_start(spawned *p, const char *const argv[], const char *log_path, int 
         dup2(out[1], STDOUT_FILENO);
         if (logfd >= 0)
             dup2(logfd, STDERR_FILENO);
-        /* The test harness may ignore SIGTERM/SIGPIPE; the child must not inherit that. */
+        /* The test may ignore or block SIGTERM/SIGPIPE; the child must not
+         * inherit that, or spawn_stop's SIGTERM would never stop it. */
+        sigset_t none;
+        sigemptyset(&none);
+        sigprocmask(SIG_SETMASK, &none, NULL);
         signal(SIGTERM, SIG_DFL);
+        signal(SIGINT, SIG_DFL);
         signal(SIGPIPE, SIG_DFL);
         execv(argv[0], (char *const *)(uintptr_t)argv);
         fprintf(stderr, "spawn: exec %s: %s\n", argv[0], strerror(errno));
