@@ -806,10 +806,26 @@ static void feed_start_streams(feed *f, bool include_waiting, bool just_subscrib
         } else if (!(s->state == SUB_WAITING && include_waiting)) {
             continue;
         }
+        /* Share a replay when one can serve this cursor: sub_deliver drops
+         * what lies below each member's own cursor, so one WAL pass from the
+         * lowest cursor serves them all (10,000 streams resuming after a
+         * loss need not make 10,000 WAL_READ chains). A job not started yet
+         * moves down to the lowest cursor; a running one takes streams at or
+         * above where it reads (its held events cover them since it
+         * started). Only within one WAL segment: compaction deletes whole
+         * segments, so members of a job share the WAL_COMPACTED verdict. */
         replay *j = NULL;
-        for (replay *k = f->jobs; k; k = k->next)
-            if (!k->dead && k->state == REPLAY_NEW && k->cursor == s->cursor)
+        for (replay *k = f->jobs; k && !j; k = k->next) {
+            if (k->dead || walrec_segment(k->cursor) != walrec_segment(s->cursor))
+                continue;
+            if (k->state == REPLAY_NEW) {
+                if (s->cursor < k->cursor)
+                    k->cursor = s->cursor;
                 j = k;
+            } else if (k->cursor <= s->cursor) {
+                j = k;
+            }
+        }
         if (!j) {
             j = calloc(1, sizeof *j);
             if (!j) {
@@ -818,6 +834,7 @@ static void feed_start_streams(feed *f, bool include_waiting, bool just_subscrib
             }
             j->f = f;
             j->cursor = s->cursor;
+            f->h->stats.replay_jobs++;
             j->next = f->jobs;
             if (f->jobs)
                 f->jobs->prev = j;

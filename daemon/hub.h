@@ -83,6 +83,8 @@ typedef struct hub_stats {
     size_t streams;         /* hub_subs alive */
     uint64_t events_in;     /* events received from upstream */
     uint64_t replayed;      /* events delivered from WAL_READ */
+    /* Added by the hub: */
+    uint64_t replay_jobs;   /* WAL catch-ups started (streams resuming together share one) */
 } hub_stats;
 void hub_get_stats(const hub *h, hub_stats *out);
 

@@ -249,6 +249,49 @@ START_TEST(test_resume_replays_then_live)
 }
 END_TEST
 
+START_TEST(test_resumers_share_one_replay)
+{
+    harness hs;
+    hs_start(&hs, NULL);
+    create(&hs, "a", "m", 1);
+    hub_filter f = all(true);
+    rec *live = sub(&hs, &f, false, 0);
+    uint64_t offs[30];
+    for (int i = 0; i < 30; i++)
+        offs[i] = up_apply(&hs.e, hs.e.pool, "a", i % 2 ? "BACK" : "GO", NULL);
+    wait_n(&hs.e, live, 30);
+    hub_stats before, after;
+    hub_get_stats(hs.h, &before);
+    /* Three clients resume at once with different Last-Event-IDs. */
+    const int from[3] = {3, 11, 26};
+    rec *r[3];
+    for (int k = 0; k < 3; k++) {
+        r[k] = rec_new();
+        ck_assert_int_eq(hub_subscribe(hs.h, &f, true, offs[from[k]], &rec_ops, r[k], &r[k]->sub),
+                         RSTMDB_OK);
+    }
+    for (int k = 0; k < 3; k++)
+        wait_n(&hs.e, r[k], (size_t)(30 - from[k]));
+    up_apply(&hs.e, hs.e.pool, "a", "GO", NULL);
+    wait_n(&hs.e, live, 31);
+    for (int k = 0; k < 3; k++) {
+        wait_n(&hs.e, r[k], (size_t)(31 - from[k]));
+        ck_assert_uint_eq(r[k]->offs[0], offs[from[k]]); /* each from its own point */
+        assert_same_tail(live, r[k]);
+        ck_assert(!r[k]->out_of_order && !r[k]->ended);
+    }
+    hub_get_stats(hs.h, &after);
+    ck_assert_uint_eq(after.replay_jobs - before.replay_jobs, 1); /* one WAL pass for all */
+    for (int k = 0; k < 3; k++) {
+        hub_unsubscribe(r[k]->sub);
+        rec_free(r[k]);
+    }
+    hub_unsubscribe(live->sub);
+    rec_free(live);
+    hs_stop(&hs);
+}
+END_TEST
+
 static bool no_watches(void *arg)
 {
     harness *hs = arg;
@@ -732,6 +775,7 @@ int main(void)
     tcase_set_timeout(tc, 120);
     tcase_add_test(tc, test_live_order);
     tcase_add_test(tc, test_resume_replays_then_live);
+    tcase_add_test(tc, test_resumers_share_one_replay);
     tcase_add_test(tc, test_shared_watch_and_unwatch);
     tcase_add_test(tc, test_late_joiner_and_filtered_replay);
     tcase_add_test(tc, test_idempotent_replay_not_forwarded);
