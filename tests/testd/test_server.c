@@ -748,6 +748,77 @@ START_TEST(slow_consumer_drops_oldest)
 }
 END_TEST
 
+/* Random junk, truncated and valid frames in random chunks from many
+ * clients at once, closed at random points: the server survives (ASan
+ * checks the memory side) and still answers a fresh client. */
+START_TEST(random_input_survives)
+{
+    static const char *const docs[] = {
+        PING_REQ("r"),
+        "{\"type\":\"request\",\"id\":\"h\",\"op\":\"HELLO\",\"params\":{\"protocol_version\":1,"
+        "\"wire_modes\":[\"jsonl\"]}}",
+        "{\"type\":\"request\",\"id\":\"w\",\"op\":\"WATCH_ALL\",\"params\":{}}",
+        "{\"type\":\"request\",\"id\":\"b\",\"op\":\"BYE\"}",
+        "not json",
+        "[\"request\",\"a\",\"PING\"]",
+    };
+    enum { NCLI = 40, ROUNDS = 1500 };
+    rawnet c[NCLI];
+    bool open[NCLI];
+    unsigned seed = 12345;
+    testsrv t;
+    int i, r;
+
+    ts_start_default(&t);
+    for (i = 0; i < NCLI; i++)
+        open[i] = false;
+    for (r = 0; r < ROUNDS; r++) {
+        uint8_t buf[1024];
+        size_t n;
+        unsigned x = rand_r(&seed);
+        i = (int)(x % NCLI);
+        if (!open[i]) {
+            open[i] = rawnet_connect(&c[i], t.addr, 0) == 0;
+            continue;
+        }
+        switch ((x >> 8) % 8) {
+        case 0: /* close */
+            rawnet_close(&c[i]);
+            open[i] = false;
+            break;
+        case 1: /* junk */
+            n = 1 + (size_t)(rand_r(&seed) % sizeof buf);
+            for (size_t k = 0; k < n; k++)
+                buf[k] = (uint8_t)rand_r(&seed);
+            (void)rawnet_send(&c[i], buf, n);
+            break;
+        case 2: /* a truncated frame */
+            n = rawnet_frame(buf, RSTMDB_FLAG_CRC_PRESENT, docs[(x >> 12) % 6]);
+            (void)rawnet_send(&c[i], buf, (size_t)rand_r(&seed) % n);
+            break;
+        case 3: /* read whatever is there */
+            rawnet_read_exact(&c[i], buf, sizeof buf, 0);
+            break;
+        default: /* a valid frame, maybe split */
+            n = rawnet_frame(buf, RSTMDB_FLAG_CRC_PRESENT, docs[(x >> 12) % 6]);
+            (void)rawnet_send(&c[i], buf, n / 2);
+            (void)rawnet_send(&c[i], buf + n / 2, n - n / 2);
+            break;
+        }
+    }
+    for (i = 0; i < NCLI; i++)
+        if (open[i])
+            rawnet_close(&c[i]);
+    {
+        rawnet fresh;
+        conn(&fresh, &t);
+        ping(&fresh, "alive");
+        rawnet_close(&fresh);
+    }
+    ts_stop(&t);
+}
+END_TEST
+
 /* ---- TLS ---------------------------------------------------------------- */
 
 typedef struct certs {
@@ -995,6 +1066,7 @@ static Suite *server_suite(void)
     tcase_add_test(tc, idle_timeout);
     tcase_add_test(tc, ipv6_listen);
     tcase_add_test(tc, slow_consumer_drops_oldest);
+    tcase_add_test(tc, random_input_survives);
     tcase_add_test(tc, tls_serves_and_rejects_plaintext);
     tcase_add_test(tc, mtls_requires_client_cert);
     tcase_add_test(tc, tls_bad_files_are_config_errors);
