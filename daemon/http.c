@@ -347,9 +347,8 @@ static enum MHD_Result serve_local(http_req *q)
         memset(&hs, 0, sizeof hs);
         if (h->d.hub != NULL)
             hub_get_stats(h->d.hub, &hs);
-        metrics_upstream u = {ps.connections,    ps.ready,      ps.reconnects,
-                              ps.connect_failures, ps.inflight, hs.upstream_subs,
-                              hs.events_in,      hs.replayed};
+        metrics_upstream u = {ps.connections, ps.ready,         ps.reconnects, ps.connect_failures,
+                              ps.inflight,    hs.upstream_subs, hs.events_in,  hs.replayed};
         size_t len = 0;
         char *text = metrics_render(h->d.m, &u, &len);
         return queue(q, text ? 200 : 500,
@@ -699,6 +698,8 @@ static size_t no_unescape(void *cls, struct MHD_Connection *c, char *s)
     return strlen(s);
 }
 
+static void mhd_logger(void *cls, const char *fmt, va_list ap)
+    __attribute__((format(printf, 2, 0)));
 static void mhd_logger(void *cls, const char *fmt, va_list ap)
 {
     http *h = cls;

@@ -283,6 +283,10 @@ int main(int argc, char **argv)
     }
     notify_send(a.notify_socket, "READY=1\nSTATUS=serving");
     event_base_dispatch(a.base);
+    /* Freeing the signal events below restores the default actions: a
+     * second SIGTERM during cleanup would then kill us with status 15. */
+    signal(SIGTERM, SIG_IGN);
+    signal(SIGINT, SIG_IGN);
     rc = 0;
     log_info(&a.log, "stopped");
 out:
