@@ -755,8 +755,8 @@ START_TEST(random_input_survives)
 {
     static const char *const docs[] = {
         PING_REQ("r"),
-        "{\"type\":\"request\",\"id\":\"h\",\"op\":\"HELLO\",\"params\":{\"protocol_version\":1,"
-        "\"wire_modes\":[\"jsonl\"]}}",
+        ("{\"type\":\"request\",\"id\":\"h\",\"op\":\"HELLO\",\"params\":{\"protocol_version\":1,"
+         "\"wire_modes\":[\"jsonl\"]}}"),
         "{\"type\":\"request\",\"id\":\"w\",\"op\":\"WATCH_ALL\",\"params\":{}}",
         "{\"type\":\"request\",\"id\":\"b\",\"op\":\"BYE\"}",
         "not json",
