@@ -6,6 +6,8 @@
  */
 #include "conf.h"
 
+#include <rstmdb/frame.h>
+
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -241,6 +243,150 @@ START_TEST(u64_bounds)
 }
 END_TEST
 
+/* §1.5 last row: a response above 16 MiB closes the connection silently;
+ * exactly 16 MiB is sent. A GET_INSTANCE response is sized to the byte by
+ * the ctx string's length. */
+/* A short unique instance id (10 hex digits), so that both the CREATE
+ * request and its WAL entry stay shorter than the GET response. */
+static void short_id(char out[11])
+{
+    char u[96];
+    cf_uniq(u, sizeof u, "s");
+    uint64_t h = 1469598103934665603ull;
+    for (const char *q = u; *q; q++)
+        h = (h ^ (uint8_t)*q) * 1099511628211ull;
+    snprintf(out, 11, "%010llx", (unsigned long long)(h & 0xffffffffffull));
+}
+
+/* Send CREATE_INSTANCE for `id` (NULL: the server makes one) with ctx
+ * {"p":"xxx..."} of `pad` x's; returns the response text (malloc'd). */
+static char *big_ctx_create(cf_conn *k, const char *m, const char *id, size_t pad)
+{
+    size_t cap = pad + 1024;
+    char *p = malloc(cap);
+    ck_assert_ptr_nonnull(p);
+    int n = snprintf(p, cap,
+                     "{\"type\":\"request\",\"id\":\"c\",\"op\":\"CREATE_INSTANCE\",\"params\":{"
+                     "%s%s%s\"machine\":\"%s\",\"version\":1,\"initial_ctx\":{\"p\":\"",
+                     id ? "\"instance_id\":\"" : "", id ? id : "", id ? "\"," : "", m);
+    memset(p + n, 'x', pad);
+    strcpy(p + n + pad, "\"}}}");
+    ck_assert_uint_le(strlen(p), RSTMDB_FRAME_MAX_PAYLOAD);
+    ck_assert_int_eq(rcpx_send_json(k->rc, p), 0);
+    free(p);
+    rcpx_msg msg;
+    ck_assert_msg(rcpx_read(k->rc, 20000, &msg) == RCPX_OK, "create: %s", rcpx_errstr(k->rc));
+    return msg.text;
+}
+
+static char *big_ok_create(cf_conn *k, const char *m, const char *id, size_t pad)
+{
+    char *t = big_ctx_create(k, m, id, pad);
+    cf_caps c;
+    CF_MATCH(
+        t,
+        cf_fmt("{\"type\":\"response\",\"id\":\"c\",\"status\":\"ok\",\"result\":{\"instance_id\":"
+               "\"%s\",\"state\":\"s0\",\"wal_offset\":$O}}",
+               id),
+        &c);
+    free(t);
+    return strdup(c.v[0]);
+}
+
+START_TEST(response_size_limit)
+{
+    cf_conn *k = CF_OPEN();
+    char m[96], a[11], b[11];
+    cf_uniq(m, sizeof m, "big");
+    short_id(a);
+    short_id(b);
+    CF_PUT_MACHINE(k, m, "{\"states\":[\"s0\"],\"initial\":\"s0\",\"transitions\":[]}");
+    /* The GET response around the ctx string; offsets have 13 digits in
+     * segments 1-9, checked below. */
+    size_t over =
+        strlen(cf_fmt("{\"type\":\"response\",\"id\":\"g\",\"status\":\"ok\",\"result\":{\"ctx\":"
+                      "{\"p\":\"\"},\"last_wal_offset\":1099511627776,\"machine\":\"%s\","
+                      "\"state\":\"s0\",\"version\":1}}",
+                      m));
+    size_t pad = RSTMDB_FRAME_MAX_PAYLOAD - over;
+    char *oa = big_ok_create(k, m, a, pad);
+    char *ob = big_ok_create(k, m, b, pad + 1);
+    ck_assert_uint_eq(strlen(oa), 13);
+    ck_assert_uint_eq(strlen(ob), 13);
+    cf_conn *g = CF_OPEN();
+    ck_assert_int_eq(
+        rcpx_send_json(g->rc, cf_fmt("{\"type\":\"request\",\"id\":\"g\",\"op\":\"GET_INSTANCE\","
+                                     "\"params\":{\"instance_id\":\"%s\"}}",
+                                     a)),
+        0);
+    rcpx_msg msg;
+    ck_assert_msg(rcpx_read(g->rc, 20000, &msg) == RCPX_OK, "16 MiB GET: %s", rcpx_errstr(g->rc));
+    ck_assert_uint_eq(msg.len, RSTMDB_FRAME_MAX_PAYLOAD);
+    const char *head =
+        "{\"type\":\"response\",\"id\":\"g\",\"status\":\"ok\",\"result\":{\"ctx\":{\"p\":\"xxx";
+    ck_assert(strncmp(msg.text, head, strlen(head)) == 0);
+    const char *tail = cf_fmt(
+        "\"},\"last_wal_offset\":%s,\"machine\":\"%s\",\"state\":\"s0\",\"version\":1}}", oa, m);
+    ck_assert_str_eq(msg.text + msg.len - strlen(tail), tail);
+    rcpx_msg_clear(&msg);
+    /* One byte more: nothing at all, then the close. */
+    ck_assert_int_eq(
+        rcpx_send_json(g->rc, cf_fmt("{\"type\":\"request\",\"id\":\"g\",\"op\":\"GET_INSTANCE\","
+                                     "\"params\":{\"instance_id\":\"%s\"}}",
+                                     b)),
+        0);
+    ck_assert_msg(rcpx_silent_close(g->rc, 20000, NULL), "16 MiB + 1 GET: %s", rcpx_errstr(g->rc));
+    cf_close(g);
+    /* WAL_READ of the big record: also above the limit. */
+    g = CF_OPEN();
+    ck_assert_int_eq(
+        rcpx_send_json(g->rc, cf_fmt("{\"type\":\"request\",\"id\":\"w\",\"op\":\"WAL_READ\","
+                                     "\"params\":{\"from_offset\":%s,\"limit\":1}}",
+                                     ob)),
+        0);
+    ck_assert_msg(rcpx_silent_close(g->rc, 20000, NULL), "big WAL_READ: %s", rcpx_errstr(g->rc));
+    cf_close(g);
+    free(oa);
+    free(ob);
+    cf_close(k);
+}
+END_TEST
+
+/* A WAL entry above 16 MiB cannot be written: WAL_IO_ERROR, retryable, with
+ * the entry's size. Here a 16 MiB CREATE whose server-made 36-character id
+ * makes the create_instance entry longer than the request. */
+START_TEST(wal_record_too_large)
+{
+    cf_conn *k = CF_OPEN();
+    char m[96];
+    cf_uniq(m, sizeof m, "big");
+    CF_PUT_MACHINE(k, m, "{\"states\":[\"s0\"],\"initial\":\"s0\",\"transitions\":[]}");
+    size_t req_over =
+        strlen(cf_fmt("{\"type\":\"request\",\"id\":\"c\",\"op\":\"CREATE_INSTANCE\",\"params\":{"
+                      "\"machine\":\"%s\",\"version\":1,\"initial_ctx\":{\"p\":\"\"}}}",
+                      m));
+    size_t pad = RSTMDB_FRAME_MAX_PAYLOAD - req_over;
+    size_t entry =
+        strlen(cf_fmt("{\"type\":\"create_instance\",\"instance_id\":\"%36s\",\"machine\":\"%s\","
+                      "\"version\":1,\"initial_state\":\"s0\",\"initial_ctx\":{\"p\":\"\"}}",
+                      "", m)) +
+        pad;
+    char *t = big_ctx_create(k, m, NULL, pad);
+    CF_MATCH(
+        t,
+        cf_fmt("{\"type\":\"response\",\"id\":\"c\",\"status\":\"error\",\"error\":{\"code\":"
+               "\"WAL_IO_ERROR\",\"message\":\"core error: WAL error: record too large: %zu bytes "
+               "(max 16777216)\",\"retryable\":true}}",
+               entry),
+        NULL);
+    free(t);
+    /* Nothing was created. */
+    CF_OK(k, "LIST_INSTANCES", cf_fmt("{\"machine\":\"%s\"}", m),
+          "{\"has_more\":false,\"instances\":[],\"total\":0}");
+    cf_close(k);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("conformance_edges");
@@ -251,6 +397,8 @@ int main(void)
     tcase_add_test(tc, explicit_nulls_in_optional_params);
     tcase_add_test(tc, definition_shape_messages);
     tcase_add_test(tc, u64_bounds);
+    tcase_add_test(tc, response_size_limit);
+    tcase_add_test(tc, wal_record_too_large);
     suite_add_tcase(s, tc);
     return cf_run(s);
 }
