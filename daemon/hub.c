@@ -901,8 +901,20 @@ static void feed_watch_event(void *arg, const rstmdb_event *ev)
     const char *data = rstmdb_event_body(ev, &len);
     uint64_t off = rstmdb_event_wal_offset(ev);
     f->h->stats.events_in++;
-    if (!data)
+    if (!data) {
+        /* The library could not cut the body (out of memory): never drop
+         * it silently. Every stream of the feed catches up through the WAL,
+         * which holds this event, exactly as after an upstream loss. */
+        for (replay *j = f->jobs; j; j = j->next)
+            if (!j->dead)
+                job_abort(j, NULL, NULL);
+        for (hub_sub *s = f->subs; s; s = s->next)
+            if (s->state == SUB_LIVE)
+                s->state = SUB_WAITING;
+        feed_retry_later(f, HUB_RETRY_MS);
+        feed_mark(f);
         return;
+    }
     if (!f->has_pos || off + 1 > f->pos) {
         f->pos = off + 1;
         f->has_pos = true;

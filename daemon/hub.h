@@ -75,7 +75,10 @@ void hub_free(hub *h);
 int hub_subscribe(hub *h, const hub_filter *f, bool has_from, uint64_t from_offset,
                   const hub_sub_ops *ops, void *arg, hub_sub **out);
 /* The stream is gone: no more callbacks; the upstream WATCH is UNWATCHed when
- * its last stream leaves. */
+ * its last stream leaves. (Added:) safe from inside any of the hub's callbacks,
+ * including on_event for that very stream: the sub is freed from the loop
+ * later. Not after a terminal callback (on_ready with err, on_error): the
+ * sub is already released then. */
 void hub_unsubscribe(hub_sub *s);
 
 typedef struct hub_stats {
