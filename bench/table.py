@@ -29,7 +29,7 @@ def main():
     rounds, secs = sys.argv[2], sys.argv[3]
     out = []
     out.append(f"Median of {rounds} interleaved rounds, {secs} s each (c1000 and SSE: one run).\n")
-    out.append("| # | measurement | conc | req/s | p50 | p99 | proxy CPU µs/req | compared |")
+    out.append("| # | measurement | conc | req/s | p50 | p99 | server CPU µs/req | compared |")
     out.append("|---|---|---|---|---|---|---|---|")
     goals = []
     for c in (1, 64):
