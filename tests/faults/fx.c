@@ -90,11 +90,75 @@ static size_t header_cb(char *p, size_t sz, size_t n, void *arg)
     return k;
 }
 
+static int trace_cb(CURL *c, curl_infotype type, char *data, size_t size, void *arg)
+{
+    fx_resp *r = arg;
+    size_t have = strlen(r->trace);
+    (void)c;
+    if (type != CURLINFO_TEXT)
+        return 0;
+    if (have + size + 1 >= sizeof r->trace) { /* keep the latest lines */
+        memmove(r->trace, r->trace + have / 2, have - have / 2 + 1);
+        have = strlen(r->trace);
+    }
+    if (have + size + 1 < sizeof r->trace) {
+        memcpy(r->trace + have, data, size);
+        r->trace[have + size] = '\0';
+    }
+    return 0;
+}
+
+static int http_on(CURL *c, const char *addr, const char *method, const char *path,
+                   const char *body, long len, const char *const *headers, long timeout_ms,
+                   fx_resp *r);
+
 int fx_http(const char *addr, const char *method, const char *path, const char *body, long len,
             const char *const *headers, long timeout_ms, fx_resp *r)
 {
     CURL *c = curl_easy_init();
+    int rc = http_on(c, addr, method, path, body, len, headers, timeout_ms, r);
+    if (c != NULL)
+        curl_easy_cleanup(c);
+    return rc;
+}
+
+int fx_http_keep(void **handle, const char *addr, const char *method, const char *path,
+                 const char *body, long len, const char *const *headers, long timeout_ms,
+                 fx_resp *r)
+{
+    if (*handle == NULL)
+        *handle = curl_easy_init();
+    else
+        curl_easy_reset(*handle); /* options go, the open connection stays */
+    return http_on(*handle, addr, method, path, body, len, headers, timeout_ms, r);
+}
+
+void fx_http_handle_free(void *handle)
+{
+    if (handle != NULL)
+        curl_easy_cleanup(handle);
+}
+
+/* "HOST:PORT" pinned to itself in curl's DNS cache. Even a numeric host
+ * goes through curl's threaded resolver otherwise, and under this suite's
+ * fork-heavy load that resolver once took over 4.5 s ("Resolving timed
+ * out"): a client-side stall that would be reported as a proxy hang. */
+static struct curl_slist *pin_resolve(const char *addr, char *buf, size_t cap)
+{
+    const char *colon = strrchr(addr, ':');
+    if (colon == NULL || addr[0] == '[')
+        return NULL;
+    snprintf(buf, cap, "%s:%.*s", addr, (int)(colon - addr), addr);
+    return curl_slist_append(NULL, buf);
+}
+
+static int http_on(CURL *c, const char *addr, const char *method, const char *path,
+                   const char *body, long len, const char *const *headers, long timeout_ms,
+                   fx_resp *r)
+{
     struct curl_slist *hl = NULL;
+    struct curl_slist *pin = NULL;
+    char pinbuf[160];
     char url[8192];
     size_t i;
     long long t0 = fx_now_ms();
@@ -102,8 +166,6 @@ int fx_http(const char *addr, const char *method, const char *path, const char *
     memset(r, 0, sizeof *r);
     r->body = calloc(1, 1);
     if (c == NULL || r->body == NULL) {
-        if (c != NULL)
-            curl_easy_cleanup(c);
         r->curl_rc = CURLE_OUT_OF_MEMORY;
         return -1;
     }
@@ -116,9 +178,15 @@ int fx_http(const char *addr, const char *method, const char *path, const char *
     curl_easy_setopt(c, CURLOPT_WRITEDATA, r);
     curl_easy_setopt(c, CURLOPT_HEADERFUNCTION, header_cb);
     curl_easy_setopt(c, CURLOPT_HEADERDATA, r);
+    curl_easy_setopt(c, CURLOPT_DEBUGFUNCTION, trace_cb);
+    curl_easy_setopt(c, CURLOPT_DEBUGDATA, r);
+    curl_easy_setopt(c, CURLOPT_VERBOSE, 1L);
     /* Keep the path exactly as given (no "../" squashing by curl). */
     curl_easy_setopt(c, CURLOPT_PATH_AS_IS, 1L);
     hl = curl_slist_append(hl, "Expect:");
+    pin = pin_resolve(addr, pinbuf, sizeof pinbuf);
+    if (pin != NULL)
+        curl_easy_setopt(c, CURLOPT_RESOLVE, pin);
     for (i = 0; headers != NULL && headers[i] != NULL; i++)
         hl = curl_slist_append(hl, headers[i]);
     curl_easy_setopt(c, CURLOPT_HTTPHEADER, hl);
@@ -134,9 +202,15 @@ int fx_http(const char *addr, const char *method, const char *path, const char *
     r->curl_rc = (int)curl_easy_perform(c);
     r->hung = r->curl_rc == CURLE_OPERATION_TIMEDOUT;
     curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &r->status);
+    {
+        curl_off_t ct = 0;
+        curl_easy_getinfo(c, CURLINFO_CONNECT_TIME_T, &ct);
+        r->connect_us = (long)ct;
+        curl_easy_getinfo(c, CURLINFO_LOCAL_PORT, &r->local_port);
+    }
     r->ms = fx_now_ms() - t0;
     curl_slist_free_all(hl);
-    curl_easy_cleanup(c);
+    curl_slist_free_all(pin);
     return r->curl_rc == CURLE_OK && r->status > 0 ? 0 : -1;
 }
 
@@ -237,6 +311,79 @@ int fx_raw(const char *addr, const char *req, size_t len, int timeout_ms, char *
     if (got >= 12 && strncmp(out, "HTTP/1.", 7) == 0)
         return atoi(out + 9);
     return got > 0 ? 0 : status;
+}
+
+int fx_http_raw(const char *addr, const char *method, const char *path, const char *body,
+                long timeout_ms, fx_resp *r)
+{
+    size_t blen = body != NULL ? strlen(body) : 0;
+    size_t cap = 65536, got = 0;
+    char *buf = malloc(cap);
+    char head[1024];
+    int n, fd;
+    long long t0 = fx_now_ms(), deadline = t0 + timeout_ms;
+    const char *sep;
+
+    memset(r, 0, sizeof *r);
+    r->body = calloc(1, 1);
+    if (buf == NULL || r->body == NULL) {
+        free(buf);
+        return -1;
+    }
+    n = snprintf(head, sizeof head,
+                 "%s %s HTTP/1.1\r\nHost: %s\r\nContent-Type: application/json\r\n"
+                 "Content-Length: %zu\r\nConnection: close\r\n\r\n",
+                 method, path, addr, blen);
+    fd = tcp_connect(addr);
+    if (fd < 0) {
+        r->curl_rc = CURLE_COULDNT_CONNECT;
+        free(buf);
+        r->ms = fx_now_ms() - t0;
+        return -1;
+    }
+    if (send_all(fd, head, (size_t)n) != 0 || (blen > 0 && send_all(fd, body, blen) != 0)) {
+        r->curl_rc = CURLE_SEND_ERROR;
+    }
+    for (;;) {
+        long long left = deadline - fx_now_ms();
+        ssize_t k;
+        if (left <= 0 || !readable(fd, (int)left)) {
+            r->hung = true;
+            r->curl_rc = CURLE_OPERATION_TIMEDOUT;
+            break;
+        }
+        if (got + 1 >= cap)
+            break;
+        k = recv(fd, buf + got, cap - 1 - got, 0);
+        if (k < 0 && errno == EINTR)
+            continue;
+        if (k <= 0)
+            break;
+        got += (size_t)k;
+    }
+    close(fd);
+    buf[got] = '\0';
+    r->ms = fx_now_ms() - t0;
+    if (got < 12 || strncmp(buf, "HTTP/1.", 7) != 0) {
+        if (!r->hung && r->curl_rc == 0)
+            r->curl_rc = CURLE_GOT_NOTHING;
+        free(buf);
+        return -1;
+    }
+    r->status = atol(buf + 9);
+    sep = strstr(buf, "\r\n\r\n");
+    if (sep != NULL) {
+        size_t hl = (size_t)(sep - buf) + 2;
+        if (hl >= sizeof r->headers)
+            hl = sizeof r->headers - 1;
+        memcpy(r->headers, buf, hl);
+        r->headers[hl] = '\0';
+        free(r->body);
+        r->body = strdup(sep + 4);
+        r->len = r->body != NULL ? strlen(r->body) : 0;
+    }
+    free(buf);
+    return r->body != NULL ? 0 : -1;
 }
 
 /* ---- processes ------------------------------------------------------------- */
@@ -391,6 +538,11 @@ int fx_wal_read(const char *addr, fx_wal *w, char *why, size_t whycap)
             cJSON_Delete(j);
             return 0;
         }
+        if ((uint64_t)next->valuedouble <= from) {
+            snprintf(why, whycap, "WAL paging made no progress at %" PRIu64, from);
+            cJSON_Delete(j);
+            return -1;
+        }
         from = (uint64_t)next->valuedouble;
         cJSON_Delete(j);
     }
@@ -519,7 +671,8 @@ static void *sse_main(void *arg)
     while (!s->stop) {
         CURL *c = curl_easy_init();
         struct curl_slist *hl = NULL;
-        char url[512], lei[64];
+        struct curl_slist *pin;
+        char url[512], lei[64], pinbuf[160];
 
         if (c == NULL)
             break;
@@ -534,6 +687,8 @@ static void *sse_main(void *arg)
         s->have_id = false;
         s->got_open = false;
         s->cur_event[0] = '\0';
+        pin = pin_resolve(s->addr, pinbuf, sizeof pinbuf);
+        curl_easy_setopt(c, CURLOPT_RESOLVE, pin);
         curl_easy_setopt(c, CURLOPT_URL, url);
         curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
         curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT_MS, 2000L);
@@ -545,6 +700,7 @@ static void *sse_main(void *arg)
         curl_easy_setopt(c, CURLOPT_XFERINFODATA, s);
         curl_easy_perform(c);
         curl_slist_free_all(hl);
+        curl_slist_free_all(pin);
         curl_easy_cleanup(c);
         if (s->stop)
             break;

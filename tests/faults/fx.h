@@ -24,6 +24,9 @@ typedef struct fx_resp {
     size_t len;
     char headers[8192]; /* raw response header block */
     long long ms;       /* wall time of the request */
+    long connect_us;    /* when the TCP connect completed (0 = never) */
+    long local_port;    /* the client port, to find the request in logs */
+    char trace[512];    /* curl's own last words (connection events), for hang reports */
 } fx_resp;
 
 /* One HTTP request to http://ADDR PATH. `headers` NULL-terminated (or NULL).
@@ -31,6 +34,12 @@ typedef struct fx_resp {
  * response arrived (any status), -1 otherwise (see curl_rc/hung). */
 int fx_http(const char *addr, const char *method, const char *path, const char *body, long len,
             const char *const *headers, long timeout_ms, fx_resp *r);
+/* The same on a kept-alive connection: *handle (a CURL *, NULL at first)
+ * is created on first use and reused; free it with fx_http_handle_free. */
+int fx_http_keep(void **handle, const char *addr, const char *method, const char *path,
+                 const char *body, long len, const char *const *headers, long timeout_ms,
+                 fx_resp *r);
+void fx_http_handle_free(void *handle);
 void fx_resp_free(fx_resp *r);
 /* A response header's value (case-insensitive name), or NULL. */
 const char *fx_header(const fx_resp *r, const char *name, char *out, size_t cap);
@@ -42,6 +51,13 @@ bool fx_is_problem(const fx_resp *r, long status, const char *code);
  * the timeout. Returns the HTTP status parsed from the reply, 0 when the
  * connection closed with no reply, -1 on a timeout with nothing read. */
 int fx_raw(const char *addr, const char *req, size_t len, int timeout_ms, char *out, size_t cap);
+
+/* A minimal HTTP/1.1 client on a raw socket (Connection: close): no curl,
+ * no resolver thread, so a stall can only be the server's. Fills r->status,
+ * r->body (after the header block), r->headers, r->hung, r->ms. Returns 0
+ * when a status line arrived. */
+int fx_http_raw(const char *addr, const char *method, const char *path, const char *body,
+                long timeout_ms, fx_resp *r);
 
 /* Processes. */
 int fx_testd(spawned *t, const char *const *extra); /* with --control */
