@@ -273,6 +273,12 @@ int main(int argc, char **argv)
     }
     if (start_upstream(&a) != 0 || start_http(&a) != 0)
         goto out;
+    /* libevent restores the action it found when a signal event is freed:
+     * make that "ignore", or a second SIGTERM arriving during cleanup (a
+     * supervisor repeating itself) kills us with status 15 instead of exit 0. */
+    signal(SIGTERM, SIG_IGN);
+    signal(SIGINT, SIG_IGN);
+    signal(SIGHUP, SIG_IGN);
     a.ev_term = evsignal_new(a.base, SIGTERM, on_term, &a);
     a.ev_int = evsignal_new(a.base, SIGINT, on_term, &a);
     a.ev_hup = evsignal_new(a.base, SIGHUP, on_hup, &a);
@@ -283,10 +289,6 @@ int main(int argc, char **argv)
     }
     notify_send(a.notify_socket, "READY=1\nSTATUS=serving");
     event_base_dispatch(a.base);
-    /* Freeing the signal events below restores the default actions: a
-     * second SIGTERM during cleanup would then kill us with status 15. */
-    signal(SIGTERM, SIG_IGN);
-    signal(SIGINT, SIG_IGN);
     rc = 0;
     log_info(&a.log, "stopped");
 out:
