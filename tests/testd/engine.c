@@ -649,11 +649,18 @@ int engine_request(engine *e, uint64_t conn_id, const uint8_t *payload, size_t l
         out->action = ENGINE_CLOSE;
         return ret;
     }
-    if (out->action == ENGINE_CLOSE) {
+    if (out->action == ENGINE_CLOSE && out->ndeliveries > 0) {
+        /* BATCH [APPLY_EVENT, PUT_MACHINE with a panicking guard] (or an
+         * answer over 16 MiB): the real server broadcast the event while the
+         * batch ran, then lost this connection. Others keep their events;
+         * this connection gets nothing and closes. */
+        out->action = ENGINE_REPLY_CLOSE;
+    } else if (out->action == ENGINE_CLOSE) {
         /* Nothing is written, events included. */
         engine_out_deinit(out);
         out->action = ENGINE_CLOSE;
-    } else if (out->action == ENGINE_REPLY_CLOSE) {
+    }
+    if (out->action == ENGINE_REPLY_CLOSE) {
         /* BATCH [APPLY_EVENT, BYE] while watching: the real server writes
          * the BATCH response and closes at once, so the events that batch
          * caused for this very connection are never written (other

@@ -42,7 +42,10 @@ typedef struct engine_config {
 typedef enum engine_action {
     ENGINE_REPLY = 0, /* write `reply`, keep the connection */
     ENGINE_CLOSE = 1, /* close at once without writing anything (bad envelope, unknown op...) */
-    ENGINE_REPLY_CLOSE = 2 /* write `reply`, then close (BYE) */
+    ENGINE_REPLY_CLOSE = 2 /* write `reply` (if not NULL), then close (BYE). reply is NULL when
+                              the op ran and then made the real server drop this connection (a
+                              guard panic inside BATCH, an answer over 16 MiB): deliveries to
+                              other connections are still to be written. */
 } engine_action;
 
 typedef struct engine_delivery {

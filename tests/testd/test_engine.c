@@ -356,6 +356,48 @@ START_TEST(delivery_cap)
 }
 END_TEST
 
+/* A guard panic inside BATCH after an APPLY_EVENT: the real server already
+ * broadcast the event, then lost the requesting connection. Others get the
+ * event; the requester gets nothing (reply NULL) and is closed. */
+START_TEST(batch_panic_keeps_others_events)
+{
+    engine *e;
+    engine_config cfg = {0};
+    ck_assert_int_eq(engine_new(&e, &cfg), 0);
+    put_w(e);
+    free(call(e, 1,
+              "{\"type\":\"request\",\"id\":\"c\",\"op\":\"CREATE_INSTANCE\",\"params\":{"
+              "\"instance_id\":\"i\",\"machine\":\"w\",\"version\":1}}",
+              NULL, NULL));
+    free(call(e, 1, "{\"type\":\"request\",\"id\":\"a\",\"op\":\"WATCH_ALL\",\"params\":{}}", NULL,
+              NULL));
+    free(call(e, 2, "{\"type\":\"request\",\"id\":\"a\",\"op\":\"WATCH_ALL\",\"params\":{}}", NULL,
+              NULL));
+    const char *req =
+        "{\"type\":\"request\",\"id\":\"b\",\"op\":\"BATCH\",\"params\":{\"ops\":[{\"op\":"
+        "\"APPLY_EVENT\",\"params\":{\"instance_id\":\"i\",\"event\":\"GO\"}},{\"op\":"
+        "\"PUT_MACHINE\",\"params\":{\"machine\":\"x\",\"version\":1,\"definition\":{"
+        "\"states\":[\"a\"],\"initial\":\"a\",\"transitions\":[{\"from\":\"a\",\"event\":"
+        "\"E\",\"to\":\"a\",\"guard\":\"ctx.\xc3\xbc\"}]}}}]}}";
+    engine_out out;
+    ck_assert_int_eq(engine_request(e, 1, (const uint8_t *)req, strlen(req), &out), 0);
+    ck_assert_int_eq(out.action, ENGINE_REPLY_CLOSE);
+    ck_assert_ptr_null(out.reply);
+    ck_assert_uint_eq(out.ndeliveries, 1);
+    ck_assert_uint_eq(out.deliveries[0].conn_id, 2);
+    ck_assert_ptr_nonnull(strstr(out.deliveries[0].payload, "\"event\":\"GO\""));
+    engine_out_deinit(&out);
+    /* the same panic with nobody else watching: a plain silent close */
+    engine_conn_close(e, 1);
+    engine_conn_close(e, 2);
+    ck_assert_int_eq(engine_request(e, 3, (const uint8_t *)req, strlen(req), &out), 0);
+    ck_assert_int_eq(out.action, ENGINE_CLOSE);
+    ck_assert_uint_eq(out.ndeliveries, 0);
+    engine_out_deinit(&out);
+    engine_free(e);
+}
+END_TEST
+
 static size_t heap_in_use(void)
 {
 #if defined(TEST_ASAN)
@@ -458,6 +500,7 @@ int main(void)
     tcase_add_test(tc, wal_segment_rotation);
     tcase_add_test(tc, subscriptions_die_with_connection);
     tcase_add_test(tc, delivery_cap);
+    tcase_add_test(tc, batch_panic_keeps_others_events);
     tcase_add_test(tc, fanout_10k_subs_100k_events);
     suite_add_tcase(s, tc);
     SRunner *sr = srunner_create(s);
