@@ -23,8 +23,8 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-#define CF_TIMEOUT_MS       3000 /* waiting for a response or an expected event */
-#define CF_CLOSE_TIMEOUT_MS 3000 /* waiting for a silent close */
+#define CF_TIMEOUT_MS       10000 /* waiting for a response or an expected event */
+#define CF_CLOSE_TIMEOUT_MS 10000 /* waiting for a silent close */
 #define CF_MAX_CAPS         16
 #define CF_FIRST_OFFSET     1099511627776ull /* 1 << 40: segment 1, byte 0 */
 

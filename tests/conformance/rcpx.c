@@ -106,7 +106,7 @@ void rcpx_free(rcpx *c)
 int rcpx_send_raw(rcpx *c, const void *buf, size_t len)
 {
     const uint8_t *p = buf;
-    int64_t deadline = rcpx_now_ms() + 10000;
+    int64_t deadline = rcpx_now_ms() + 30000; /* a 16 MiB frame to a sanitized server */
     while (len > 0) {
         ssize_t n = send(c->fd, p, len, MSG_NOSIGNAL);
         if (n > 0) {
