@@ -7,7 +7,9 @@
  *   bench_client --addr 127.0.0.1:7401 --op PING -c 1 -d 2
  *   bench_client --addr ... --op APPLY_EVENT \
  *                --params '{"instance_id":"b{c}","event":"tick"}' -c 64 -d 2
- * In params, {n} is the request's sequence number and {c} its slot (0..C-1). */
+ * In params, {n} is the request's sequence number and {c} its slot (0..C-1).
+ * --conns N spreads the C slots over N connections: with N = C each
+ * connection has one request in flight, like C keep-alive HTTP clients. */
 #include <event2/event.h>
 #include <stdbool.h>
 #include <stdint.h>
@@ -34,7 +36,8 @@ typedef struct bench {
     size_t nlat, caplat;
     /* async mode */
     struct event_base *base;
-    rstmdb_client *cli;
+    rstmdb_client **cli; /* nconns connections; slot i uses cli[i % nconns] */
+    unsigned nconns, nready;
     unsigned busy;
     bool failed;
 } bench;
@@ -152,7 +155,7 @@ static void issue(slot *sl)
     char params[PARAMS_CAP];
     size_t len = expand(params, sizeof params, b->params, b->seq++, sl->idx);
     sl->t0 = now_ns();
-    if (rstmdb_call_json(b->cli, b->op, params, len, on_reply, sl, NULL) != RSTMDB_OK) {
+    if (rstmdb_call_json(b->cli[sl->idx % b->nconns], b->op, params, len, on_reply, sl, NULL) != RSTMDB_OK) {
         b->failed = true;
         return;
     }
@@ -164,7 +167,8 @@ static void on_state(rstmdb_client *c, rstmdb_conn_state st, const rstmdb_error 
     (void)c;
     bench *b = arg;
     if (st == RSTMDB_CONN_READY) {
-        event_base_loopbreak(b->base);
+        if (++b->nready == b->nconns)
+            event_base_loopbreak(b->base);
     } else if (st == RSTMDB_CONN_CLOSED) {
         fprintf(stderr, "bench_client: connection closed: %s\n",
                 why ? rstmdb_error_message(why) : "?");
@@ -176,13 +180,18 @@ static void on_state(rstmdb_client *c, rstmdb_conn_state st, const rstmdb_error 
 static int run_async(bench *b, double secs)
 {
     b->base = event_base_new();
-    rstmdb_error *err = NULL;
-    if (b->base == NULL || rstmdb_client_new(&b->cli, b->base, b->addr, NULL, &err) != 0) {
-        fprintf(stderr, "bench_client: %s\n", err ? rstmdb_error_message(err) : "no memory");
-        rstmdb_error_free(err);
+    b->cli = calloc(b->nconns, sizeof *b->cli);
+    if (b->base == NULL || b->cli == NULL)
         return -1;
+    for (unsigned i = 0; i < b->nconns; i++) {
+        rstmdb_error *err = NULL;
+        if (rstmdb_client_new(&b->cli[i], b->base, b->addr, NULL, &err) != 0) {
+            fprintf(stderr, "bench_client: %s\n", err ? rstmdb_error_message(err) : "no memory");
+            rstmdb_error_free(err);
+            return -1;
+        }
+        rstmdb_client_set_state_cb(b->cli[i], on_state, b);
     }
-    rstmdb_client_set_state_cb(b->cli, on_state, b);
     event_base_dispatch(b->base);
     if (b->failed)
         return -1;
@@ -201,7 +210,9 @@ static int run_async(bench *b, double secs)
             event_base_dispatch(b->base);
         b->elapsed = (double)(now_ns() - p0) / 1e9;
     }
-    rstmdb_client_free(b->cli);
+    for (unsigned i = 0; i < b->nconns; i++)
+        rstmdb_client_free(b->cli[i]);
+    free(b->cli);
     event_base_free(b->base);
     free(slots);
     return b->failed ? -1 : 0;
@@ -246,6 +257,8 @@ int main(int argc, char **argv)
             b.label = v;
         else if (strcmp(a, "-c") == 0)
             b.conc = (unsigned)atoi(v);
+        else if (strcmp(a, "--conns") == 0)
+            b.nconns = (unsigned)atoi(v);
         else if (strcmp(a, "-d") == 0)
             b.secs = atof(v);
         else if (strcmp(a, "--warmup") == 0)
@@ -253,7 +266,9 @@ int main(int argc, char **argv)
         else
             goto usage;
     }
-    if (b.conc == 0)
+    if (b.nconns == 0)
+        b.nconns = 1;
+    if (b.conc == 0 || b.nconns > b.conc)
         goto usage;
     /* Blocking at concurrency 1 (one call, one round trip, like a simple
      * program); the async core with C requests in flight otherwise. */
@@ -274,6 +289,7 @@ int main(int argc, char **argv)
     return b.errors > 0 ? 1 : 0;
 usage:
     fprintf(stderr, "usage: bench_client --addr HOST:PORT [--op OP] [--params JSON] [-c CONC]\n"
-                    "                    [-d SECONDS] [--warmup SECONDS] [--async] [--label L]\n");
+                    "                    [-d SECONDS] [--warmup SECONDS] [--async] [--label L]\n"
+                    "                    [--conns N]   (spread the C requests over N connections)\n");
     return 2;
 }

@@ -395,7 +395,7 @@ int main(int argc, char **argv)
 {
     opts o = {.method = "GET", .path = "/", .conc = 1, .secs = 2, .label = "run"};
     bool have_addr = false;
-    for (int i = 1; i < argc; i++) {
+    for (int i = 1; i < argc; i += 2) {
         const char *a = argv[i];
         const char *v = i + 1 < argc ? argv[i + 1] : NULL;
         if (v == NULL)
@@ -424,7 +424,6 @@ int main(int argc, char **argv)
             o.cpu_pid = atoi(v);
         else
             usage();
-        i++;
     }
     if (!have_addr || o.conc == 0 || o.conc > MAX_CONNS)
         usage();

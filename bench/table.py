@@ -67,6 +67,17 @@ def main():
             mode = "blocking" if c == 1 else "pipelined"
             out.append(f"| 2 | direct librstmdb {path} ({mode}) | {c} | {f(drps)} | {f(d50)} µs | "
                        f"{f(d99)} µs | | {cmp} |")
+    for op, path in (("ping", "PING"), ("event", "APPLY_EVENT")):
+        d, p = f"direct_{op}_conns_c64", f"proxy_{op}_c64"
+        drps, prps = med(rows, d, "rps"), med(rows, p, "rps")
+        d50, p50 = med(rows, d, "p50_us"), med(rows, p, "p50_us")
+        d99, p99 = med(rows, d, "p99_us"), med(rows, p, "p99_us")
+        cmp = "—"
+        if None not in (drps, prps, d50, p50, d99, p99):
+            cmp = (f"proxy adds {p50 - d50:+.0f} µs p50, {p99 - d99:+.0f} µs p99; "
+                   f"throughput {prps / drps:.2f}×")
+        out.append(f"| 2 | direct librstmdb {path}, 64 connections × 1 in flight | 64 | {f(drps)} | "
+                   f"{f(d50)} µs | {f(d99)} µs | | {cmp} |")
     for tag, name in (("proxy_ping_c1000", "proxy GET /v1/ping, pool_size 2"),
                       ("proxy_event_c1000", "proxy POST …/events, pool_size 2")):
         out.append(f"| 5 | {name} | 1000 | {f(med(rows, tag, 'rps'))} | "
