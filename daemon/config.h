@@ -42,6 +42,7 @@ typedef struct proxy_config {
     uint64_t max_body_bytes;
     uint64_t max_connections;
     uint64_t idle_timeout_s;
+    uint64_t connection_memory_bytes;
     bool allow_flush_all;
     char *log_level;
     uint64_t shutdown_grace_ms;

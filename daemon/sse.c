@@ -16,9 +16,8 @@
 
 /* Room always kept free for the final `event: error`, so a full buffer can
  * still tell its reader why it is being closed. */
-#define SSE_RESERVE      320
-#define SSE_SHRINK_ABOVE 4096
-#define SSE_FILTER_MAX   256
+#define SSE_RESERVE    320
+#define SSE_FILTER_MAX 256
 
 struct sse_ctx {
     struct event_base *base;
@@ -315,12 +314,11 @@ static ssize_t reader(void *cls, uint64_t pos, char *out, size_t max)
         s->len -= n;
         if (s->len == 0) {
             s->start = 0;
-            /* An idle stream keeps no big buffer: 10,000 idle streams must stay small. */
-            if (s->cap > SSE_SHRINK_ABOVE) {
-                free(s->buf);
-                s->buf = NULL;
-                s->cap = 0;
-            }
+            /* An idle stream keeps no buffer at all: 10,000 idle streams
+             * must stay small, and the next event allocates again. */
+            free(s->buf);
+            s->buf = NULL;
+            s->cap = 0;
         }
         return (ssize_t)n;
     }
