@@ -1,7 +1,10 @@
 /* test_proxy.c: rstmdb-proxy end to end: every endpoint through libcurl
  * against a real rstmdb-testd, the error mappings, the contract's headers,
  * keep-alive, limits, auth, CORS, the unix socket and the command line. */
+#include <arpa/inet.h>
 #include <check.h>
+#include <netinet/in.h>
+#include <poll.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -605,6 +608,45 @@ START_TEST(sd_notify)
 }
 END_TEST
 
+START_TEST(sigterm_finishes_in_flight_requests)
+{
+    penv e;
+    const char *targs[] = {"--fault-delay-ms", "400", NULL};
+    penv_start(&e, targs, NULL);
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in sin;
+    memset(&sin, 0, sizeof sin);
+    sin.sin_family = AF_INET;
+    sin.sin_port = htons((uint16_t)e.proxy.port);
+    inet_pton(AF_INET, e.proxy.host, &sin.sin_addr);
+    ck_assert_int_eq(connect(fd, (struct sockaddr *)&sin, sizeof sin), 0);
+    const char *req = "GET /v1/info HTTP/1.1\r\nHost: x\r\n\r\n";
+    ck_assert_int_eq(write(fd, req, strlen(req)), (ssize_t)strlen(req));
+    usleep(100000); /* the request is now waiting for the (delayed) upstream */
+    kill(e.proxy.pid, SIGTERM);
+    char buf[4096];
+    size_t len = 0;
+    for (int i = 0; i < 100 && len + 1 < sizeof buf; i++) {
+        struct pollfd p = {fd, POLLIN, 0};
+        if (poll(&p, 1, 50) <= 0)
+            continue;
+        ssize_t k = read(fd, buf + len, sizeof buf - 1 - len);
+        if (k <= 0)
+            break;
+        len += (size_t)k;
+    }
+    buf[len] = '\0';
+    close(fd);
+    ck_assert_msg(strncmp(buf, "HTTP/1.1 200", 12) == 0, "in-flight request got: %.200s", buf);
+    ck_assert_ptr_nonnull(strstr(buf, "server_name"));
+    /* new connections are refused while draining / after exit */
+    int st = spawn_stop(&e.proxy, 5000);
+    ck_assert_msg(WIFEXITED(st) && WEXITSTATUS(st) == 0, "status %d", st);
+    e.proxy.pid = -1;
+    penv_stop(&e);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("proxy");
@@ -622,6 +664,7 @@ int main(void)
     tcase_add_test(tc, command_line);
     tcase_add_test(tc, sighup_reloads_tokens_cors_level);
     tcase_add_test(tc, sd_notify);
+    tcase_add_test(tc, sigterm_finishes_in_flight_requests);
     suite_add_tcase(s, tc);
     SRunner *sr = srunner_create(s);
     srunner_set_fork_status(sr, CK_NOFORK);
