@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <unistd.h>
 
 #include "auth.h"
@@ -172,6 +173,26 @@ static int start_upstream(app *a)
     return 0;
 }
 
+/* 10,000 SSE streams need 10,000 sockets: lift the soft descriptor limit
+ * toward what max_connections asks (never above the hard limit). */
+static void raise_fd_limit(app *a)
+{
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_NOFILE, &rl) != 0)
+        return;
+    rlim_t want = (rlim_t)a->cfg.max_connections + 256;
+    if (rl.rlim_max != RLIM_INFINITY && want > rl.rlim_max)
+        want = rl.rlim_max;
+    if (rl.rlim_cur != RLIM_INFINITY && rl.rlim_cur < want) {
+        rl.rlim_cur = want;
+        setrlimit(RLIMIT_NOFILE, &rl);
+    }
+    if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY &&
+        rl.rlim_cur < (rlim_t)a->cfg.max_connections + 64)
+        log_warn(&a->log, "open-file limit %llu is below max_connections %llu: raise LimitNOFILE",
+                 (unsigned long long)rl.rlim_cur, (unsigned long long)a->cfg.max_connections);
+}
+
 static int start_http(app *a)
 {
     const proxy_config *c = &a->cfg;
@@ -271,6 +292,7 @@ int main(int argc, char **argv)
         log_error(&a.log, "event_base_new failed");
         goto out;
     }
+    raise_fd_limit(&a);
     if (start_upstream(&a) != 0 || start_http(&a) != 0)
         goto out;
     /* libevent restores the action it found when a signal event is freed:
