@@ -104,12 +104,23 @@ def main():
                    f"max {mx:.1f} ms (mean of per-event max {float(s['fan_mean_max_ms']):.1f} ms), "
                    f"missed {s['missed']} |")
         goals.append(("≤ 8 KiB RSS per idle SSE stream", f"{per / 1024:.1f} KiB", per <= 8192))
+        s2 = rows.get("sse_small", [{}])[0]
+        if "opened" in s2:
+            per2 = float(s2["rss_per_stream_b"])
+            out.append(f"| 4 | the same, connection_memory_bytes=4096 | {s2['opened']} of "
+                       f"{s2['streams']} | | | | | RSS {per2 / 1024:.1f} KiB per stream, "
+                       f"one event to all: max {float(s2['fan_max_ms']):.1f} ms |")
+            goals.append(("≤ 8 KiB RSS per idle SSE stream (connection_memory_bytes=4096)",
+                          f"{per2 / 1024:.1f} KiB", per2 <= 8192))
         goals.append((f"one event to {s['opened']} streams ≤ 100 ms (max)", f"{mx:.0f} ms",
                       mx <= 100 and s["opened"] == "10000"))
     else:
         out.append("| 4 | SSE | — | | | | | did not run (see the messages above) |")
     for name, val, ok in goals:
-        out.append(f"| goal | {name} | | | | | | {val}: {'met' if ok else 'NOT met'} |")
+        verdict = "met" if ok else "NOT met"
+        if "streams ≤ 100 ms" in name and "10000 streams" not in name:
+            verdict = "not judged (the goal is for 10,000 streams)"
+        out.append(f"| goal | {name} | | | | | | {val}: {verdict} |")
     print("\n".join(out))
 
 
