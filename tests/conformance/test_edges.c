@@ -387,6 +387,65 @@ START_TEST(wal_record_too_large)
 }
 END_TEST
 
+/* serde's length message: "with 1 element", singular, for one-field structs. */
+START_TEST(positional_length_messages)
+{
+    cf_conn *k = CF_OPEN();
+    CF_ERR(k, "GET_INSTANCE", "[]", "BAD_REQUEST",
+           "invalid request: invalid length 0, expected struct GetInstanceParams with 1 element",
+           false);
+    CF_ERR(k, "UNWATCH", "[]", "BAD_REQUEST",
+           "invalid request: invalid length 0, expected struct UnwatchParams with 1 element",
+           false);
+    CF_ERR(k, "GET_MACHINE", "[]", "BAD_REQUEST",
+           "invalid request: invalid length 0, expected struct GetMachineParams with 2 elements",
+           false);
+    CF_ERR(k, "WATCH_INSTANCE", "[]", "BAD_REQUEST",
+           "invalid request: invalid length 0, expected struct WatchInstanceParams with 3 elements",
+           false);
+    cf_close(k);
+}
+END_TEST
+
+/* The real server parses WATCH params positionally, but reads include_ctx
+ * for the event forwarder as params["include_ctx"] (true when absent): with
+ * an array, events carry ctx even though include_ctx was false. */
+START_TEST(watch_positional_include_ctx)
+{
+    cf_conn *k = CF_OPEN();
+    char m[96], id[96], sub[300], sub2[300];
+    cf_uniq(m, sizeof m, "wp");
+    cf_uniq(id, sizeof id, "wp");
+    CF_PUT_MACHINE(k, m,
+                   "{\"states\":[\"a\"],\"initial\":\"a\",\"transitions\":[{\"from\":\"a\","
+                   "\"event\":\"E\",\"to\":\"a\"}]}");
+    CF_CREATE(k, id, m, "{\"n\":1}");
+    cf_caps c;
+    CF_OKC(k, "WATCH_INSTANCE", cf_fmt("[\"%s\",false,null]", id), "{$*\"subscription_id\":\"$S\"}",
+           &c);
+    snprintf(sub, sizeof sub, "%s", c.v[0]);
+    CF_OKC(k, "WATCH_ALL", cf_fmt("[false,null,[\"%s\"],[],[],[]]", m),
+           "{\"subscription_id\":\"$S\",$*", &c);
+    snprintf(sub2, sizeof sub2, "%s", c.v[0]);
+    CF_OKC(k, "APPLY_EVENT", cf_fmt("{\"instance_id\":\"%s\",\"event\":\"E\"}", id),
+           "{\"applied\":true,$*\"wal_offset\":$O}", &c);
+    for (int i = 0; i < 2; i++) {
+        char *t = CF_EVENT(k);
+        const char *s = strstr(t, sub) ? sub : sub2;
+        CF_MATCH(
+            t,
+            cf_fmt(
+                "{\"type\":\"event\",\"subscription_id\":\"%s\",\"instance_id\":\"%s\",\"machine\":"
+                "\"%s\",\"version\":1,\"wal_offset\":%s,\"from_state\":\"a\",\"to_state\":\"a\","
+                "\"event\":\"E\",\"payload\":null,\"ctx\":{\"n\":1}}",
+                s, id, m, c.v[0]),
+            NULL);
+        free(t);
+    }
+    cf_close(k);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("conformance_edges");
@@ -399,6 +458,8 @@ int main(void)
     tcase_add_test(tc, u64_bounds);
     tcase_add_test(tc, response_size_limit);
     tcase_add_test(tc, wal_record_too_large);
+    tcase_add_test(tc, positional_length_messages);
+    tcase_add_test(tc, watch_positional_include_ctx);
     suite_add_tcase(s, tc);
     return cf_run(s);
 }

@@ -5,7 +5,8 @@ Sends the same pseudo-random request stream (seeded) to both, one connection eac
 every response that differs after normalizing what may legitimately differ (UUIDs, timestamps,
 snapshot checksums, read counters, LIST_INSTANCES order). Three watcher connections per server
 (WATCH_ALL with different filters) must then have received the same events in the same order.
-Start both servers empty. Usage: diff_servers.py HOST:PORT HOST:PORT [SEED] [COUNT]
+Start both servers empty. Usage: diff_servers.py HOST:PORT HOST:PORT [SEED] [COUNT] [mutate]
+("mutate" adds malformed params and the session and watch ops, to compare error texts).
 Read-only towards the project: a manual tool, not part of ctest (CI has no real server).
 """
 import json, random, re, socket, struct, sys
@@ -55,14 +56,21 @@ def main():
     A, B = addr(sys.argv[1]), addr(sys.argv[2])
     seed = int(sys.argv[3]) if len(sys.argv) > 3 else 1
     count = int(sys.argv[4]) if len(sys.argv) > 4 else 500
+    mutate = len(sys.argv) > 5 and sys.argv[5] == "mutate"
     rnd = random.Random(seed)
     conns = [socket.create_connection(A, timeout=5), socket.create_connection(B, timeout=5)]
+
+    side_events = ([], [])  # events pushed on the request connections (WATCH_INSTANCE there)
 
     def call(js):
         out = []
         for i, s in enumerate(conns):
             s.sendall(frame(js.encode()))
-            out.append(recv_frame(s))
+            r = recv_frame(s)
+            while r.startswith('{"type":"event"'):
+                side_events[i].append(norm(r))
+                r = recv_frame(s)
+            out.append(r)
         for i, r in enumerate(out):
             if r == "CLOSED" or r.startswith("ERR"):
                 conns[i] = socket.create_connection((A, B)[i], timeout=5)
@@ -150,21 +158,52 @@ def main():
             return p
         if op == "WAL_READ":
             return {"from_offset": rnd.choice([0, 1099511627776, 1099511628000]), "limit": rnd.choice([0, 1, 3])}
+        if op == "HELLO":
+            return {"protocol_version": 1, "wire_modes": ["binary_json"], "features": ["batch"]}
+        if op == "AUTH":
+            return {"method": "bearer", "token": "t"}
+        if op == "WATCH_INSTANCE":
+            return {"instance_id": rnd.choice(ids), "include_ctx": False, "from_offset": 0}
+        if op == "WATCH_ALL":
+            return {"machines": ["nothing-matches"]}
+        if op == "UNWATCH":
+            return {"subscription_id": "sub-x"}
+        if op == "COMPACT":
+            return {"force_snapshot": rnd.choice([True, False])}
         if op == "BATCH":
             inner = rnd.choices(["CREATE_INSTANCE", "APPLY_EVENT", "GET_INSTANCE", "DELETE_INSTANCE", "PING"],
                                 k=rnd.randint(0, 3))
             return {"mode": rnd.choice(["atomic", "best_effort"]), "ops": [{"op": o, "params": params(o)} for o in inner]}
         return None
 
+    def mutated(p):
+        """Malformed params: a key dropped, a value of another type, positional, or a scalar."""
+        k = rnd.random()
+        if isinstance(p, dict) and p and k < 0.4:
+            q = dict(p)
+            key = rnd.choice(sorted(q))
+            if rnd.random() < 0.5:
+                del q[key]
+            else:
+                q[key] = val()
+            return q
+        if isinstance(p, dict) and k < 0.6:
+            return list(p.values())
+        return val()
+
     ops = ["PUT_MACHINE", "GET_MACHINE", "CREATE_INSTANCE"] + ["APPLY_EVENT"] * 5 + [
         "GET_INSTANCE", "LIST_INSTANCES", "DELETE_INSTANCE", "WAL_READ", "WAL_STATS", "LIST_MACHINES", "BATCH",
         "SNAPSHOT_INSTANCE"]
+    if mutate:
+        ops += ["HELLO", "AUTH", "WATCH_INSTANCE", "WATCH_ALL", "UNWATCH", "COMPACT", "PING", "INFO"]
     diffs = 0
     for n in range(count):
         op = rnd.choice(ops)
         req = {"type": "request", "id": str(n), "op": op}
         p = params(op)
-        if p is not None:
+        if mutate and rnd.random() < 0.3:
+            p = mutated(p)
+        if p is not None or (mutate and rnd.random() < 0.5):
             req["params"] = p
         js = json.dumps(req, separators=(",", ":"), ensure_ascii=False)
         ra, rb = call(js)
@@ -202,6 +241,25 @@ def main():
                     break
         else:
             print("events: %d identical" % len(ev[0]))
+    for i, c in enumerate(conns):  # events still in flight
+        c.settimeout(1.5)
+        while True:
+            r = recv_frame(c)
+            if not r.startswith('{"type":"event"'):
+                break
+            side_events[i].append(norm(r))
+    # Several subscriptions on one connection: their interleaving is unspecified.
+    if sorted(side_events[0]) != sorted(side_events[1]):
+        diffs += 1
+        print("EVENTS ON THE REQUEST CONNECTION DIFFER: %d vs %d" % (len(side_events[0]), len(side_events[1])))
+        from collections import Counter
+        ca, cb = Counter(side_events[0]), Counter(side_events[1])
+        for x in list((ca - cb).keys())[:2]:
+            print("  more in A (%d vs %d): %s" % (ca[x], cb[x], x[:400]))
+        for y in list((cb - ca).keys())[:2]:
+            print("  more in B (%d vs %d): %s" % (cb[y], ca[y], y[:400]))
+    elif side_events[0]:
+        print("events on the request connection: %d identical" % len(side_events[0]))
     print("requests %d, differences %d" % (count, diffs))
     return 1 if diffs else 0
 
