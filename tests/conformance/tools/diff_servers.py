@@ -211,7 +211,7 @@ def main():
             try:
                 ja, jb = json.loads(ra), json.loads(rb)
                 for j in (ja, jb):
-                    j["result"]["instances"].sort(key=lambda x: x["id"])
+                    j["result"]["instances"].sort(key=lambda x: (norm(x["id"]), x["last_wal_offset"]))
                 ra, rb = json.dumps(ja), json.dumps(jb)
             except (ValueError, KeyError):
                 pass
