@@ -171,9 +171,17 @@ def main():
         if op == "COMPACT":
             return {"force_snapshot": rnd.choice([True, False])}
         if op == "BATCH":
-            inner = rnd.choices(["CREATE_INSTANCE", "APPLY_EVENT", "GET_INSTANCE", "DELETE_INSTANCE", "PING"],
-                                k=rnd.randint(0, 3))
-            return {"mode": rnd.choice(["atomic", "best_effort"]), "ops": [{"op": o, "params": params(o)} for o in inner]}
+            pool = ["CREATE_INSTANCE", "APPLY_EVENT", "GET_INSTANCE", "DELETE_INSTANCE", "PING"]
+            if mutate:
+                pool += ["HELLO", "AUTH", "WATCH_INSTANCE", "UNWATCH", "GET_MACHINE", "WAL_READ", "LIST_INSTANCES"]
+            inner = rnd.choices(pool, k=rnd.randint(0, 3))
+            items = []
+            for o in inner:
+                ip = params(o)
+                if mutate and rnd.random() < 0.3:
+                    ip = mutated(ip)
+                items.append({"op": o, "params": ip})
+            return {"mode": rnd.choice(["atomic", "best_effort"]), "ops": items}
         return None
 
     def mutated(p):
