@@ -102,7 +102,8 @@ def main():
         out.append(f"| 4 | SSE: one event → every stream ({s['events']} events) | {s['opened']} | | "
                    f"{float(s['fan_p50_ms']):.1f} ms | {float(s['fan_p99_ms']):.1f} ms | | "
                    f"max {mx:.1f} ms (mean of per-event max {float(s['fan_mean_max_ms']):.1f} ms), "
-                   f"missed {s['missed']} |")
+                   f"missed {s['missed']}; proxy CPU "
+                   f"{float(s.get('proxy_cpu_ms_per_event', 0)):.0f} ms per event |")
         goals.append(("≤ 8 KiB RSS per idle SSE stream", f"{per / 1024:.1f} KiB", per <= 8192))
         s2 = rows.get("sse_small", [{}])[0]
         if "opened" in s2:
