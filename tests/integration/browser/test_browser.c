@@ -1,0 +1,465 @@
+/* test_browser.c: a real browser against the proxy's Server-Sent Events.
+ * Headless Chromium loads a page from the test's own origin; the page opens
+ * an EventSource on the proxy (another origin, allowed by --cors-origin) and
+ * reports every open/message/error back. The test writes events, restarts the
+ * proxy on the same port (SIGTERM: the stream ends with `event: error`
+ * SHUTDOWN), writes more while no proxy runs, and checks that the browser
+ * reconnected by itself with Last-Event-ID and got every event exactly once,
+ * in order. Skips (exit 77) when chromium is not installed. */
+#include <check.h>
+#include <cjson/cJSON.h>
+#include <ftw.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "chrome.h"
+#include "page.html.h"
+#include "pagesrv.h"
+#include "phelp.h"
+
+#define INST     "b-1" /* watched: machine "m" */
+#define NOISE    "o-1" /* machine "n": filtered out by ?machines=m */
+#define N_PHASE  5     /* events before the restart, during the gap, after */
+#define N_EVENTS (3 * N_PHASE)
+#define RETRY_MS "1000" /* the proxy's retry: field; the browser waits this long */
+#define ENV_RUN  "RSTMDB_BROWSER_RUN"
+#define ENV_BIN  "RSTMDB_BROWSER_BIN"
+#define DEADLINE 90 /* s: the whole scenario, enforced by main() */
+
+/* One thing the page recorded. */
+typedef struct rec {
+    long seq;
+    char src[16];
+    char type[16];
+    int rs;     /* EventSource.readyState after the event: 0 connecting, 1 open, 2 closed */
+    char *data; /* MessageEvent.data, or NULL */
+    char *id;   /* MessageEvent.lastEventId, or NULL */
+} rec;
+
+typedef struct recs {
+    rec *v;
+    size_t n;
+    bool bad; /* a record that was not the page's JSON, or a sequence gap */
+} recs;
+
+typedef struct world {
+    penv w; /* testd + a writer proxy (no CORS): the test writes through it */
+    penv b; /* the proxy the browser uses (CORS allows the page's origin) */
+    char b_listen[80];
+    char origin[64];
+    pagesrv *ps;
+    chrome ch;
+    const char *dir;
+    uint64_t off[N_EVENTS];
+    size_t nw;
+    unsigned noise; /* events applied to NOISE */
+} world;
+
+static void recs_free(recs *r)
+{
+    for (size_t i = 0; i < r->n; i++) {
+        free(r->v[i].data);
+        free(r->v[i].id);
+    }
+    free(r->v);
+    memset(r, 0, sizeof *r);
+}
+
+static void recs_load(pagesrv *ps, recs *r)
+{
+    memset(r, 0, sizeof *r);
+    size_t n = pagesrv_count(ps);
+    r->v = calloc(n ? n : 1, sizeof r->v[0]);
+    ck_assert_ptr_nonnull(r->v);
+    for (size_t i = 0; i < n; i++) {
+        char *s = pagesrv_record(ps, i);
+        cJSON *j = s ? cJSON_Parse(s) : NULL;
+        free(s);
+        const cJSON *seq = cJSON_GetObjectItemCaseSensitive(j, "seq");
+        const cJSON *src = cJSON_GetObjectItemCaseSensitive(j, "src");
+        const cJSON *type = cJSON_GetObjectItemCaseSensitive(j, "type");
+        const cJSON *rs = cJSON_GetObjectItemCaseSensitive(j, "rs");
+        const cJSON *data = cJSON_GetObjectItemCaseSensitive(j, "data");
+        const cJSON *id = cJSON_GetObjectItemCaseSensitive(j, "id");
+        rec *x = &r->v[r->n];
+        if (!cJSON_IsNumber(seq) || !cJSON_IsString(src) || !cJSON_IsString(type) ||
+            !cJSON_IsNumber(rs) || (long)seq->valuedouble != (long)i) {
+            r->bad = true; /* the page posts one at a time: seq must be 0, 1, 2, ... */
+            cJSON_Delete(j);
+            continue;
+        }
+        x->seq = (long)seq->valuedouble;
+        snprintf(x->src, sizeof x->src, "%s", src->valuestring);
+        snprintf(x->type, sizeof x->type, "%s", type->valuestring);
+        x->rs = (int)rs->valuedouble;
+        x->data = cJSON_IsString(data) ? strdup(data->valuestring) : NULL;
+        x->id = cJSON_IsString(id) ? strdup(id->valuestring) : NULL;
+        r->n++;
+        cJSON_Delete(j);
+    }
+}
+
+static size_t recs_count(const recs *r, const char *src, const char *type)
+{
+    size_t n = 0;
+    for (size_t i = 0; i < r->n; i++)
+        n += strcmp(r->v[i].src, src) == 0 && strcmp(r->v[i].type, type) == 0;
+    return n;
+}
+
+static void dump(world *w)
+{
+    recs r;
+    recs_load(w->ps, &r);
+    fprintf(stderr, "---- what the page recorded (%zu, dropped %u%s) ----\n", r.n,
+            pagesrv_dropped(w->ps), r.bad ? ", some malformed or out of sequence" : "");
+    for (size_t i = 0; i < r.n; i++)
+        fprintf(stderr, "%3ld %-7s %-12s rs=%d id=%s data=%s\n", r.v[i].seq, r.v[i].src,
+                r.v[i].type, r.v[i].rs, r.v[i].id ? r.v[i].id : "-",
+                r.v[i].data ? r.v[i].data : "-");
+    recs_free(&r);
+    chrome_print_log(&w->ch, stderr, 6000);
+}
+
+/* Fail with the page's records and the browser's log on stderr. */
+#define EXPECT(w, cond, ...)           \
+    do {                               \
+        if (!(cond)) {                 \
+            dump(w);                   \
+            ck_abort_msg(__VA_ARGS__); \
+        }                              \
+    } while (0)
+
+/* Poll until the page has recorded at least `n` of (src, type). A liveness
+ * bound, not a timing assertion: the wait is generous for a loaded machine. */
+static bool wait_count(world *w, const char *src, const char *type, size_t n, int timeout_ms)
+{
+    for (int t = 0; t <= timeout_ms; t += 50) {
+        recs r;
+        recs_load(w->ps, &r);
+        size_t k = recs_count(&r, src, type);
+        recs_free(&r);
+        if (k >= n)
+            return true;
+        usleep(50000);
+    }
+    return false;
+}
+
+static int start_b(world *w, const char *listen)
+{
+    const char *argv[] = {spawn_proxy_path(), "--listen",      listen,    "--upstream",
+                          w->w.testd.addr,    "--cors-origin", w->origin, "--sse-retry-ms",
+                          RETRY_MS,           "--log-level",   "warn",    NULL};
+    if (spawn_start(&w->b.proxy, argv, NULL, 10000) != 0)
+        return -1;
+    snprintf(w->b.base, sizeof w->b.base, "http://%s", w->b.proxy.addr);
+    return 0;
+}
+
+static void wait_ready(penv *e)
+{
+    for (int i = 0; i < 500; i++) {
+        hresp r;
+        http_req(e, NULL, "GET", "/readyz", NULL, NULL, &r);
+        long st = r.status;
+        hresp_free(&r);
+        if (st == 200)
+            return;
+        usleep(20000);
+    }
+    ck_abort_msg("proxy %s never became ready", e->base);
+}
+
+/* N_PHASE events on the watched instance (offsets kept) and one on the
+ * filtered-out instance, all through the writer proxy. */
+static void write_phase(world *w)
+{
+    for (int i = 0; i < N_PHASE; i++) {
+        char payload[32];
+        snprintf(payload, sizeof payload, "{\"n\":%zu}", w->nw);
+        w->off[w->nw] = apply_event(&w->w, INST, w->nw % 2 == 0 ? "GO" : "BACK", payload);
+        w->nw++;
+        if (i == N_PHASE / 2)
+            apply_event(&w->w, NOISE, w->noise++ % 2 == 0 ? "GO" : "BACK", NULL);
+    }
+}
+
+static uint64_t metric(penv *e, const char *name)
+{
+    hresp r;
+    http_req(e, NULL, "GET", "/metrics", NULL, NULL, &r);
+    ck_assert_int_eq(r.status, 200);
+    uint64_t v = UINT64_MAX;
+    size_t nl = strlen(name);
+    for (const char *p = r.body; p && *p; p = strchr(p, '\n') ? strchr(p, '\n') + 1 : NULL) {
+        if (strncmp(p, name, nl) == 0 && p[nl] == ' ') {
+            v = strtoull(p + nl + 1, NULL, 10);
+            break;
+        }
+    }
+    hresp_free(&r);
+    ck_assert_msg(v != UINT64_MAX, "metric %s missing", name);
+    return v;
+}
+
+/* The data of a message is the upstream event as JSON: check its fields. */
+static bool event_ok(const char *data, uint64_t off, const char *event)
+{
+    cJSON *j = data ? cJSON_Parse(data) : NULL;
+    const cJSON *inst = cJSON_GetObjectItemCaseSensitive(j, "instance_id");
+    const cJSON *m = cJSON_GetObjectItemCaseSensitive(j, "machine");
+    const cJSON *ev = cJSON_GetObjectItemCaseSensitive(j, "event");
+    const cJSON *wo = cJSON_GetObjectItemCaseSensitive(j, "wal_offset");
+    bool ok = cJSON_IsString(inst) && strcmp(inst->valuestring, INST) == 0 && cJSON_IsString(m) &&
+              strcmp(m->valuestring, "m") == 0 && cJSON_IsString(ev) &&
+              strcmp(ev->valuestring, event) == 0 && cJSON_IsNumber(wo) &&
+              (uint64_t)wo->valuedouble == off;
+    cJSON_Delete(j);
+    return ok;
+}
+
+START_TEST(eventsource_survives_proxy_restart)
+{
+    static world W; /* large; zeroed per run (this test runs once) */
+    world *w = &W;
+    memset(w, 0, sizeof *w);
+    w->ch.pid = -1;
+    w->dir = getenv(ENV_RUN);
+    const char *bin = getenv(ENV_BIN);
+    ck_assert_ptr_nonnull(w->dir);
+    ck_assert_ptr_nonnull(bin);
+
+    /* The writer side: testd, a plain proxy, machines m and n, two instances. */
+    penv_start(&w->w, NULL, NULL);
+    seed_machines(&w->w);
+    create_instance(&w->w, "m", INST);
+    create_instance(&w->w, "n", NOISE);
+
+    /* The page's origin, then the proxy that allows exactly that origin. */
+    ck_assert_int_eq(pagesrv_new(&w->ps, PAGE_HTML), 0);
+    snprintf(w->origin, sizeof w->origin, "http://127.0.0.1:%d", pagesrv_port(w->ps));
+    w->b.testd.pid = -1;
+    w->b.c = curl_easy_init();
+    ck_assert_int_eq(start_b(w, "127.0.0.1:0"), 0);
+    ck_assert_int_lt(snprintf(w->b_listen, sizeof w->b_listen, "%s", w->b.proxy.addr),
+                     (int)sizeof w->b_listen);
+    wait_ready(&w->b);
+
+    char cors_url[256], nocors_url[256], page_url[1024];
+    ck_assert_int_lt(snprintf(cors_url, sizeof cors_url, "%s/v1/watch?machines=m", w->b.base),
+                     (int)sizeof cors_url);
+    ck_assert_int_lt(snprintf(nocors_url, sizeof nocors_url, "%s/v1/watch?machines=m", w->w.base),
+                     (int)sizeof nocors_url);
+    char *e1 = curl_easy_escape(w->w.c, cors_url, 0);
+    char *e2 = curl_easy_escape(w->w.c, nocors_url, 0);
+    ck_assert_int_lt(
+        snprintf(page_url, sizeof page_url, "%s/?cors=%s&nocors=%s", w->origin, e1, e2),
+        (int)sizeof page_url);
+    curl_free(e1);
+    curl_free(e2);
+    fprintf(stderr, "[browser] page %s\n[browser] proxy %s allows origin %s\n", page_url, w->b.base,
+            w->origin);
+
+    ck_assert_int_eq(chrome_start(&w->ch, bin, w->dir, page_url), 0);
+    EXPECT(w, wait_count(w, "cors", "open", 1, 45000),
+           "the page never opened its EventSource on the proxy (page fetched %u times)",
+           pagesrv_page_hits(w->ps));
+    EXPECT(w, wait_count(w, "nocors", "error", 1, 10000),
+           "the stream on the proxy without CORS neither failed nor opened");
+
+    /* Phase 1: live events. */
+    write_phase(w);
+    EXPECT(w, wait_count(w, "cors", "message", N_PHASE, 15000), "phase 1 events never arrived");
+
+    /* The proxy closes the stream on purpose: SIGTERM ends every stream with
+     * `event: error` SHUTDOWN; the browser starts reconnecting. */
+    int st = spawn_stop(&w->b.proxy, 10000);
+    ck_assert_msg(WIFEXITED(st) && WEXITSTATUS(st) == 0, "proxy exit status %d on SIGTERM", st);
+    EXPECT(w, wait_count(w, "cors", "server-error", 1, 10000),
+           "no final event: error before the proxy closed the stream");
+    EXPECT(w, wait_count(w, "cors", "error", 1, 10000),
+           "the browser did not notice the stream was closed");
+
+    /* Phase 2: events while no proxy runs. Only a resume by Last-Event-ID
+     * (a WAL replay by the next proxy) can bring them to the browser. */
+    write_phase(w);
+
+    /* A new proxy on the same address; the browser reconnects by itself
+     * after retry: ms, to the same URL, sending Last-Event-ID. */
+    int tries;
+    for (tries = 0; tries < 50 && start_b(w, w->b_listen) != 0; tries++)
+        usleep(100000);
+    ck_assert_msg(tries < 50, "could not restart the proxy on %s", w->b_listen);
+    wait_ready(&w->b);
+    EXPECT(w, wait_count(w, "cors", "open", 2, 20000), "the browser never reconnected");
+    EXPECT(w, wait_count(w, "cors", "message", 2 * N_PHASE, 15000),
+           "the events written during the gap never arrived");
+
+    /* Phase 3: live again on the new stream. */
+    write_phase(w);
+    EXPECT(w, wait_count(w, "cors", "message", N_EVENTS, 15000), "phase 3 events never arrived");
+    usleep(500000); /* room for a duplicate or a stray event to show up */
+
+    /* The gap events came from the WAL: the restarted proxy replayed them. */
+    uint64_t replayed = metric(&w->b, "rstmdb_proxy_replayed_events_total");
+    EXPECT(w, replayed >= N_PHASE, "restarted proxy replayed %llu events, want >= %d",
+           (unsigned long long)replayed, N_PHASE);
+
+    /* What the page recorded, in the order it happened. */
+    recs r;
+    recs_load(w->ps, &r);
+    EXPECT(w, !r.bad && pagesrv_dropped(w->ps) == 0, "page records malformed, lost or reordered");
+    size_t msg = 0, opens = 0, shutdown_at = 0, reopen_at = 0, shutdowns = 0;
+    uint64_t last = 0;
+    for (size_t i = 0; i < r.n; i++) {
+        const rec *x = &r.v[i];
+        if (strcmp(x->src, "nocors") == 0) {
+            /* Without an allowed origin the browser must refuse the stream
+             * (and not retry it: readyState CLOSED). */
+            EXPECT(w, strcmp(x->type, "error") == 0 && x->rs == 2,
+                   "the proxy without CORS got a %s (readyState %d)", x->type, x->rs);
+            continue;
+        }
+        if (strcmp(x->src, "cors") != 0)
+            continue;
+        /* The browser never gave up on the stream. */
+        EXPECT(w, x->rs != 2, "record %zu: the EventSource was closed (%s)", i, x->type);
+        if (strcmp(x->type, "open") == 0) {
+            opens++;
+            if (opens == 2)
+                reopen_at = i;
+        } else if (strcmp(x->type, "server-error") == 0) {
+            shutdowns++;
+            shutdown_at = i;
+            EXPECT(w, x->data && strstr(x->data, "\"SHUTDOWN\""), "final event is not SHUTDOWN: %s",
+                   x->data ? x->data : "(none)");
+            EXPECT(w, msg == N_PHASE, "SHUTDOWN after %zu events, want %d", msg, N_PHASE);
+        } else if (strcmp(x->type, "message") == 0) {
+            EXPECT(w, msg < N_EVENTS, "more than %d events: a duplicate or a stray event (%s)",
+                   N_EVENTS, x->data ? x->data : "");
+            char want[32];
+            snprintf(want, sizeof want, "%llu", (unsigned long long)w->off[msg]);
+            EXPECT(w, x->id && strcmp(x->id, want) == 0, "event %zu: id %s, want %s", msg,
+                   x->id ? x->id : "(none)", want);
+            EXPECT(w, w->off[msg] > last, "ids not strictly increasing at event %zu", msg);
+            EXPECT(w, event_ok(x->data, w->off[msg], msg % 2 == 0 ? "GO" : "BACK"),
+                   "event %zu: wrong data %s", msg, x->data ? x->data : "(none)");
+            last = w->off[msg];
+            msg++;
+        }
+    }
+    EXPECT(w, msg == N_EVENTS, "got %zu events, want %d", msg, N_EVENTS);
+    EXPECT(w, opens == 2, "%zu opens, want 2 (first connect, one reconnect)", opens);
+    EXPECT(w, shutdowns == 1 && reopen_at > shutdown_at,
+           "want one SHUTDOWN event before the reconnect (%zu, at %zu, reopen at %zu)", shutdowns,
+           shutdown_at, reopen_at);
+    EXPECT(w, recs_count(&r, "nocors", "error") >= 1 && recs_count(&r, "nocors", "open") == 0,
+           "the stream without CORS was not refused");
+    fprintf(stderr,
+            "[browser] %zu events in order across a proxy restart, %zu opens, %llu replayed, "
+            "%zu page records\n",
+            msg, opens, (unsigned long long)replayed, r.n);
+    recs_free(&r);
+
+    chrome_stop(&w->ch, 5000);
+    spawn_stop(&w->b.proxy, 5000);
+    curl_easy_cleanup(w->b.c);
+    w->b.c = NULL;
+    penv_stop(&w->w);
+    pagesrv_free(w->ps);
+    w->ps = NULL;
+}
+END_TEST
+
+static int rm_entry(const char *path, const struct stat *sb, int flag, struct FTW *ftw)
+{
+    (void)sb;
+    (void)flag;
+    (void)ftw;
+    remove(path);
+    return 0;
+}
+
+static long long mono_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* The scenario runs in a child that leads its own process group, so that
+ * whatever happens to it (a failed assertion skips the test's own cleanup),
+ * main() can kill everything it started: the group (testd, proxies, the
+ * browser and its zygotes) and, by the per-run environment marker, the
+ * helpers Chromium moves to sessions of their own (crashpad). */
+int main(void)
+{
+    char bin[4096];
+    if (!chrome_find(bin, sizeof bin)) {
+        printf("SKIPPED: chromium not found (Debian package `chromium`; scripts/deps "
+               "installs it, or set RSTMDB_CHROMIUM)\n");
+        fflush(stdout);
+        return 77;
+    }
+    char dir[] = "/tmp/rstmdb-browser-XXXXXX";
+    if (mkdtemp(dir) == NULL) {
+        perror("mkdtemp");
+        return 1;
+    }
+    char marker[128];
+    snprintf(marker, sizeof marker, "%s=%s", ENV_RUN, dir);
+    setenv(ENV_RUN, dir, 1);
+    setenv(ENV_BIN, bin, 1);
+    fflush(stdout);
+    fflush(stderr);
+
+    pid_t kid = fork();
+    if (kid < 0) {
+        perror("fork");
+        return 1;
+    }
+    if (kid == 0) {
+        setpgid(0, 0);
+        Suite *s = suite_create("browser");
+        TCase *tc = tcase_create("browser");
+        tcase_set_timeout(tc, DEADLINE);
+        tcase_add_test(tc, eventsource_survives_proxy_restart);
+        suite_add_tcase(s, tc);
+        SRunner *sr = srunner_create(s);
+        srunner_set_fork_status(sr, CK_NOFORK);
+        srunner_run_all(sr, CK_NORMAL);
+        int failed = srunner_ntests_failed(sr);
+        srunner_free(sr);
+        exit(failed ? 1 : 0);
+    }
+    setpgid(kid, kid); /* also here: no race with the child's own call */
+
+    /* Wait without reaping (WNOWAIT): while the child is a zombie its pid
+     * cannot be reused, so kill(-kid) reaches only the group it led. */
+    long long end = mono_ms() + (DEADLINE + 10) * 1000LL;
+    siginfo_t si;
+    for (;;) {
+        memset(&si, 0, sizeof si);
+        if (waitid(P_PID, (id_t)kid, &si, WEXITED | WNOHANG | WNOWAIT) == 0 && si.si_pid == kid)
+            break;
+        if (mono_ms() >= end) {
+            fprintf(stderr, "browser test: over %d s, killing it\n", DEADLINE + 10);
+            kill(-kid, SIGKILL);
+            end = mono_ms() + 5000;
+        }
+        usleep(50000);
+    }
+    kill(-kid, SIGKILL);
+    for (int i = 0; i < 20 && chrome_sweep(marker) > 0; i++)
+        usleep(100000);
+    int st = 0;
+    waitpid(kid, &st, 0);
+    nftw(dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+    return WIFEXITED(st) ? WEXITSTATUS(st) : 1;
+}
