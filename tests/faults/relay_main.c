@@ -38,7 +38,7 @@ int main(int argc, char **argv)
     char err[256];
     int i;
 
-    for (i = 1; i < argc; i++) {
+    for (i = 1; i < argc; i += 2) { /* every flag but --help takes a value */
         const char *a = argv[i];
         const char *v = i + 1 < argc ? argv[i + 1] : NULL;
         if (strcmp(a, "--help") == 0) {
@@ -67,7 +67,6 @@ int main(int argc, char **argv)
             fprintf(stderr, "rstmdb-relay: unknown flag: %s (see --help)\n", a);
             return 2;
         }
-        i++;
     }
     if (cfg.upstream == NULL) {
         fprintf(stderr, "rstmdb-relay: --upstream HOST:PORT is required\n");
