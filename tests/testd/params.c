@@ -211,8 +211,8 @@ int params_struct(const jval *params, const char *struct_name, const pfield *fie
                  * length 3" (payload, index 2, defaults). */
                 jbuf b;
                 jbuf_init(&b);
-                jbuf_printf(&b, "invalid length %zu, expected struct %s with %zu elements", i,
-                            struct_name, nf);
+                jbuf_printf(&b, "invalid length %zu, expected struct %s with %zu element%s", i,
+                            struct_name, nf, nf == 1 ? "" : "s");
                 *err = finish(&b);
                 return -1;
             }
