@@ -155,7 +155,8 @@ static void issue(slot *sl)
     char params[PARAMS_CAP];
     size_t len = expand(params, sizeof params, b->params, b->seq++, sl->idx);
     sl->t0 = now_ns();
-    if (rstmdb_call_json(b->cli[sl->idx % b->nconns], b->op, params, len, on_reply, sl, NULL) != RSTMDB_OK) {
+    if (rstmdb_call_json(b->cli[sl->idx % b->nconns], b->op, params, len, on_reply, sl, NULL) !=
+        RSTMDB_OK) {
         b->failed = true;
         return;
     }
@@ -283,13 +284,15 @@ int main(int argc, char **argv)
     printf("label=%s conc=%u requests=%llu errors=%llu non2xx=0 reconnects=0 secs=%.3f "
            "rps=%.0f mean_us=%.1f p50_us=%.1f p90_us=%.1f p99_us=%.1f max_us=%.1f\n",
            b.label, b.conc, (unsigned long long)b.done, (unsigned long long)b.errors, b.elapsed,
-           b.elapsed > 0 ? (double)b.done / b.elapsed : 0, mean, pct_us(b.lat, b.nlat, 50), pct_us(b.lat, b.nlat, 90),
-           pct_us(b.lat, b.nlat, 99), b.nlat ? (double)b.lat[b.nlat - 1] / 1000.0 : 0);
+           b.elapsed > 0 ? (double)b.done / b.elapsed : 0, mean, pct_us(b.lat, b.nlat, 50),
+           pct_us(b.lat, b.nlat, 90), pct_us(b.lat, b.nlat, 99),
+           b.nlat ? (double)b.lat[b.nlat - 1] / 1000.0 : 0);
     free(b.lat);
     return b.errors > 0 ? 1 : 0;
 usage:
-    fprintf(stderr, "usage: bench_client --addr HOST:PORT [--op OP] [--params JSON] [-c CONC]\n"
-                    "                    [-d SECONDS] [--warmup SECONDS] [--async] [--label L]\n"
-                    "                    [--conns N]   (spread the C requests over N connections)\n");
+    fprintf(stderr,
+            "usage: bench_client --addr HOST:PORT [--op OP] [--params JSON] [-c CONC]\n"
+            "                    [-d SECONDS] [--warmup SECONDS] [--async] [--label L]\n"
+            "                    [--conns N]   (spread the C requests over N connections)\n");
     return 2;
 }

@@ -52,9 +52,9 @@ typedef struct opts {
     const char *headers[MAX_HEADERS];
     unsigned nheaders;
     unsigned conc;
-    uint64_t nreq;   /* 0 = by duration */
-    double secs;     /* duration when nreq == 0 */
-    double warmup;   /* seconds not recorded, first */
+    uint64_t nreq; /* 0 = by duration */
+    double secs;   /* duration when nreq == 0 */
+    double warmup; /* seconds not recorded, first */
     const char *label;
     int cpu_pid; /* report this process's CPU time per recorded request */
 } opts;
@@ -63,10 +63,10 @@ typedef struct run {
     const opts *o;
     int ep;
     conn *conns;
-    uint64_t seq;       /* requests issued */
-    uint64_t done;      /* responses recorded (after warmup) */
-    uint64_t errors;    /* connection failures and bad responses */
-    uint64_t non2xx;    /* complete responses with another status */
+    uint64_t seq;    /* requests issued */
+    uint64_t done;   /* responses recorded (after warmup) */
+    uint64_t errors; /* connection failures and bad responses */
+    uint64_t non2xx; /* complete responses with another status */
     uint64_t reconnects;
     bool recording;
     bool stopping;
@@ -95,8 +95,8 @@ static double proc_cpu_us(int pid)
     buf[n] = '\0';
     const char *p = strrchr(buf, ')'); /* the command name may hold spaces */
     unsigned long long ut = 0, st = 0;
-    if (p == NULL || sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %llu %llu", &ut,
-                            &st) != 2)
+    if (p == NULL ||
+        sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %llu %llu", &ut, &st) != 2)
         return -1;
     return (double)(ut + st) * 1e6 / (double)sysconf(_SC_CLK_TCK);
 }
@@ -203,8 +203,7 @@ static int conn_send(run *r, conn *c)
     }
     if (r->o->body != NULL)
         w = snprintf(req + len, sizeof req - len,
-                     "Content-Type: application/json\r\nContent-Length: %zu\r\n\r\n%s", blen,
-                     body);
+                     "Content-Type: application/json\r\nContent-Length: %zu\r\n\r\n%s", blen, body);
     else
         w = snprintf(req + len, sizeof req - len, "\r\n");
     if (w < 0 || (size_t)w >= sizeof req - len)
@@ -364,8 +363,8 @@ static void loop(run *r, uint64_t t_end, uint64_t hard_end)
         if (busy == 0)
             return;
         if (now_ns() > hard_end) {
-            fprintf(stderr, "loadgen[%s]: %u requests unanswered at the deadline\n",
-                    r->o->label, busy);
+            fprintf(stderr, "loadgen[%s]: %u requests unanswered at the deadline\n", r->o->label,
+                    busy);
             r->errors += busy;
             return;
         }
@@ -384,10 +383,9 @@ static void loop(run *r, uint64_t t_end, uint64_t hard_end)
 
 static void usage(void)
 {
-    fprintf(stderr,
-            "usage: loadgen --addr HOST:PORT --path PATH [--method M] [--body TEMPLATE]\n"
-            "               [--header 'K: V']... [-c CONC] (-n REQUESTS | -d SECONDS)\n"
-            "               [--warmup SECONDS] [--label NAME]\n");
+    fprintf(stderr, "usage: loadgen --addr HOST:PORT --path PATH [--method M] [--body TEMPLATE]\n"
+                    "               [--header 'K: V']... [-c CONC] (-n REQUESTS | -d SECONDS)\n"
+                    "               [--warmup SECONDS] [--label NAME]\n");
     exit(2);
 }
 

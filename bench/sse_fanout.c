@@ -90,8 +90,8 @@ static double proc_cpu_us(int pid)
     buf[n] = '\0';
     const char *p = strrchr(buf, ')');
     unsigned long long ut = 0, st = 0;
-    if (p == NULL || sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %llu %llu", &ut,
-                            &st) != 2)
+    if (p == NULL ||
+        sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %llu %llu", &ut, &st) != 2)
         return -1;
     return (double)(ut + st) * 1e6 / (double)sysconf(_SC_CLK_TCK);
 }
@@ -341,8 +341,8 @@ int main(int argc, char **argv)
         qsort(lat, k, sizeof *lat, cmp_u64);
         double mx = k ? (double)lat[k - 1] / 1e6 : 0;
         fprintf(stderr,
-                "sse_fanout: event %u: %zu streams, p50 %.1f ms, p99 %.1f ms, max %.1f ms\n", e,
-                k, k ? (double)lat[k / 2] / 1e6 : 0,
+                "sse_fanout: event %u: %zu streams, p50 %.1f ms, p99 %.1f ms, max %.1f ms\n", e, k,
+                k ? (double)lat[k / 2] / 1e6 : 0,
                 k ? (double)lat[(size_t)(0.99 * (double)(k - 1))] / 1e6 : 0, mx);
         sum_max_ms += mx;
         if (mx > worst_max_ms)
