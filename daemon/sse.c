@@ -64,13 +64,14 @@ size_t sse_format_event(char *out, size_t cap, uint64_t id, const char *data, si
         return 0;
     size_t o = (size_t)n;
     /* One data: line per line of the payload (compact JSON has none, but a
-     * stray newline must never end the event early). */
+     * stray newline must never end the event early). CR, LF and CRLF all end
+     * a line for an SSE reader: a lone CR passed through would let data such
+     * as "a\r\rid: 9" dispatch early and forge an id (fuzz_sse_format). */
     size_t i = 0;
     do {
-        const char *nl = memchr(data + i, '\n', len - i);
-        size_t l = nl ? (size_t)(nl - (data + i)) : len - i;
-        if (l > 0 && data[i + l - 1] == '\r')
-            l--;
+        size_t l = 0;
+        while (i + l < len && data[i + l] != '\n' && data[i + l] != '\r')
+            l++;
         if (o + 6 + l + 1 >= cap)
             return 0;
         memcpy(out + o, "data: ", 6);
@@ -78,7 +79,11 @@ size_t sse_format_event(char *out, size_t cap, uint64_t id, const char *data, si
         memcpy(out + o, data + i, l);
         o += l;
         out[o++] = '\n';
-        i = nl ? (size_t)(nl - data) + 1 : len;
+        i += l;
+        if (i < len && data[i] == '\r' && i + 1 < len && data[i + 1] == '\n')
+            i += 2;
+        else if (i < len)
+            i++;
     } while (i < len);
     if (o + 2 > cap)
         return 0;
