@@ -136,16 +136,23 @@ static void dump(world *w)
     } while (0)
 
 /* Poll until the page has recorded at least `n` of (src, type). A liveness
- * bound, not a timing assertion: the wait is generous for a loaded machine. */
+ * bound, not a timing assertion: the wait is generous for a loaded machine.
+ * Gives up at once when the "cors" EventSource is CLOSED (readyState 2): the
+ * browser never reconnects from there (e.g. a CORS refusal or a non-200). */
 static bool wait_count(world *w, const char *src, const char *type, size_t n, int timeout_ms)
 {
     for (int t = 0; t <= timeout_ms; t += 50) {
         recs r;
         recs_load(w->ps, &r);
         size_t k = recs_count(&r, src, type);
+        bool closed = false;
+        for (size_t i = 0; i < r.n; i++)
+            closed = closed || (strcmp(r.v[i].src, "cors") == 0 && r.v[i].rs == 2);
         recs_free(&r);
         if (k >= n)
             return true;
+        if (closed)
+            return false;
         usleep(50000);
     }
     return false;
