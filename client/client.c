@@ -1058,6 +1058,7 @@ static int parse_address(const char *addr, char **host, char **port)
     if (!*host || !*port) {
         free(*host);
         free(*port);
+        *host = *port = NULL;
         return -2;
     }
     return 0;

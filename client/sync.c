@@ -23,6 +23,7 @@ struct rstmdb_sync_sub {
     rstmdb_error *why;            /* why it ended (owned), NULL after UNWATCH */
     /* the WATCH answer */
     bool replied;
+    bool watch_ok; /* the server accepted the WATCH (the async sub is live) */
     rstmdb_reply *reply;
     int reply_status;
 };
@@ -247,6 +248,7 @@ static void sync_sub_on_reply(rstmdb_client *c, const rstmdb_reply *r, void *arg
     (void)c;
     ss->replied = true;
     ss->reply_status = rstmdb_reply_status(r);
+    ss->watch_ok = ss->reply_status == RSTMDB_OK;
     ss->reply = rstmdb_reply_dup(r);
     if (!ss->reply && ss->reply_status == RSTMDB_OK)
         ss->reply_status = RSTMDB_ERR_NOMEM;
@@ -352,7 +354,12 @@ int rstmdb_sync_watch_json(rstmdb_sync *s, const char *op, const char *params, s
         ss->reply = NULL;
     }
     if (rc != RSTMDB_OK) {
-        ss->sub = NULL; /* the async side released it after on_reply */
+        if (ss->watch_ok && ss->sub) {
+            /* Subscribed, but keeping the answer failed (OOM): undo it. */
+            rstmdb_unwatch(ss->sub);
+            sync_run_until(s, &ss->ended);
+        }
+        ss->sub = NULL; /* released by the async side */
         sync_sub_drop(ss);
         return rc;
     }

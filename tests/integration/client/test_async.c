@@ -385,10 +385,18 @@ START_TEST(test_close_sends_bye)
 }
 END_TEST
 
+/* Runs after a failed test too (CK_FORK=no): no server outlives its test. */
+static void teardown(void)
+{
+    if (srv.pid > 0)
+        spawn_stop(&srv, 2000);
+}
+
 static Suite *suite(void)
 {
     Suite *s = suite_create("client_async");
     TCase *tc = tcase_create("async");
+    tcase_add_checked_fixture(tc, NULL, teardown);
     tcase_set_timeout(tc, 60);
     tcase_add_test(tc, test_thousand_in_flight);
     tcase_add_test(tc, test_request_timeout_with_delay);

@@ -626,10 +626,18 @@ START_TEST(test_connect_failures)
 }
 END_TEST
 
+/* Runs after a failed test too (CK_FORK=no): no server outlives its test. */
+static void teardown(void)
+{
+    if (srv.pid > 0)
+        spawn_stop(&srv, 2000);
+}
+
 static Suite *suite(void)
 {
     Suite *s = suite_create("client_sync_ops");
     TCase *tc = tcase_create("ops");
+    tcase_add_checked_fixture(tc, NULL, teardown);
     tcase_set_timeout(tc, 60);
     tcase_add_test(tc, test_system_ops);
     tcase_add_test(tc, test_machine_ops_and_errors);
