@@ -82,6 +82,7 @@ typedef enum replay_state {
     REPLAY_READING,  /* WAL_READ page in flight */
     REPLAY_PROBING,  /* WAL_READ of the oldest record in flight (compaction check) */
     REPLAY_HEAD,     /* WAL_STATS in flight (is the cursor beyond the WAL's end?) */
+    REPLAY_BOUNDING, /* GET_INSTANCE in flight: where the instance's last record is */
     REPLAY_RESOLVING /* GET_INSTANCE lookups in flight for the current page */
 } replay_state;
 
@@ -91,7 +92,9 @@ struct replay {
     feed *f;
     replay_state state;
     bool dead;
-    bool read_any;   /* a page has been processed: the cursor is known to be in the WAL */
+    bool read_any; /* a page has been processed: the cursor is known to be in the WAL */
+    bool bounded;  /* WATCH_INSTANCE: nothing of the instance lies above `bound` */
+    uint64_t bound;
     uint64_t cursor; /* next WAL offset to read; members' cursors follow it */
     size_t members;  /* streams with job == this, not DEAD */
     pool_call *call; /* WAL_READ in flight */
@@ -599,7 +602,8 @@ static void job_process_page(replay *j)
      * of this read: later events arrive live, held or not yet), or when the
      * WAL part already covers the newest held event. */
     bool short_page = j->page.n < j->f->h->page_limit || !j->page.has_next;
-    bool covered = j->nheld > 0 && j->cursor > j->held[j->nheld - 1].offset;
+    bool covered = (j->nheld > 0 && j->cursor > j->held[j->nheld - 1].offset) ||
+                   (j->bounded && j->cursor > j->bound);
     if (j->page.has_next && j->page.next_offset > j->cursor)
         j->cursor = j->page.next_offset;
     job_clear_page(j);
@@ -740,6 +744,69 @@ static void job_start_read(replay *j)
     }
 }
 
+/* The instance's last record bounds a WATCH_INSTANCE replay: GET_INSTANCE
+ * is answered after the WATCH was re-established, so every event of the
+ * instance is either at or below last_wal_offset or arrives live. A quiet
+ * instance whose stream resumes from far back (its cursor is the
+ * instance's last record at subscribe time) then needs no WAL scan at all,
+ * instead of reading every record written since. */
+static void bound_reply_cb(const rstmdb_reply *r, void *arg)
+{
+    replay *j = arg;
+    hub *h = j->f->h;
+    j->call = NULL;
+    if (rstmdb_reply_status(r) != RSTMDB_OK) {
+        job_fail_reply(j, r, "GET_INSTANCE");
+        return;
+    }
+    size_t len = 0;
+    const char *raw = rstmdb_reply_result_raw(r, &len);
+    uint64_t last;
+    if (!raw || walrec_result_u64(raw, len, "last_wal_offset", &last) < 0) {
+        job_start_read(j); /* no bound known: read to the head */
+        return;
+    }
+    j->bounded = true;
+    j->bound = last;
+    if (last >= j->cursor) {
+        job_start_read(j);
+        return;
+    }
+    /* Nothing to replay, unless the WAL itself ends before the cursor
+     * (a reset server): head_reply_cb checks, then finishes on an empty page. */
+    j->state = REPLAY_HEAD;
+    int rc = pool_call_json(h->pool, "WAL_STATS", "{}", 2, true, head_reply_cb, j, &j->call);
+    if (rc != RSTMDB_OK) {
+        j->call = NULL;
+        job_abort(j, NULL, NULL);
+        feed_retry_later(j->f, HUB_RETRY_MS);
+    }
+}
+
+static void job_start(replay *j)
+{
+    hub *h = j->f->h;
+    if (!j->f->sf.instance_id) {
+        job_start_read(j);
+        return;
+    }
+    tbuf b;
+    tbuf_init(&b, 64 + strlen(j->f->sf.instance_id) * 6);
+    tbuf_adds(&b, "{\"instance_id\":");
+    tbuf_add_jstr(&b, j->f->sf.instance_id);
+    tbuf_add(&b, "}", 1);
+    j->state = REPLAY_BOUNDING;
+    int rc = b.failed ? RSTMDB_ERR_NOMEM
+                      : pool_call_json(h->pool, "GET_INSTANCE", b.s, b.len, true, bound_reply_cb, j,
+                                       &j->call);
+    tbuf_deinit(&b);
+    if (rc != RSTMDB_OK) {
+        j->call = NULL;
+        job_abort(j, NULL, NULL);
+        feed_retry_later(j->f, HUB_RETRY_MS);
+    }
+}
+
 /* ---- feeds ------------------------------------------------------------------------ */
 
 static void feed_destroy(feed *f)
@@ -846,7 +913,7 @@ static void feed_start_streams(feed *f, bool include_waiting, bool just_subscrib
     }
     for (replay *k = f->jobs; k; k = k->next)
         if (!k->dead && k->state == REPLAY_NEW && k->members > 0)
-            job_start_read(k);
+            job_start(k);
 }
 
 static void feed_watch_reply(void *arg, const rstmdb_reply *r)

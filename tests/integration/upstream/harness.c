@@ -10,6 +10,34 @@
 #include <string.h>
 #include <time.h>
 
+/* testd children of tests still running: a failed assertion jumps out of
+ * the test, and up_teardown() (a checked fixture) kills what it left, so
+ * no orphan keeps ctest's output pipe open. */
+#define UP_MAX_CHILDREN 8
+static spawned *children[UP_MAX_CHILDREN];
+
+static void child_track(spawned *p, bool on)
+{
+    for (int i = 0; i < UP_MAX_CHILDREN; i++) {
+        if (on && !children[i]) {
+            children[i] = p;
+            return;
+        }
+        if (!on && children[i] == p)
+            children[i] = NULL;
+    }
+}
+
+void up_teardown(void)
+{
+    for (int i = 0; i < UP_MAX_CHILDREN; i++) {
+        if (children[i]) {
+            spawn_kill(children[i]);
+            children[i] = NULL;
+        }
+    }
+}
+
 static void wake_cb(evutil_socket_t fd, short what, void *arg)
 {
     (void)fd;
@@ -79,6 +107,7 @@ static void start_testd(up_env *e, const char *const extra[], int port)
         if (spawn_start(&e->testd, argv, NULL, 3000) == 0 &&
             spawn_read_control(&e->testd, 5000) == 0) {
             e->testd_up = true;
+            child_track(&e->testd, true);
             return;
         }
         spawn_kill(&e->testd);
@@ -116,6 +145,7 @@ void up_stop(up_env *e)
     e->pool = NULL;
     if (e->testd_up)
         spawn_stop(&e->testd, 2000);
+    child_track(&e->testd, false);
     e->testd_up = false;
     event_base_free(e->base);
 }
@@ -123,6 +153,7 @@ void up_stop(up_env *e)
 void up_kill_testd(up_env *e)
 {
     spawn_kill(&e->testd);
+    child_track(&e->testd, false);
     e->testd_up = false;
 }
 

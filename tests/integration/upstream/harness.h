@@ -28,6 +28,8 @@ void up_start(up_env *e, unsigned size, const char *const extra[]);
 /* Only testd, and e->cfg filled for a pool of `size` (no pool yet). */
 void up_start_testd(up_env *e, unsigned size, const char *const extra[]);
 void up_stop(up_env *e);
+/* Checked-fixture teardown: kills any testd a failed test left running. */
+void up_teardown(void);
 /* Kill testd, then start it again on the same port (state is lost). */
 void up_kill_testd(up_env *e);
 void up_restart_testd(up_env *e, const char *const extra[]);

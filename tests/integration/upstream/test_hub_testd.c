@@ -768,6 +768,77 @@ START_TEST(test_cuts_during_replay)
 }
 END_TEST
 
+static uint64_t wal_reads(harness *hs)
+{
+    char *res = up_call_ok(&hs->e, hs->e.pool, "WAL_STATS", "{}");
+    cJSON *doc = cJSON_Parse(res);
+    free(res);
+    const cJSON *io = cJSON_GetObjectItemCaseSensitive(doc, "io_stats");
+    const cJSON *reads = cJSON_GetObjectItemCaseSensitive(io, "reads");
+    ck_assert(cJSON_IsNumber(reads));
+    uint64_t n = (uint64_t)reads->valuedouble;
+    cJSON_Delete(doc);
+    return n;
+}
+
+typedef struct jobs_wait {
+    harness *hs;
+    uint64_t target;
+} jobs_wait;
+
+static bool jobs_reached(void *arg)
+{
+    jobs_wait *w = arg;
+    hub_stats st;
+    hub_get_stats(w->hs->h, &st);
+    return st.replay_jobs >= w->target && st.upstream_subs == 2;
+}
+
+/* A quiet instance's stream resumes after a cut without scanning the WAL
+ * written since it subscribed; a busy one replays exactly what it missed. */
+START_TEST(test_instance_resume_is_bounded)
+{
+    harness hs;
+    hs_start(&hs, NULL);
+    create(&hs, "q", "m", 1);
+    create(&hs, "a", "m", 1);
+    hub_filter fq = all(true), fa = all(true);
+    fq.instance_id = "q";
+    fa.instance_id = "a";
+    rec *quiet = sub(&hs, &fq, false, 0);
+    rec *busy = sub(&hs, &fa, false, 0);
+    for (int i = 0; i < 100; i++) /* ~15 pages of 7 after q's last record */
+        up_apply(&hs.e, hs.e.pool, "a", "GO", NULL);
+    wait_n(&hs.e, busy, 100);
+    uint64_t reads0 = wal_reads(&hs);
+    uint64_t jobs0;
+    hub_stats st;
+    hub_get_stats(hs.h, &st);
+    jobs0 = st.replay_jobs;
+    up_control(&hs.e, "drop-all");
+    /* both streams resume (one replay each) on re-established WATCHes */
+    jobs_wait jw = {&hs, jobs0 + 2};
+    ck_assert(up_run_until(&hs.e, jobs_reached, &jw, 5000));
+    up_run_for(&hs.e, 200);
+    uint64_t q_off = up_apply(&hs.e, hs.e.pool, "q", "GO", NULL);
+    uint64_t a_off = up_apply(&hs.e, hs.e.pool, "a", "BACK", NULL);
+    wait_n(&hs.e, quiet, 1);
+    wait_n(&hs.e, busy, 101);
+    ck_assert_uint_eq(quiet->offs[0], q_off);
+    ck_assert_uint_eq(busy->offs[100], a_off);
+    ck_assert(!quiet->ended && !busy->ended && !quiet->out_of_order && !busy->out_of_order);
+    /* the busy stream's cursor was recent (a 1-page read at most); the quiet
+     * one was bounded by GET_INSTANCE: far fewer reads than 15 pages */
+    uint64_t reads = wal_reads(&hs) - reads0;
+    ck_assert_uint_le(reads, 3);
+    hub_unsubscribe(quiet->sub);
+    hub_unsubscribe(busy->sub);
+    rec_free(quiet);
+    rec_free(busy);
+    hs_stop(&hs);
+}
+END_TEST
+
 /* Many streams on one feed: fan-out, and one shared catch-up after a cut. */
 typedef struct light {
     bool ready, ended;
@@ -892,6 +963,7 @@ int main(void)
 {
     Suite *s = suite_create("upstream_hub");
     TCase *tc = tcase_create("testd");
+    tcase_add_checked_fixture(tc, NULL, up_teardown);
     tcase_set_timeout(tc, 120);
     tcase_add_test(tc, test_live_order);
     tcase_add_test(tc, test_resume_replays_then_live);
@@ -905,6 +977,7 @@ int main(void)
     tcase_add_test(tc, test_upstream_reset_is_explicit);
     tcase_add_test(tc, test_cuts_during_replay);
     tcase_add_test(tc, test_many_streams_one_feed);
+    tcase_add_test(tc, test_instance_resume_is_bounded);
     tcase_add_test(tc, test_upstream_drops_lose_nothing);
     suite_add_tcase(s, tc);
     SRunner *sr = srunner_create(s);

@@ -329,6 +329,7 @@ int main(void)
 {
     Suite *s = suite_create("upstream_pool");
     TCase *tc = tcase_create("testd");
+    tcase_add_checked_fixture(tc, NULL, up_teardown);
     tcase_set_timeout(tc, 60);
     tcase_add_test(tc, test_calls_succeed);
     tcase_add_test(tc, test_fail_fast_and_recover);
