@@ -647,6 +647,47 @@ START_TEST(sigterm_finishes_in_flight_requests)
 }
 END_TEST
 
+START_TEST(upstream_auth_errors_are_502)
+{
+    /* The server wants a token and the proxy has none: the session is up
+     * (HELLO needs no auth) but every op is UNAUTHORIZED: the proxy's own
+     * credentials are wrong, which the HTTP client cannot fix: 502. */
+    penv e;
+    memset(&e, 0, sizeof e);
+    curl_global_init(CURL_GLOBAL_DEFAULT);
+    const char *targs[] = {"--token", "upstream-secret", NULL};
+    ck_assert_int_eq(spawn_testd(&e.testd, targs), 0);
+    penv_start_proxy(&e, e.testd.addr, NULL);
+    long st = 0;
+    for (int i = 0; i < 100 && st != 502; i++) {
+        hresp r;
+        http_req(&e, NULL, "GET", "/v1/info", NULL, NULL, &r);
+        st = r.status;
+        hresp_free(&r);
+        if (st != 502)
+            usleep(20000);
+    }
+    expect(&e, "GET", "/v1/info", NULL, 502, "UNAUTHORIZED");
+    penv_stop(&e);
+    /* With the right token everything works. */
+    memset(&e, 0, sizeof e);
+    ck_assert_int_eq(spawn_testd(&e.testd, targs), 0);
+    const char *pargs[] = {"--upstream-token", "upstream-secret", NULL};
+    penv_start_proxy(&e, e.testd.addr, pargs);
+    for (int i = 0; i < 100; i++) {
+        hresp r;
+        http_req(&e, NULL, "GET", "/v1/info", NULL, NULL, &r);
+        st = r.status;
+        hresp_free(&r);
+        if (st == 200)
+            break;
+        usleep(20000);
+    }
+    ck_assert_int_eq(st, 200);
+    ck_assert_int_eq(penv_stop(&e), 0);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("proxy");
@@ -664,6 +705,7 @@ int main(void)
     tcase_add_test(tc, command_line);
     tcase_add_test(tc, sighup_reloads_tokens_cors_level);
     tcase_add_test(tc, sd_notify);
+    tcase_add_test(tc, upstream_auth_errors_are_502);
     tcase_add_test(tc, sigterm_finishes_in_flight_requests);
     suite_add_tcase(s, tc);
     SRunner *sr = srunner_create(s);

@@ -465,6 +465,22 @@ START_TEST(final_event_on_shutdown)
 }
 END_TEST
 
+START_TEST(stream_limit)
+{
+    penv e;
+    const char *pargs[] = {"--sse-max-streams", "2", NULL};
+    penv_start(&e, NULL, pargs);
+    sse_cli a, b;
+    cli_open_live(&a, &e, "/v1/watch", NULL);
+    cli_open_live(&b, &e, "/v1/watch", NULL);
+    expect_problem(&e, "/v1/watch", NULL, 503, "TOO_MANY_STREAMS");
+    cli_close(&a);
+    /* the slot is released when the client goes away (seen on the next write) */
+    cli_close(&b);
+    ck_assert_int_eq(penv_stop(&e), 0);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("sse");
@@ -476,6 +492,7 @@ int main(void)
     tcase_add_test(tc, slow_reader_cut_off);
     tcase_add_test(tc, subscribe_errors);
     tcase_add_test(tc, final_event_on_shutdown);
+    tcase_add_test(tc, stream_limit);
     suite_add_tcase(s, tc);
     SRunner *sr = srunner_create(s);
     srunner_set_fork_status(sr, CK_NOFORK);
