@@ -4,6 +4,7 @@
 
 #include <check.h>
 #include <cjson/cJSON.h>
+#include <dirent.h>
 #include <fcntl.h>
 #include <signal.h>
 #include <stdio.h>
@@ -13,8 +14,47 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+/* A failed assertion leaves the test's children running, and ctest then
+ * waits on their inherited stdout until its timeout: kill every child of
+ * this process when the test program exits. */
+static void kill_children(void)
+{
+    DIR *d = opendir("/proc");
+    if (d == NULL)
+        return;
+    struct dirent *de;
+    while ((de = readdir(d)) != NULL) {
+        char path[300], buf[512];
+        if (de->d_name[0] < '0' || de->d_name[0] > '9')
+            continue;
+        snprintf(path, sizeof path, "/proc/%s/stat", de->d_name);
+        FILE *f = fopen(path, "r");
+        if (f == NULL)
+            continue;
+        size_t n = fread(buf, 1, sizeof buf - 1, f);
+        fclose(f);
+        buf[n] = '\0';
+        const char *rp = strrchr(buf, ')');
+        int ppid = 0;
+        char state;
+        if (rp && sscanf(rp + 1, " %c %d", &state, &ppid) == 2 && ppid == (int)getpid())
+            kill(atoi(de->d_name), SIGKILL);
+    }
+    closedir(d);
+}
+
+static void arm_cleanup(void)
+{
+    static bool armed;
+    if (!armed) {
+        armed = true;
+        atexit(kill_children);
+    }
+}
+
 void penv_start_proxy(penv *e, const char *upstream, const char *const proxy_args[])
 {
+    arm_cleanup();
     const char *argv[48];
     size_t n = 0;
     argv[n++] = spawn_proxy_path();
