@@ -398,6 +398,26 @@ START_TEST(batch_panic_keeps_others_events)
 }
 END_TEST
 
+/* serde's positional-params wording, from the real server: the index of
+ * the first missing field without a default, and "element" for one. */
+START_TEST(positional_params_wording)
+{
+    engine *e;
+    engine_config cfg = {0};
+    ck_assert_int_eq(engine_new(&e, &cfg), 0);
+    expect(e, 1, "{\"type\":\"request\",\"id\":\"1\",\"op\":\"GET_INSTANCE\",\"params\":[]}",
+           "{\"type\":\"response\",\"id\":\"1\",\"status\":\"error\",\"error\":{\"code\":"
+           "\"BAD_REQUEST\",\"message\":\"invalid request: invalid length 0, expected struct "
+           "GetInstanceParams with 1 element\",\"retryable\":false}}");
+    expect(e, 1,
+           "{\"type\":\"request\",\"id\":\"2\",\"op\":\"APPLY_EVENT\",\"params\":[\"o-1\",\"E\"]}",
+           "{\"type\":\"response\",\"id\":\"2\",\"status\":\"error\",\"error\":{\"code\":"
+           "\"BAD_REQUEST\",\"message\":\"invalid request: invalid length 3, expected struct "
+           "ApplyEventParams with 7 elements\",\"retryable\":false}}");
+    engine_free(e);
+}
+END_TEST
+
 static size_t heap_in_use(void)
 {
 #if defined(TEST_ASAN)
@@ -500,6 +520,7 @@ int main(void)
     tcase_add_test(tc, wal_segment_rotation);
     tcase_add_test(tc, subscriptions_die_with_connection);
     tcase_add_test(tc, delivery_cap);
+    tcase_add_test(tc, positional_params_wording);
     tcase_add_test(tc, batch_panic_keeps_others_events);
     tcase_add_test(tc, fanout_10k_subs_100k_events);
     suite_add_tcase(s, tc);
