@@ -160,6 +160,18 @@ int chrome_start(chrome *c, const char *bin, const char *dir, const char *url)
     return 0;
 }
 
+bool chrome_alive(chrome *c)
+{
+    if (c->pid <= 0)
+        return false;
+    int st;
+    if (waitpid(c->pid, &st, WNOHANG) == c->pid) {
+        c->pid = -1;
+        return false;
+    }
+    return true;
+}
+
 void chrome_stop(chrome *c, int grace_ms)
 {
     if (c->pid <= 0)

@@ -22,6 +22,8 @@ bool chrome_find(char *out, size_t cap);
  * `dir` (an empty directory the caller owns) and its output in dir/chrome.log.
  * Returns 0, or -1. */
 int chrome_start(chrome *c, const char *bin, const char *dir, const char *url);
+/* Is the browser process still running? (Reaps it if it exited.) */
+bool chrome_alive(chrome *c);
 /* SIGTERM the browser, SIGKILL after `grace_ms`; reaps it. Safe to call twice. */
 void chrome_stop(chrome *c, int grace_ms);
 /* Print the last `max` bytes of the browser's log to `out`. */
