@@ -16,6 +16,7 @@
 #include "log.h"
 
 #define POOL_DEFAULT_SIZE               2u
+#define POOL_MAX_SIZE                   64u /* connections: a hard cap, like every table here */
 #define POOL_DEFAULT_REQUEST_TIMEOUT_MS 30000u
 #define POOL_DEFAULT_KEEPALIVE_MS       60000u
 
@@ -276,6 +277,9 @@ int pool_new(pool **out, struct event_base *base, const pool_config *cfg, rstmdb
 {
     if (!out || !base || !cfg || !cfg->address)
         return error_set(err, RSTMDB_ERR_INVALID, "pool: base, config and address are required");
+    if (cfg->size > POOL_MAX_SIZE)
+        return error_set(err, RSTMDB_ERR_INVALID, "pool: size %u above the cap of %u", cfg->size,
+                         POOL_MAX_SIZE);
     pool *p = calloc(1, sizeof *p);
     if (!p)
         return error_set(err, RSTMDB_ERR_NOMEM, "pool: out of memory");

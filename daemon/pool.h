@@ -25,7 +25,7 @@ typedef struct pool_config {
     const char *address;          /* "host:port" of the rstmdb server */
     const char *token;            /* bearer token for AUTH, NULL = none */
     rstmdb_tls *tls;              /* NULL = plain TCP; borrowed, must outlive the pool */
-    unsigned size;                /* connections, default 2 */
+    unsigned size;                /* connections, default 2 (at most 64) */
     unsigned connect_timeout_ms;  /* per attempt */
     unsigned request_timeout_ms;  /* per request; expiry = RSTMDB_ERR_TIMEOUT */
     unsigned backoff_initial_ms;  /* first retry delay, default 100 */

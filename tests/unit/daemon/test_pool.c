@@ -149,6 +149,12 @@ START_TEST(test_arguments)
     ck_assert_ptr_nonnull(err);
     ck_assert_int_eq(rstmdb_error_status(err), RSTMDB_ERR_INVALID);
     rstmdb_error_free(err);
+    err = NULL;
+    cfg.address = "127.0.0.1:1";
+    cfg.size = 65; /* above the hard cap */
+    ck_assert_int_eq(pool_new(&p, base, &cfg, &err), RSTMDB_ERR_INVALID);
+    ck_assert_ptr_null(p);
+    rstmdb_error_free(err);
     pool_free(NULL);
     hub_free(NULL);
     pool_call_cancel(NULL);
