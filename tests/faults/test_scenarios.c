@@ -832,6 +832,10 @@ START_TEST(proxy_restart_with_open_streams)
     for (c = 0; c < cycles; c++) {
         int tries;
         fx_sleep_ms(150);
+        /* Streams really open on this proxy before it goes away. */
+        ck_assert_msg(fx_sse_wait_open(all, (unsigned)c + 1, 10000) == 0 &&
+                          fx_sse_wait_open(one, (unsigned)c + 1, 10000) == 0,
+                      "cycle %d: the SSE clients did not get a stream again", c);
         fprintf(stderr, "[proxy-restart] +%lld ms: %s\n", fx_now_ms() - g_t0,
                 c % 2 == 0 ? "SIGTERM" : "SIGKILL");
         if (c % 2 == 0) {
@@ -857,6 +861,7 @@ START_TEST(proxy_restart_with_open_streams)
     writers_stop(w, NW);
     check_sse_against_wal("proxy-restart", all, one, "hot-0");
     ck_assert_uint_ge(all->opens, (unsigned)cycles); /* it really reconnected each time */
+    ck_assert_uint_ge(one->opens, (unsigned)cycles);
     snapshot_counts(w, NW, upto);
     fprintf(stderr, "[proxy-restart] %d restarts (%u SIGTERM), %zu acked writes verified\n", cycles,
             clean_exits, verify_acked("proxy-restart", w, NW, 0, upto));
