@@ -278,6 +278,7 @@ int main(int argc, char **argv)
         f.s[i].fd = -1;
 
     long rss0 = pid ? vmrss_kb(pid) : -1;
+    double open_cpu0 = pid ? proc_cpu_us(pid) : 0;
     uint64_t t_open = now_ns();
     uint64_t deadline = t_open + 120000000000ull;
     while (f.opened + f.dead < n && now_ns() < deadline) {
@@ -286,6 +287,7 @@ int main(int argc, char **argv)
         pump(&f, 100);
     }
     double open_s = (double)(now_ns() - t_open) / 1e9;
+    double open_cpu_s = pid ? (proc_cpu_us(pid) - open_cpu0) / 1e6 : 0;
     fprintf(stderr, "sse_fanout: %u streams open in %.1f s\n", f.opened, open_s);
     free(f.head);
     f.head = NULL;
@@ -359,10 +361,10 @@ int main(int argc, char **argv)
     double per_stream = (rss0 >= 0 && rss1 >= 0 && f.opened > 0)
                             ? (double)(rss1 - rss0) * 1024.0 / (double)f.opened
                             : -1;
-    printf("streams=%u opened=%u failed=%u open_s=%.2f rss0_kb=%ld rss1_kb=%ld "
+    printf("streams=%u opened=%u failed=%u open_s=%.2f open_cpu_s=%.2f rss0_kb=%ld rss1_kb=%ld "
            "rss_per_stream_b=%.0f events=%u missed=%u fan_p50_ms=%.2f fan_p99_ms=%.2f "
            "fan_max_ms=%.2f fan_mean_max_ms=%.2f proxy_cpu_ms_per_event=%.1f\n",
-           n, f.opened, f.dead, open_s, rss0, rss1, per_stream, nevents, missed,
+           n, f.opened, f.dead, open_s, open_cpu_s, rss0, rss1, per_stream, nevents, missed,
            nall ? (double)all[nall / 2] / 1e6 : 0,
            nall ? (double)all[(size_t)(0.99 * (double)(nall - 1))] / 1e6 : 0, worst_max_ms,
            nevents ? sum_max_ms / nevents : 0, nevents ? proxy_cpu_us / nevents / 1000.0 : 0);
