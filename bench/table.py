@@ -98,7 +98,8 @@ def main():
         mx = float(s["fan_max_ms"])
         out.append(f"| 4 | SSE GET /v1/watch: idle streams open | {s['opened']} of {s['streams']} | "
                    f"| | | | RSS {per / 1024:.1f} KiB per stream "
-                   f"({s['rss0_kb']} → {s['rss1_kb']} KiB), opened in {s['open_s']} s |")
+                   f"({s['rss0_kb']} → {s['rss1_kb']} KiB), opened in {s['open_s']} s "
+                   f"(proxy CPU {s.get('open_cpu_s', '?')} s) |")
         out.append(f"| 4 | SSE: one event → every stream ({s['events']} events) | {s['opened']} | | "
                    f"{float(s['fan_p50_ms']):.1f} ms | {float(s['fan_p99_ms']):.1f} ms | | "
                    f"max {mx:.1f} ms (mean of per-event max {float(s['fan_mean_max_ms']):.1f} ms), "
