@@ -569,9 +569,11 @@ void sse_stream_take_problem(sse_stream *s, problem *out)
 
 struct MHD_Response *sse_stream_response(sse_stream *s)
 {
-    /* Blocks of 2 KiB: MHD takes them from the connection's memory pool. */
+    /* MHD mallocs a block of this size per response: small, because 10,000
+     * idle streams each hold one (events larger than a block take several
+     * reader calls). */
     struct MHD_Response *r =
-        MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, 2048, reader, s, reader_free);
+        MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, 512, reader, s, reader_free);
     if (r != NULL)
         s->resp_ref = true;
     return r;
