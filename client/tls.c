@@ -2,6 +2,7 @@
  * verification mode) and the per-connection SSL with SNI and the hostname
  * check. Verification is on unless rstmdb_tls_insecure() built it. No I/O. */
 #include <arpa/inet.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -141,8 +142,11 @@ SSL *tls_new_ssl(rstmdb_tls *tls, const char *host, rstmdb_error **err)
         return NULL;
     }
     bool ip = tls_is_ip(name);
+    /* A mutable copy: OpenSSL's macro casts its argument to void *. */
+    char sni[256];
+    int sn = snprintf(sni, sizeof(sni), "%s", name);
     /* RFC 6066: SNI carries host names only, never an address literal. */
-    if (!ip && SSL_set_tlsext_host_name(ssl, name) != 1) {
+    if (!ip && (sn < 0 || (size_t)sn >= sizeof(sni) || SSL_set_tlsext_host_name(ssl, sni) != 1)) {
         error_set(err, RSTMDB_ERR_TLS, "tls: cannot set SNI %s", name);
         SSL_free(ssl);
         return NULL;
