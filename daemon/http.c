@@ -48,6 +48,7 @@ struct http_req {
     route_match *m; /* freed once the response is decided */
     char *body;
     size_t body_len, body_cap;
+    uint64_t received; /* body bytes seen, stored or not */
     bool too_large;
     bool suspended;
     bool if_match;
@@ -497,7 +498,7 @@ static enum MHD_Result dispatch(http_req *q, const char *path)
 
 static int body_append(http_req *q, const char *data, size_t n, uint64_t max)
 {
-    if (q->too_large || q->body_len + n > max) {
+    if (q->too_large || q->received > max) {
         q->too_large = true;
         return -1;
     }
@@ -588,15 +589,24 @@ static enum MHD_Result on_access(void *cls, struct MHD_Connection *conn, const c
     switch (q->state) {
     case REQ_RECEIVING:
         if (*upload_data_size > 0) {
-            if (body_append(q, upload_data, *upload_data_size, h->d.cfg->max_body_bytes) != 0 &&
-                q->too_large) {
-                *upload_data_size = 0;
-                char d[96];
-                snprintf(d, sizeof d, "request body larger than %llu bytes",
-                         (unsigned long long)h->d.cfg->max_body_bytes);
-                return queue_local_problem(q, 413, "PAYLOAD_TOO_LARGE", d);
-            }
+            /* MHD 0.9.75 refuses a response queued while the body is still
+             * arriving, so an oversized body (chunked: no length up front)
+             * is read and dropped and the 413 goes out on the final call.
+             * Past a hard cap the connection is closed instead. */
+            size_t n = *upload_data_size;
             *upload_data_size = 0;
+            q->received += n;
+            if (q->received > h->d.cfg->max_body_bytes * 4 + (1u << 20)) {
+                log_msg(h->d.log, LOG_INFO, NULL,
+                        "request id=%llu: body far over the limit, closing the connection",
+                        (unsigned long long)q->id);
+                return MHD_NO;
+            }
+            if (body_append(q, upload_data, n, h->d.cfg->max_body_bytes) != 0 && q->body) {
+                free(q->body);
+                q->body = NULL;
+                q->body_len = q->body_cap = 0;
+            }
             return MHD_YES;
         }
         return dispatch(q, url);
