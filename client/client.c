@@ -52,16 +52,16 @@ typedef enum req_state {
 
 struct rstmdb_request {
     rstmdb_client *c;
-    hmap_node node;               /* c->reqs, key = id */
-    rstmdb_request *prev, *next;  /* c->req_head: every request in the map */
-    rstmdb_request *qprev, *qnext;/* the pre-READY queue while QUEUED */
+    hmap_node node;                /* c->reqs, key = id */
+    rstmdb_request *prev, *next;   /* c->req_head: every request in the map */
+    rstmdb_request *qprev, *qnext; /* the pre-READY queue while QUEUED */
     char id[24];
     char op[40];
     req_kind kind;
     req_state state;
     bool cancelled;
     bool was_written; /* set at teardown: fully handed to the kernel */
-    uint8_t *frame; /* the encoded frame while QUEUED */
+    uint8_t *frame;   /* the encoded frame while QUEUED */
     size_t frame_len;
     uint64_t out_end; /* c->out_total once its last byte was handed to the output buffer */
     struct event *timer;
@@ -80,27 +80,27 @@ typedef enum sub_state {
 
 struct rstmdb_sub {
     rstmdb_client *c;
-    hmap_node node;           /* c->subs, key = id, while ACTIVE */
+    hmap_node node; /* c->subs, key = id, while ACTIVE */
     bool in_map;
-    rstmdb_sub *prev, *next;  /* c->sub_head: every live subscription */
+    rstmdb_sub *prev, *next; /* c->sub_head: every live subscription */
     char *id;
     sub_state state;
-    bool unwatch_requested;   /* rstmdb_unwatch while WATCHING */
+    bool unwatch_requested; /* rstmdb_unwatch while WATCHING */
     rstmdb_reply_cb on_reply;
     rstmdb_event_cb on_event;
     rstmdb_sub_end_cb on_end;
     void *arg;
-    rstmdb_request *req;      /* WATCH or UNWATCH in flight */
-    rstmdb_error *end_why;    /* SUB_ENDING: the reason to report */
+    rstmdb_request *req;   /* WATCH or UNWATCH in flight */
+    rstmdb_error *end_why; /* SUB_ENDING: the reason to report */
 };
 
 typedef enum client_stage {
-    STAGE_START = 0, /* created; the connect starts from the event loop */
-    STAGE_CONNECTING,/* TCP (and TLS) connect under way */
-    STAGE_HELLO,     /* HELLO sent */
-    STAGE_AUTH,      /* AUTH sent */
-    STAGE_READY,     /* requests flow */
-    STAGE_CLOSED     /* terminal */
+    STAGE_START = 0,  /* created; the connect starts from the event loop */
+    STAGE_CONNECTING, /* TCP (and TLS) connect under way */
+    STAGE_HELLO,      /* HELLO sent */
+    STAGE_AUTH,       /* AUTH sent */
+    STAGE_READY,      /* requests flow */
+    STAGE_CLOSED      /* terminal */
 } client_stage;
 
 typedef enum in_mode {
@@ -133,9 +133,9 @@ struct rstmdb_client {
     rstmdb_sub *sub_head;
     rstmdb_frame_decoder *fdec;
     rstmdb_line_decoder *ldec;
-    in_mode mode;      /* the server's current output mode */
-    in_mode cur;       /* the decoder holding a partial document, or IN_NONE */
-    unsigned hellos;   /* HELLOs in flight: the mode may switch at a document boundary */
+    in_mode mode;    /* the server's current output mode */
+    in_mode cur;     /* the decoder holding a partial document, or IN_NONE */
+    unsigned hellos; /* HELLOs in flight: the mode may switch at a document boundary */
     uint64_t out_total;
     cJSON *hello;
     rstmdb_error *why;
@@ -354,8 +354,8 @@ static int req_encode(rstmdb_client *c, rstmdb_request *r, const char *params, s
     static const char p2[] = "\",\"op\":\"";
     static const char p3[] = "\",\"params\":";
     size_t idl = strlen(r->id), opl = strlen(r->op);
-    size_t plen = (sizeof(p1) - 1) + idl + (sizeof(p2) - 1) + opl + (sizeof(p3) - 1) +
-                  params_len + 1;
+    size_t plen =
+        (sizeof(p1) - 1) + idl + (sizeof(p2) - 1) + opl + (sizeof(p3) - 1) + params_len + 1;
     if (plen > c->opts->max_frame)
         return RSTMDB_ERR_FRAME_TOO_LARGE;
     uint8_t *buf = malloc(RSTMDB_FRAME_HEADER_LEN + plen);
@@ -831,8 +831,7 @@ static void client_dispatch(rstmdb_client *c, const char *doc, size_t len)
  * HELLO is in flight the server may switch its output mode with the HELLO
  * response, so at a document boundary the first byte decides: 'R' starts an
  * RCPX frame, anything else a JSON line. Otherwise the mode is strict. */
-static int client_feed(rstmdb_client *c, const uint8_t *p, size_t n, size_t *used,
-                       rstmdb_frame *fr)
+static int client_feed(rstmdb_client *c, const uint8_t *p, size_t n, size_t *used, rstmdb_frame *fr)
 {
     in_mode use = c->cur;
     if (use == IN_NONE) {
@@ -909,8 +908,7 @@ static int connect_next(rstmdb_client *c)
             rstmdb_error *e = NULL;
             SSL *ssl = tls_new_ssl(c->opts->tls, c->host, &e);
             if (!ssl) {
-                client_close_with(c, e ? e : error_newf(RSTMDB_ERR_TLS, "tls setup failed"),
-                                  false);
+                client_close_with(c, e ? e : error_newf(RSTMDB_ERR_TLS, "tls setup failed"), false);
                 return 0;
             }
             bev = bufferevent_openssl_socket_new(c->base, -1, ssl, BUFFEREVENT_SSL_CONNECTING,
@@ -985,11 +983,12 @@ static void on_bev_event(struct bufferevent *bev, short what, void *arg)
         } else if (ssl_err) {
             client_tls_failed(c, bev, ssl_err);
         } else if (what & BEV_EVENT_EOF) {
-            client_fail(c, RSTMDB_ERR_CLOSED, "connection to %s closed by the server%s",
-                        c->address, c->stage < STAGE_READY ? " during the handshake" : "");
+            client_fail(c, RSTMDB_ERR_CLOSED, "connection to %s closed by the server%s", c->address,
+                        c->stage < STAGE_READY ? " during the handshake" : "");
         } else {
-            client_fail(c, RSTMDB_ERR_IO, "connection to %s: %s", c->address,
-                        e ? evutil_socket_error_to_string(e) : "I/O error");
+            client_fail(c, RSTMDB_ERR_IO, "connection to %s: %s%s", c->address,
+                        e ? evutil_socket_error_to_string(e) : "I/O error",
+                        c->stage < STAGE_READY ? " during the handshake" : "");
         }
     }
     client_leave(c);
@@ -998,8 +997,8 @@ static void on_bev_event(struct bufferevent *bev, short what, void *arg)
 static void connect_timeout_cb(evutil_socket_t fd, short what, void *arg)
 {
     rstmdb_client *c = arg;
-    static const char *const stage_names[] = {"start", "connect", "HELLO", "AUTH", "ready",
-                                              "closed"};
+    static const char *const stage_names[] = {"start", "connect", "HELLO",
+                                              "AUTH",  "ready",   "closed"};
     (void)fd;
     (void)what;
     client_enter(c);
@@ -1068,7 +1067,8 @@ int rstmdb_client_new(rstmdb_client **out, struct event_base *base, const char *
                       const rstmdb_options *opts, rstmdb_error **err)
 {
     if (!out || !base || !address)
-        return error_set(err, RSTMDB_ERR_INVALID, "rstmdb_client_new: out, base and address are required");
+        return error_set(err, RSTMDB_ERR_INVALID,
+                         "rstmdb_client_new: out, base and address are required");
     rstmdb_client *c = calloc(1, sizeof(*c));
     if (!c)
         return error_set(err, RSTMDB_ERR_NOMEM, "out of memory");
@@ -1083,8 +1083,7 @@ int rstmdb_client_new(rstmdb_client **out, struct event_base *base, const char *
     if (prc != 0) {
         rc = prc == -2 ? error_set(err, RSTMDB_ERR_NOMEM, "out of memory")
                        : error_set(err, RSTMDB_ERR_INVALID,
-                                   "bad address \"%s\": expected host:port or [v6]:port",
-                                   address);
+                                   "bad address \"%s\": expected host:port or [v6]:port", address);
         goto fail;
     }
     if (!(c->address = strdup(address)) || !(c->opts = options_dup(opts)) ||
@@ -1105,8 +1104,8 @@ int rstmdb_client_new(rstmdb_client **out, struct event_base *base, const char *
      * non-blocking connect (the proxy resolves once at start-up). */
     int gai = getaddrinfo(c->host, c->port, &hints, &c->ai_list);
     if (gai != 0) {
-        rc = error_set(err, gai == EAI_MEMORY ? RSTMDB_ERR_NOMEM : RSTMDB_ERR_IO,
-                       "resolve %s: %s", c->host, gai_strerror(gai));
+        rc = error_set(err, gai == EAI_MEMORY ? RSTMDB_ERR_NOMEM : RSTMDB_ERR_IO, "resolve %s: %s",
+                       c->host, gai_strerror(gai));
         c->ai_list = NULL;
         goto fail;
     }
@@ -1370,8 +1369,8 @@ const char *rstmdb_request_id(const rstmdb_request *req)
 /* ---- public subscriptions --------------------------------------------------------- */
 
 int rstmdb_watch_json(rstmdb_client *c, const char *op, const char *params, size_t params_len,
-                      rstmdb_reply_cb on_reply, rstmdb_event_cb on_event,
-                      rstmdb_sub_end_cb on_end, void *arg, rstmdb_sub **sub_out)
+                      rstmdb_reply_cb on_reply, rstmdb_event_cb on_event, rstmdb_sub_end_cb on_end,
+                      void *arg, rstmdb_sub **sub_out)
 {
     jscan_type t;
     if (!c || !op)

@@ -19,18 +19,18 @@
 #define OPTIONS_MAX_FEATURES 32
 
 struct rstmdb_options {
-    char *auth;             /* bearer token or NULL */
-    rstmdb_tls *tls;        /* a reference (tls_ref) or NULL */
+    char *auth;      /* bearer token or NULL */
+    rstmdb_tls *tls; /* a reference (tls_ref) or NULL */
     unsigned connect_timeout_ms;
     unsigned request_timeout_ms;
-    char *client_name;      /* NULL = "librstmdb" */
+    char *client_name; /* NULL = "librstmdb" */
     rstmdb_wire_mode wire_mode;
     char *features[OPTIONS_MAX_FEATURES];
     size_t nfeatures;
     size_t max_frame;
-    size_t max_queued;      /* requests queued before READY */
-    size_t max_inflight;    /* requests sent or queued, not answered */
-    size_t max_events;      /* blocking API: events buffered per subscription */
+    size_t max_queued;   /* requests queued before READY */
+    size_t max_inflight; /* requests sent or queued, not answered */
+    size_t max_events;   /* blocking API: events buffered per subscription */
 };
 
 /* A deep copy of `src`, or the defaults when src is NULL. NULL on OOM. */
@@ -59,10 +59,10 @@ typedef struct reply_cache {
 } reply_cache;
 
 struct rstmdb_reply {
-    int status;                 /* RSTMDB_OK, RSTMDB_ERR_SERVER or a local failure */
-    const rstmdb_error *err;    /* NULL on success */
-    rstmdb_error *err_owned;    /* err when the reply owns it */
-    const char *raw;            /* the response document, or NULL */
+    int status;              /* RSTMDB_OK, RSTMDB_ERR_SERVER or a local failure */
+    const rstmdb_error *err; /* NULL on success */
+    rstmdb_error *err_owned; /* err when the reply owns it */
+    const char *raw;         /* the response document, or NULL */
     size_t raw_len;
     size_t result_off, result_len;
     bool has_result;
@@ -70,7 +70,7 @@ struct rstmdb_reply {
     uint64_t wal_offset;
     bool was_sent;
     reply_cache *cache;
-    bool owned;                 /* allocated by rstmdb_reply_dup */
+    bool owned; /* allocated by rstmdb_reply_dup */
 };
 
 /* Fill `r` from a response document already scanned into members. Sets

@@ -16,19 +16,19 @@
 typedef struct jout {
     char *buf;
     size_t len, cap;
-    size_t max;     /* hard cap on the text */
-    int err;        /* 0 or the first rstmdb_status that failed */
+    size_t max; /* hard cap on the text */
+    int err;    /* 0 or the first rstmdb_status that failed */
     bool need_comma;
 } jout;
 
 void jout_init(jout *j, size_t max);
 void jout_deinit(jout *j);
-void jout_begin(jout *j);                 /* "{" (after a comma inside an array) */
-void jout_end(jout *j);                   /* "}" */
-void jout_arr_begin(jout *j, const char *key); /* "key":[ */
-void jout_arr_end(jout *j);               /* "]" */
-void jout_key(jout *j, const char *key);  /* "key": (with a comma when needed) */
-void jout_str(jout *j, const char *key, const char *v);   /* skipped when v is NULL */
+void jout_begin(jout *j);                               /* "{" (after a comma inside an array) */
+void jout_end(jout *j);                                 /* "}" */
+void jout_arr_begin(jout *j, const char *key);          /* "key":[ */
+void jout_arr_end(jout *j);                             /* "]" */
+void jout_key(jout *j, const char *key);                /* "key": (with a comma when needed) */
+void jout_str(jout *j, const char *key, const char *v); /* skipped when v is NULL */
 void jout_u64(jout *j, const char *key, uint64_t v);
 void jout_bool(jout *j, const char *key, bool v);
 /* A cJSON value printed compactly; skipped when v is NULL. */

@@ -399,11 +399,21 @@ int jscan_string_dup(const char *s, size_t len, char **out, size_t *out_len)
         char e = s[i + 1];
         i += 2;
         switch (e) {
-        case 'b': buf[o++] = '\b'; break;
-        case 'f': buf[o++] = '\f'; break;
-        case 'n': buf[o++] = '\n'; break;
-        case 'r': buf[o++] = '\r'; break;
-        case 't': buf[o++] = '\t'; break;
+        case 'b':
+            buf[o++] = '\b';
+            break;
+        case 'f':
+            buf[o++] = '\f';
+            break;
+        case 'n':
+            buf[o++] = '\n';
+            break;
+        case 'r':
+            buf[o++] = '\r';
+            break;
+        case 't':
+            buf[o++] = '\t';
+            break;
         case 'u': {
             unsigned long cp = hex4(s + i);
             i += 4;
@@ -424,7 +434,9 @@ int jscan_string_dup(const char *s, size_t len, char **out, size_t *out_len)
             o += put_utf8(buf + o, cp);
             break;
         }
-        default: buf[o++] = e; break; /* '"', '\\', '/' */
+        default:
+            buf[o++] = e;
+            break; /* '"', '\\', '/' */
         }
     }
     buf[o] = '\0';

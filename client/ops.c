@@ -27,15 +27,15 @@ static int ops_finish(jout *j, char **out, size_t *len)
     return RSTMDB_OK;
 }
 
-#define OPS_BEGIN(req)                                                                           \
-    jout j;                                                                                      \
-    if (!(req) || !out || !len)                                                                  \
-        return RSTMDB_ERR_INVALID;                                                               \
-    jout_init(&j, RSTMDB_FRAME_MAX_PAYLOAD);                                                     \
+#define OPS_BEGIN(req)                       \
+    jout j;                                  \
+    if (!(req) || !out || !len)              \
+        return RSTMDB_ERR_INVALID;           \
+    jout_init(&j, RSTMDB_FRAME_MAX_PAYLOAD); \
     jout_begin(&j)
 
-#define OPS_END()                                                                                \
-    jout_end(&j);                                                                                \
+#define OPS_END() \
+    jout_end(&j); \
     return ops_finish(&j, out, len)
 
 int ops_text_put_machine(const rstmdb_put_machine_req *req, char **out, size_t *len)
@@ -267,16 +267,16 @@ static int ops_send(rstmdb_client *c, const char *op, int rc, char *text, size_t
     return rc;
 }
 
-#define OPS_CALL(fn, OP, type, enc)                                                              \
-    int fn(rstmdb_client *c, const type *req, rstmdb_reply_cb cb, void *arg,                     \
-           rstmdb_request **req_out)                                                             \
-    {                                                                                            \
-        char *t = NULL;                                                                          \
-        size_t n = 0;                                                                            \
-        if (!c || !cb)                                                                           \
-            return RSTMDB_ERR_INVALID;                                                           \
-        int rc = enc(req, &t, &n);                                                               \
-        return ops_send(c, OP, rc, t, n, cb, arg, req_out);                                      \
+#define OPS_CALL(fn, OP, type, enc)                                          \
+    int fn(rstmdb_client *c, const type *req, rstmdb_reply_cb cb, void *arg, \
+           rstmdb_request **req_out)                                         \
+    {                                                                        \
+        char *t = NULL;                                                      \
+        size_t n = 0;                                                        \
+        if (!c || !cb)                                                       \
+            return RSTMDB_ERR_INVALID;                                       \
+        int rc = enc(req, &t, &n);                                           \
+        return ops_send(c, OP, rc, t, n, cb, arg, req_out);                  \
     }
 
 OPS_CALL(rstmdb_put_machine, "PUT_MACHINE", rstmdb_put_machine_req, ops_text_put_machine)
@@ -305,8 +305,7 @@ int rstmdb_info(rstmdb_client *c, rstmdb_reply_cb cb, void *arg, rstmdb_request 
     return rstmdb_call_json(c, "INFO", "{}", 2, cb, arg, req_out);
 }
 
-int rstmdb_list_machines(rstmdb_client *c, rstmdb_reply_cb cb, void *arg,
-                         rstmdb_request **req_out)
+int rstmdb_list_machines(rstmdb_client *c, rstmdb_reply_cb cb, void *arg, rstmdb_request **req_out)
 {
     return rstmdb_call_json(c, "LIST_MACHINES", "{}", 2, cb, arg, req_out);
 }
@@ -426,10 +425,10 @@ static bool json_u64(const cJSON *x, uint64_t *out)
     return true;
 }
 
-#define NEED(cond)                                                                               \
-    do {                                                                                         \
-        if (!(cond))                                                                             \
-            return RSTMDB_ERR_PROTOCOL;                                                          \
+#define NEED(cond)                      \
+    do {                                \
+        if (!(cond))                    \
+            return RSTMDB_ERR_PROTOCOL; \
     } while (0)
 
 int rstmdb_reply_ping(const rstmdb_reply *r)

@@ -11,9 +11,9 @@
 #define OPTIONS_DEFAULT_REQUEST_MS 30000u
 /* Requests issued while connecting wait in memory; past this a caller gets
  * RSTMDB_ERR_NOMEM instead of growing a queue a dead server never drains. */
-#define OPTIONS_DEFAULT_MAX_QUEUED 4096u
+#define OPTIONS_DEFAULT_MAX_QUEUED   4096u
 #define OPTIONS_DEFAULT_MAX_INFLIGHT 65536u
-#define OPTIONS_DEFAULT_MAX_EVENTS 4096u
+#define OPTIONS_DEFAULT_MAX_EVENTS   4096u
 
 static void options_defaults(rstmdb_options *o)
 {

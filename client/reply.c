@@ -16,8 +16,7 @@ static void reply_clear(rstmdb_reply *r, reply_cache *cache)
     r->cache = cache;
 }
 
-void reply_init_failure(rstmdb_reply *r, reply_cache *cache, const rstmdb_error *why,
-                        bool was_sent)
+void reply_init_failure(rstmdb_reply *r, reply_cache *cache, const rstmdb_error *why, bool was_sent)
 {
     reply_clear(r, cache);
     r->status = rstmdb_error_status(why);

@@ -20,7 +20,7 @@ struct rstmdb_sync_sub {
     size_t cap, head, count;
     bool ended;
     bool overflowed;
-    rstmdb_error *why;            /* why it ended (owned), NULL after UNWATCH */
+    rstmdb_error *why; /* why it ended (owned), NULL after UNWATCH */
     /* the WATCH answer */
     bool replied;
     bool watch_ok; /* the server accepted the WATCH (the async sub is live) */
@@ -79,7 +79,8 @@ int rstmdb_sync_connect(rstmdb_sync **out, const char *address, const rstmdb_opt
                         rstmdb_error **err)
 {
     if (!out || !address)
-        return error_set(err, RSTMDB_ERR_INVALID, "rstmdb_sync_connect: out and address are required");
+        return error_set(err, RSTMDB_ERR_INVALID,
+                         "rstmdb_sync_connect: out and address are required");
     rstmdb_sync *s = calloc(1, sizeof(*s));
     if (!s)
         return error_set(err, RSTMDB_ERR_NOMEM, "out of memory");
@@ -190,13 +191,13 @@ static int sync_text_call(rstmdb_sync *s, const char *op, int rc, char *text, si
     return rc;
 }
 
-#define SYNC_OP(fn, OP, type, enc)                                                               \
-    int fn(rstmdb_sync *s, const type *req, rstmdb_reply **reply)                                \
-    {                                                                                            \
-        char *t = NULL;                                                                          \
-        size_t n = 0;                                                                            \
-        int rc = enc(req, &t, &n);                                                               \
-        return sync_text_call(s, OP, rc, t, n, reply);                                           \
+#define SYNC_OP(fn, OP, type, enc)                                \
+    int fn(rstmdb_sync *s, const type *req, rstmdb_reply **reply) \
+    {                                                             \
+        char *t = NULL;                                           \
+        size_t n = 0;                                             \
+        int rc = enc(req, &t, &n);                                \
+        return sync_text_call(s, OP, rc, t, n, reply);            \
     }
 
 SYNC_OP(rstmdb_sync_put_machine, "PUT_MACHINE", rstmdb_put_machine_req, ops_text_put_machine)
@@ -380,8 +381,8 @@ int rstmdb_sync_watch_instance(rstmdb_sync *s, const rstmdb_watch_instance_req *
     return rc;
 }
 
-int rstmdb_sync_watch_all(rstmdb_sync *s, const rstmdb_watch_all_req *req,
-                          rstmdb_sync_sub **sub, rstmdb_reply **reply)
+int rstmdb_sync_watch_all(rstmdb_sync *s, const rstmdb_watch_all_req *req, rstmdb_sync_sub **sub,
+                          rstmdb_reply **reply)
 {
     char *t = NULL;
     size_t n = 0;

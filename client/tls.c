@@ -32,8 +32,7 @@ static int tls_new_ctx(rstmdb_tls **out, bool insecure, rstmdb_error **err)
     t->ctx = SSL_CTX_new(TLS_client_method());
     if (!t->ctx) {
         free(t);
-        return error_set(err, RSTMDB_ERR_TLS, "SSL_CTX_new: %s",
-                         tls_ossl_reason(why, sizeof(why)));
+        return error_set(err, RSTMDB_ERR_TLS, "SSL_CTX_new: %s", tls_ossl_reason(why, sizeof(why)));
     }
     /* The real server speaks TLS 1.2 and 1.3 (rustls); nothing older. */
     SSL_CTX_set_min_proto_version(t->ctx, TLS1_2_VERSION);

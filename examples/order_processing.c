@@ -28,11 +28,12 @@ static void explain(const char *what, int rc, const rstmdb_reply *r)
 
 static int ensure_machine(rstmdb_sync *client)
 {
-    cJSON *def = cJSON_Parse("{\"states\":[\"pending\",\"paid\",\"shipped\",\"delivered\"],"
-                             "\"initial\":\"pending\",\"transitions\":["
-                             "{\"from\":[\"pending\"],\"event\":\"PAY\",\"to\":\"paid\"},"
-                             "{\"from\":[\"paid\"],\"event\":\"SHIP\",\"to\":\"shipped\"},"
-                             "{\"from\":[\"shipped\"],\"event\":\"DELIVER\",\"to\":\"delivered\"}]}");
+    cJSON *def =
+        cJSON_Parse("{\"states\":[\"pending\",\"paid\",\"shipped\",\"delivered\"],"
+                    "\"initial\":\"pending\",\"transitions\":["
+                    "{\"from\":[\"pending\"],\"event\":\"PAY\",\"to\":\"paid\"},"
+                    "{\"from\":[\"paid\"],\"event\":\"SHIP\",\"to\":\"shipped\"},"
+                    "{\"from\":[\"shipped\"],\"event\":\"DELIVER\",\"to\":\"delivered\"}]}");
     rstmdb_put_machine_req pm = {.machine = "order", .version = 1, .definition = def};
     rstmdb_reply *r = NULL;
     int rc = rstmdb_sync_put_machine(client, &pm, &r);

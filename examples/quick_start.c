@@ -39,11 +39,12 @@ int main(int argc, char **argv)
     rstmdb_options_free(opts);
 
     /* Define a state machine. */
-    cJSON *def = cJSON_Parse("{\"states\":[\"pending\",\"paid\",\"shipped\",\"delivered\"],"
-                             "\"initial\":\"pending\",\"transitions\":["
-                             "{\"from\":[\"pending\"],\"event\":\"PAY\",\"to\":\"paid\"},"
-                             "{\"from\":[\"paid\"],\"event\":\"SHIP\",\"to\":\"shipped\"},"
-                             "{\"from\":[\"shipped\"],\"event\":\"DELIVER\",\"to\":\"delivered\"}]}");
+    cJSON *def =
+        cJSON_Parse("{\"states\":[\"pending\",\"paid\",\"shipped\",\"delivered\"],"
+                    "\"initial\":\"pending\",\"transitions\":["
+                    "{\"from\":[\"pending\"],\"event\":\"PAY\",\"to\":\"paid\"},"
+                    "{\"from\":[\"paid\"],\"event\":\"SHIP\",\"to\":\"shipped\"},"
+                    "{\"from\":[\"shipped\"],\"event\":\"DELIVER\",\"to\":\"delivered\"}]}");
     rstmdb_put_machine_req pm = {.machine = "order", .version = 1, .definition = def};
     int rc = rstmdb_sync_put_machine(client, &pm, &r);
     cJSON_Delete(def);

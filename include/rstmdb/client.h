@@ -46,8 +46,8 @@ typedef struct rstmdb_event rstmdb_event;
 /* Like the Go client's TLSFromFiles(ca, cert, key). `ca` NULL = system trust
  * store; `cert`+`key` both set = mTLS client certificate. Verification and
  * hostname check are on. */
-int rstmdb_tls_from_files(rstmdb_tls **out, const char *ca, const char *cert,
-                          const char *key, rstmdb_error **err);
+int rstmdb_tls_from_files(rstmdb_tls **out, const char *ca, const char *cert, const char *key,
+                          rstmdb_error **err);
 /* No verification at all: development only. */
 int rstmdb_tls_insecure(rstmdb_tls **out, rstmdb_error **err);
 /* Name used for SNI and the hostname check (default: the host of the address). */
@@ -68,7 +68,8 @@ int rstmdb_options_set_auth(rstmdb_options *o, const char *token);
 /* TLS configuration; the options keep a reference until freed (NULL = plain TCP). */
 int rstmdb_options_set_tls(rstmdb_options *o, rstmdb_tls *tls);
 int rstmdb_options_set_connect_timeout_ms(rstmdb_options *o, unsigned ms); /* default 10000 */
-int rstmdb_options_set_request_timeout_ms(rstmdb_options *o, unsigned ms); /* default 30000; 0 = none */
+int rstmdb_options_set_request_timeout_ms(rstmdb_options *o,
+                                          unsigned ms); /* default 30000; 0 = none */
 int rstmdb_options_set_client_name(rstmdb_options *o, const char *name);
 int rstmdb_options_set_wire_mode(rstmdb_options *o, rstmdb_wire_mode mode);
 int rstmdb_options_add_feature(rstmdb_options *o, const char *feature);
@@ -93,8 +94,8 @@ typedef enum rstmdb_conn_state {
 } rstmdb_conn_state;
 
 /* Called on every state change. On CLOSED `why` says why (never NULL then). */
-typedef void (*rstmdb_state_cb)(rstmdb_client *c, rstmdb_conn_state state,
-                                const rstmdb_error *why, void *arg);
+typedef void (*rstmdb_state_cb)(rstmdb_client *c, rstmdb_conn_state state, const rstmdb_error *why,
+                                void *arg);
 
 /* Start connecting to "host:port" (IPv6 as "[::1]:7401") on `base`. Returns at
  * once; requests made before READY are queued and sent after the handshake.
@@ -174,8 +175,8 @@ typedef void (*rstmdb_sub_end_cb)(rstmdb_sub *sub, const rstmdb_error *why, void
  * response (subscription_id, wal_offset...) or its error; on error the
  * subscription ends without calling on_end. Events then go to on_event. */
 int rstmdb_watch_json(rstmdb_client *c, const char *op, const char *params, size_t params_len,
-                      rstmdb_reply_cb on_reply, rstmdb_event_cb on_event,
-                      rstmdb_sub_end_cb on_end, void *arg, rstmdb_sub **sub_out);
+                      rstmdb_reply_cb on_reply, rstmdb_event_cb on_event, rstmdb_sub_end_cb on_end,
+                      void *arg, rstmdb_sub **sub_out);
 /* Send UNWATCH; on_end follows when it is answered (or when the connection
  * closes first), always from the event loop, never inside this call. Events
  * that arrive after this call are dropped. Called before the WATCH answer:

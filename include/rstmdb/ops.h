@@ -38,10 +38,10 @@ extern "C" {
 /* ---- requests ------------------------------------------------------------ */
 
 typedef struct rstmdb_put_machine_req {
-    const char *machine;      /* required */
-    uint32_t version;         /* 0 is a valid version */
-    const cJSON *definition;  /* required: {states, initial, transitions, meta?} */
-    const char *checksum;     /* optional; the server ignores it */
+    const char *machine;     /* required */
+    uint32_t version;        /* 0 is a valid version */
+    const cJSON *definition; /* required: {states, initial, transitions, meta?} */
+    const char *checksum;    /* optional; the server ignores it */
 } rstmdb_put_machine_req;
 
 typedef struct rstmdb_get_machine_req {
@@ -50,9 +50,9 @@ typedef struct rstmdb_get_machine_req {
 } rstmdb_get_machine_req;
 
 typedef struct rstmdb_create_instance_req {
-    const char *machine;         /* required */
+    const char *machine; /* required */
     uint32_t version;
-    const char *instance_id;     /* NULL: the server generates a UUID */
+    const char *instance_id; /* NULL: the server generates a UUID */
     /* NULL sends {} (not null): with a null ctx the server never merges
      * payloads into it (PROTOCOL.md §8.2). Any JSON value is accepted. */
     const cJSON *initial_ctx;
@@ -68,7 +68,7 @@ typedef struct rstmdb_list_instances_req {
     const char *state;   /* optional exact filter */
     bool has_limit;      /* false: server default (100) */
     uint32_t limit;
-    uint32_t offset;     /* 0 = from the start */
+    uint32_t offset; /* 0 = from the start */
 } rstmdb_list_instances_req;
 
 typedef struct rstmdb_delete_instance_req {
@@ -77,14 +77,14 @@ typedef struct rstmdb_delete_instance_req {
 } rstmdb_delete_instance_req;
 
 typedef struct rstmdb_apply_event_req {
-    const char *instance_id;      /* required */
-    const char *event;            /* required */
-    const cJSON *payload;         /* optional (NULL: omitted, the server uses null) */
-    const char *expected_state;   /* optional optimistic-concurrency check */
+    const char *instance_id;    /* required */
+    const char *event;          /* required */
+    const cJSON *payload;       /* optional (NULL: omitted, the server uses null) */
+    const char *expected_state; /* optional optimistic-concurrency check */
     bool has_expected_wal_offset;
     uint64_t expected_wal_offset;
-    const char *event_id;         /* optional */
-    const char *idempotency_key;  /* optional */
+    const char *event_id;        /* optional */
+    const char *idempotency_key; /* optional */
 } rstmdb_apply_event_req;
 
 typedef enum rstmdb_batch_mode {
@@ -161,8 +161,7 @@ int rstmdb_put_machine(rstmdb_client *c, const rstmdb_put_machine_req *req, rstm
                        void *arg, rstmdb_request **req_out);
 int rstmdb_get_machine(rstmdb_client *c, const rstmdb_get_machine_req *req, rstmdb_reply_cb cb,
                        void *arg, rstmdb_request **req_out);
-int rstmdb_list_machines(rstmdb_client *c, rstmdb_reply_cb cb, void *arg,
-                         rstmdb_request **req_out);
+int rstmdb_list_machines(rstmdb_client *c, rstmdb_reply_cb cb, void *arg, rstmdb_request **req_out);
 int rstmdb_create_instance(rstmdb_client *c, const rstmdb_create_instance_req *req,
                            rstmdb_reply_cb cb, void *arg, rstmdb_request **req_out);
 int rstmdb_get_instance(rstmdb_client *c, const rstmdb_get_instance_req *req, rstmdb_reply_cb cb,
@@ -177,12 +176,12 @@ int rstmdb_batch(rstmdb_client *c, const rstmdb_batch_req *req, rstmdb_reply_cb 
                  rstmdb_request **req_out);
 int rstmdb_snapshot_instance(rstmdb_client *c, const rstmdb_snapshot_instance_req *req,
                              rstmdb_reply_cb cb, void *arg, rstmdb_request **req_out);
-int rstmdb_wal_read(rstmdb_client *c, const rstmdb_wal_read_req *req, rstmdb_reply_cb cb,
-                    void *arg, rstmdb_request **req_out);
+int rstmdb_wal_read(rstmdb_client *c, const rstmdb_wal_read_req *req, rstmdb_reply_cb cb, void *arg,
+                    rstmdb_request **req_out);
 int rstmdb_wal_stats(rstmdb_client *c, rstmdb_reply_cb cb, void *arg, rstmdb_request **req_out);
 /* req may be NULL (force_snapshot false). */
-int rstmdb_compact(rstmdb_client *c, const rstmdb_compact_req *req, rstmdb_reply_cb cb,
-                   void *arg, rstmdb_request **req_out);
+int rstmdb_compact(rstmdb_client *c, const rstmdb_compact_req *req, rstmdb_reply_cb cb, void *arg,
+                   rstmdb_request **req_out);
 /* Newer servers only, and only when enabled there: the 21-op server closes
  * the connection on it (PROTOCOL.md §4.0). Check rstmdb_info first. */
 int rstmdb_flush_all(rstmdb_client *c, rstmdb_reply_cb cb, void *arg, rstmdb_request **req_out);
@@ -239,8 +238,8 @@ typedef struct rstmdb_instance_result {
     const char *machine;
     uint32_t version;
     const char *state;
-    const cJSON *ctx;            /* any JSON, possibly null */
-    const char *last_event_id;   /* NULL when none */
+    const cJSON *ctx;          /* any JSON, possibly null */
+    const char *last_event_id; /* NULL when none */
     uint64_t last_wal_offset;
 } rstmdb_instance_result;
 
@@ -274,8 +273,8 @@ typedef struct rstmdb_apply_result {
     bool applied; /* also true on an idempotent replay (PROTOCOL.md §4.8) */
     const char *from_state;
     const char *to_state;
-    const cJSON *ctx;       /* after the merge; possibly null */
-    const char *event_id;   /* NULL unless the request carried one */
+    const cJSON *ctx;     /* after the merge; possibly null */
+    const char *event_id; /* NULL unless the request carried one */
     uint64_t wal_offset;
 } rstmdb_apply_result;
 
@@ -285,9 +284,9 @@ typedef struct rstmdb_batch_result {
 } rstmdb_batch_result;
 
 typedef struct rstmdb_batch_item {
-    bool ok;                    /* status "ok" */
-    const cJSON *result;        /* when ok */
-    const char *error_code;     /* when not ok */
+    bool ok;                /* status "ok" */
+    const cJSON *result;    /* when ok */
+    const char *error_code; /* when not ok */
     const char *error_message;
     bool error_retryable;
 } rstmdb_batch_item;
@@ -298,7 +297,7 @@ typedef struct rstmdb_snapshot_result {
     const char *instance_id;
     const char *snapshot_id;
     uint64_t wal_offset;
-    bool has_size;     /* size_bytes and checksum present */
+    bool has_size; /* size_bytes and checksum present */
     uint64_t size_bytes;
     const char *checksum;
 } rstmdb_snapshot_result;
@@ -306,7 +305,7 @@ typedef struct rstmdb_snapshot_result {
 typedef struct rstmdb_wal_read_result {
     const cJSON *records; /* [{offset, sequence, entry}] */
     size_t count;
-    bool has_next;        /* false when next_offset was null (no records) */
+    bool has_next; /* false when next_offset was null (no records) */
     uint64_t next_offset;
 } rstmdb_wal_read_result;
 

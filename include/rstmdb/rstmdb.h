@@ -10,9 +10,9 @@
 #ifndef RSTMDB_RSTMDB_H
 #define RSTMDB_RSTMDB_H
 
+#include "rstmdb/client.h"
 #include "rstmdb/error.h"
 #include "rstmdb/frame.h"
-#include "rstmdb/client.h"
 #include "rstmdb/ops.h"
 #include "rstmdb/sync.h"
 

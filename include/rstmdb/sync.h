@@ -91,8 +91,8 @@ int rstmdb_sync_flush_all(rstmdb_sync *s, rstmdb_reply **reply);
  * (release with rstmdb_sync_unwatch); otherwise *sub is NULL. */
 int rstmdb_sync_watch_instance(rstmdb_sync *s, const rstmdb_watch_instance_req *req,
                                rstmdb_sync_sub **sub, rstmdb_reply **reply);
-int rstmdb_sync_watch_all(rstmdb_sync *s, const rstmdb_watch_all_req *req,
-                          rstmdb_sync_sub **sub, rstmdb_reply **reply);
+int rstmdb_sync_watch_all(rstmdb_sync *s, const rstmdb_watch_all_req *req, rstmdb_sync_sub **sub,
+                          rstmdb_reply **reply);
 int rstmdb_sync_watch_json(rstmdb_sync *s, const char *op, const char *params, size_t params_len,
                            rstmdb_sync_sub **sub, rstmdb_reply **reply);
 const char *rstmdb_sync_sub_id(const rstmdb_sync_sub *sub);

@@ -28,9 +28,9 @@ typedef struct fake {
     struct bufferevent *bev;
     rstmdb_frame_decoder *dec;
     char addr[64];
-    bool jsonl_out;     /* write JSON lines (after a HELLO asking for jsonl) */
-    bool auto_ping;     /* answer PING at once */
-    bool hang_hello;    /* never answer HELLO */
+    bool jsonl_out;         /* write JSON lines (after a HELLO asking for jsonl) */
+    bool auto_ping;         /* answer PING at once */
+    bool hang_hello;        /* never answer HELLO */
     const char *auth_error; /* AUTH answer: NULL ok, else this code */
     cJSON *reqs[FAKE_MAX_REQS];
     size_t nreqs;
@@ -55,8 +55,8 @@ static void fake_send(fake *f, const char *json)
 static void fake_reply_ok(fake *f, const char *id, const char *result)
 {
     char buf[1024];
-    snprintf(buf, sizeof(buf), "{\"type\":\"response\",\"id\":\"%s\",\"status\":\"ok\",\"result\":%s}",
-             id, result);
+    snprintf(buf, sizeof(buf),
+             "{\"type\":\"response\",\"id\":\"%s\",\"status\":\"ok\",\"result\":%s}", id, result);
     fake_send(f, buf);
 }
 
@@ -84,10 +84,11 @@ static void fake_handle(fake *f, cJSON *req)
     if (strcmp(op, "AUTH") == 0) {
         if (f->auth_error) {
             char buf[512];
-            snprintf(buf, sizeof(buf),
-                     "{\"type\":\"response\",\"id\":\"%s\",\"status\":\"error\",\"error\":{\"code\":"
-                     "\"%s\",\"message\":\"authentication failed: invalid token\",\"retryable\":false}}",
-                     id, f->auth_error);
+            snprintf(
+                buf, sizeof(buf),
+                "{\"type\":\"response\",\"id\":\"%s\",\"status\":\"error\",\"error\":{\"code\":"
+                "\"%s\",\"message\":\"authentication failed: invalid token\",\"retryable\":false}}",
+                id, f->auth_error);
             fake_send(f, buf);
         } else {
             fake_reply_ok(f, id, "{\"authenticated\":true}");
@@ -329,8 +330,9 @@ START_TEST(test_thousand_out_of_order)
         args[i].o = &o;
         args[i].index = i;
         snprintf(params, sizeof(params), "{\"i\":%d}", i);
-        ck_assert_int_eq(rstmdb_call_json(x.c, "ECHO", params, strlen(params), on_ooo, &args[i], NULL),
-                         RSTMDB_OK);
+        ck_assert_int_eq(
+            rstmdb_call_json(x.c, "ECHO", params, strlen(params), on_ooo, &args[i], NULL),
+            RSTMDB_OK);
     }
     bool all = false;
     for (int k = 0; k < 5000 && x.f.nreqs < N; k++)
@@ -370,7 +372,8 @@ START_TEST(test_eof_fails_pending_and_was_sent)
     ck_assert_int_eq(x.s.closed_status, RSTMDB_ERR_CLOSED);
     ck_assert_int_eq(rstmdb_client_state(x.c), RSTMDB_CONN_CLOSED);
     got g2 = {0};
-    ck_assert_int_eq(rstmdb_call_json(x.c, "PING", NULL, 0, on_reply, &g2, NULL), RSTMDB_ERR_CLOSED);
+    ck_assert_int_eq(rstmdb_call_json(x.c, "PING", NULL, 0, on_reply, &g2, NULL),
+                     RSTMDB_ERR_CLOSED);
     setup_end(&x);
 }
 END_TEST
@@ -705,7 +708,8 @@ START_TEST(test_bad_arguments)
     ck_assert_ptr_nonnull(err);
     ck_assert_ptr_null(c);
     rstmdb_error_free(err);
-    ck_assert_int_eq(rstmdb_client_new(&c, base, "127.0.0.1:99999", NULL, NULL), RSTMDB_ERR_INVALID);
+    ck_assert_int_eq(rstmdb_client_new(&c, base, "127.0.0.1:99999", NULL, NULL),
+                     RSTMDB_ERR_INVALID);
     /* Bound but not listening: the connect is refused. */
     int fd = socket(AF_INET, SOCK_STREAM, 0);
     struct sockaddr_in sa;
@@ -721,7 +725,8 @@ START_TEST(test_bad_arguments)
     got g = {0};
     ck_assert_int_eq(rstmdb_call_json(c, "PING", "[1]", 3, on_reply, &g, NULL), RSTMDB_ERR_JSON);
     ck_assert_int_eq(rstmdb_call_json(c, "PING", "{", 1, on_reply, &g, NULL), RSTMDB_ERR_JSON);
-    ck_assert_int_eq(rstmdb_call_json(c, "bad op", "{}", 2, on_reply, &g, NULL), RSTMDB_ERR_INVALID);
+    ck_assert_int_eq(rstmdb_call_json(c, "bad op", "{}", 2, on_reply, &g, NULL),
+                     RSTMDB_ERR_INVALID);
     st s = {0};
     rstmdb_client_set_state_cb(c, on_state, &s);
     ck_assert_int_eq(rstmdb_call_json(c, "PING", NULL, 0, on_reply, &g, NULL), RSTMDB_OK);

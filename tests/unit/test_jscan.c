@@ -13,9 +13,18 @@ static int valid(const char *s)
 
 START_TEST(test_accepts)
 {
-    const char *ok[] = {"{}", "[]", " {\"a\":1} ", "0", "-0.5e+3", "\"\\u00e9\\n\"", "true",
-                        "null", "[1,[2,{\"x\":[]}]]", "\"\xc3\xa9\xe2\x82\xac\xf0\x9f\x98\x80\"",
-                        "{\"a\":{\"b\":{\"c\":null}}}", "1E2"};
+    const char *ok[] = {"{}",
+                        "[]",
+                        " {\"a\":1} ",
+                        "0",
+                        "-0.5e+3",
+                        "\"\\u00e9\\n\"",
+                        "true",
+                        "null",
+                        "[1,[2,{\"x\":[]}]]",
+                        "\"\xc3\xa9\xe2\x82\xac\xf0\x9f\x98\x80\"",
+                        "{\"a\":{\"b\":{\"c\":null}}}",
+                        "1E2"};
     for (size_t i = 0; i < sizeof(ok) / sizeof(ok[0]); i++)
         ck_assert_msg(valid(ok[i]), "rejected %s", ok[i]);
 }
@@ -23,10 +32,35 @@ END_TEST
 
 START_TEST(test_rejects)
 {
-    const char *bad[] = {"", " ", "{", "}", "{\"a\"}", "{\"a\":}", "{a:1}", "[1,]", "{\"a\":1,}",
-                         "01", "1.", ".5", "-", "+1", "1e", "tru", "nul", "\"abc", "\"\\x\"",
-                         "\"\\u12\"", "\"a\nb\"", "{} {}", "[1] x", "'a'", "\"\xc3\"",
-                         "\"\xed\xa0\x80\"", "\"\xc0\xaf\"", "\"\xf5\x80\x80\x80\"", "NaN"};
+    const char *bad[] = {"",
+                         " ",
+                         "{",
+                         "}",
+                         "{\"a\"}",
+                         "{\"a\":}",
+                         "{a:1}",
+                         "[1,]",
+                         "{\"a\":1,}",
+                         "01",
+                         "1.",
+                         ".5",
+                         "-",
+                         "+1",
+                         "1e",
+                         "tru",
+                         "nul",
+                         "\"abc",
+                         "\"\\x\"",
+                         "\"\\u12\"",
+                         "\"a\nb\"",
+                         "{} {}",
+                         "[1] x",
+                         "'a'",
+                         "\"\xc3\"",
+                         "\"\xed\xa0\x80\"",
+                         "\"\xc0\xaf\"",
+                         "\"\xf5\x80\x80\x80\"",
+                         "NaN"};
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
         ck_assert_msg(!valid(bad[i]), "accepted %s", bad[i]);
 }
@@ -49,8 +83,9 @@ END_TEST
 
 START_TEST(test_members)
 {
-    const char *s = "{\"type\":\"response\", \"id\" : \"42\",\"status\":\"ok\",\"result\":{\"a\":[1,2]},"
-                    "\"n\":1099511627776}";
+    const char *s =
+        "{\"type\":\"response\", \"id\" : \"42\",\"status\":\"ok\",\"result\":{\"a\":[1,2]},"
+        "\"n\":1099511627776}";
     jscan_member m[8];
     size_t n = 0;
     ck_assert_int_eq(jscan_object(s, strlen(s), 0, m, 8, &n), 0);

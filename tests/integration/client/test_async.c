@@ -34,7 +34,8 @@ static void stop(void)
 static void ctl(const char *cmd)
 {
     char reply[256];
-    ck_assert_msg(spawn_control(&srv, cmd, reply, sizeof(reply)) == 0, "control %s: %s", cmd, reply);
+    ck_assert_msg(spawn_control(&srv, cmd, reply, sizeof(reply)) == 0, "control %s: %s", cmd,
+                  reply);
 }
 
 /* Run until *flag; 10 s is a safety net for a broken build, not a timing check. */
@@ -243,9 +244,9 @@ START_TEST(test_disconnect_fails_pending_and_ends_subs)
     st s = {0};
     rstmdb_client *c = client(NULL, &s);
     subt t = {0};
-    ck_assert_int_eq(rstmdb_watch_json(c, "WATCH_ALL", "{}", 2, sub_reply, sub_event, sub_end, &t,
-                                       NULL),
-                     RSTMDB_OK);
+    ck_assert_int_eq(
+        rstmdb_watch_json(c, "WATCH_ALL", "{}", 2, sub_reply, sub_event, sub_end, &t, NULL),
+        RSTMDB_OK);
     run_until(&t.replied);
     ctl("hang on");
     got g = {0};
@@ -298,7 +299,8 @@ START_TEST(test_refused_during_handshake)
     st s = {0};
     rstmdb_client *c = client(NULL, &s);
     run_until(&s.closed);
-    ck_assert_int_eq(s.why_status, RSTMDB_ERR_CLOSED);
+    /* EOF, or a reset when the HELLO was already on its way. */
+    ck_assert(s.why_status == RSTMDB_ERR_CLOSED || s.why_status == RSTMDB_ERR_IO);
     ck_assert(strstr(rstmdb_error_message(rstmdb_client_error(c)), "handshake") != NULL);
     rstmdb_client_free(c);
     stop();
@@ -345,9 +347,9 @@ START_TEST(test_jsonl_mode)
     }
     ck_assert_uint_eq(t.events, 10);
     got g2 = {0};
-    ck_assert_int_eq(rstmdb_call_json(c, "GET_INSTANCE", "{\"instance_id\":\"nope\"}", 22, on_reply,
-                                      &g2, NULL),
-                     RSTMDB_OK);
+    ck_assert_int_eq(
+        rstmdb_call_json(c, "GET_INSTANCE", "{\"instance_id\":\"nope\"}", 22, on_reply, &g2, NULL),
+        RSTMDB_OK);
     run_until(&g2.done);
     ck_assert_int_eq(g2.status, RSTMDB_ERR_SERVER);
     ck_assert_str_eq(g2.code, "INSTANCE_NOT_FOUND");

@@ -25,13 +25,15 @@ START_TEST(test_examples_print_the_go_doc_output)
     ck_assert_int_eq(spawn_testd(&srv, NULL), 0);
     snprintf(cmd, sizeof(cmd), "%s/quick_start %s 2>&1", EXAMPLES_DIR, srv.addr);
     ck_assert_int_eq(run(cmd, out, sizeof(out)), 0);
-    ck_assert_msg(strstr(out, "Created: order-001 in state pending\nTransitioned: pending -> paid\n"),
-                  "%s", out);
+    ck_assert_msg(
+        strstr(out, "Created: order-001 in state pending\nTransitioned: pending -> paid\n"), "%s",
+        out);
     /* The consumer waits for one shipped order while order_processing ships one. */
-    snprintf(cmd, sizeof(cmd),
-             "(%s/event_consumer %s 1 > consumer.out 2>&1 &) ; sleep 0.5; "
-             "%s/order_processing %s order-007 2>&1; sleep 0.5; cat consumer.out; rm -f consumer.out",
-             EXAMPLES_DIR, srv.addr, EXAMPLES_DIR, srv.addr);
+    snprintf(
+        cmd, sizeof(cmd),
+        "(%s/event_consumer %s 1 > consumer.out 2>&1 &) ; sleep 0.5; "
+        "%s/order_processing %s order-007 2>&1; sleep 0.5; cat consumer.out; rm -f consumer.out",
+        EXAMPLES_DIR, srv.addr, EXAMPLES_DIR, srv.addr);
     ck_assert_int_eq(run(cmd, out, sizeof(out)), 0);
     ck_assert_msg(strstr(out, "Order order-007 is now: shipped"), "%s", out);
     ck_assert_msg(strstr(out, "Listening for shipped orders"), "%s", out);

@@ -41,7 +41,7 @@ static struct {
 } fm;
 
 /* Live blocks from the wrappers: open addressing with tombstones. */
-#define LIVE_CAP (1u << 18)
+#define LIVE_CAP  (1u << 18)
 #define LIVE_TOMB ((uintptr_t)1)
 static uintptr_t live[LIVE_CAP];
 static long live_count;

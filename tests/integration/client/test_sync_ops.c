@@ -3,11 +3,11 @@
  * rstmdb-testd on a free loopback port. */
 #include <check.h>
 #include <netinet/in.h>
-#include <sys/socket.h>
-#include <unistd.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 #include <cJSON.h>
 
@@ -53,11 +53,12 @@ static const char *code_of(int rc, rstmdb_reply **rp, char *buf, size_t cap)
 
 static cJSON *order_definition(void)
 {
-    return cJSON_Parse("{\"states\":[\"pending\",\"paid\",\"shipped\",\"delivered\"],"
-                       "\"initial\":\"pending\",\"transitions\":["
-                       "{\"from\":\"pending\",\"event\":\"PAY\",\"to\":\"paid\"},"
-                       "{\"from\":[\"paid\"],\"event\":\"SHIP\",\"to\":\"shipped\",\"guard\":\"ctx.ready\"},"
-                       "{\"from\":\"shipped\",\"event\":\"DELIVER\",\"to\":\"delivered\"}]}");
+    return cJSON_Parse(
+        "{\"states\":[\"pending\",\"paid\",\"shipped\",\"delivered\"],"
+        "\"initial\":\"pending\",\"transitions\":["
+        "{\"from\":\"pending\",\"event\":\"PAY\",\"to\":\"paid\"},"
+        "{\"from\":[\"paid\"],\"event\":\"SHIP\",\"to\":\"shipped\",\"guard\":\"ctx.ready\"},"
+        "{\"from\":\"shipped\",\"event\":\"DELIVER\",\"to\":\"delivered\"}]}");
 }
 
 static void put_order(rstmdb_sync *s)
@@ -166,9 +167,9 @@ START_TEST(test_machine_ops_and_errors)
     ck_assert_int_eq(cJSON_GetArraySize(versions), 2);
     rstmdb_reply_free(r);
     /* BAD_REQUEST: missing fields through the raw call. */
-    ck_assert_str_eq(code_of(rstmdb_sync_call_json(s, "GET_MACHINE", "{}", 2, &r), &r, code,
-                             sizeof(code)),
-                     "BAD_REQUEST");
+    ck_assert_str_eq(
+        code_of(rstmdb_sync_call_json(s, "GET_MACHINE", "{}", 2, &r), &r, code, sizeof(code)),
+        "BAD_REQUEST");
     /* Typed requests refuse a missing required field before sending. */
     rstmdb_get_machine_req empty = {0};
     ck_assert_int_eq(rstmdb_sync_get_machine(s, &empty, &r), RSTMDB_ERR_INVALID);
@@ -221,8 +222,11 @@ START_TEST(test_instance_ops_and_errors)
 
     /* APPLY_EVENT and its errors. */
     cJSON *payload = cJSON_Parse("{\"payment_id\":\"pay-123\"}");
-    rstmdb_apply_event_req ae = {.instance_id = "order-001", .event = "PAY", .payload = payload,
-                                 .event_id = "e1", .idempotency_key = "k1"};
+    rstmdb_apply_event_req ae = {.instance_id = "order-001",
+                                 .event = "PAY",
+                                 .payload = payload,
+                                 .event_id = "e1",
+                                 .idempotency_key = "k1"};
     ck_assert_int_eq(rstmdb_sync_apply_event(s, &ae, &r), RSTMDB_OK);
     rstmdb_apply_result ar;
     ck_assert_int_eq(rstmdb_reply_apply_event(r, &ar), RSTMDB_OK);
@@ -252,7 +256,8 @@ START_TEST(test_instance_ops_and_errors)
     rc = rstmdb_sync_apply_event(s, &conflict, &r);
     ck_assert(rstmdb_is_conflict(rstmdb_reply_error(r)));
     ck_assert_str_eq(code_of(rc, &r, code, sizeof(code)), "CONFLICT");
-    rstmdb_apply_event_req conflict2 = {.instance_id = "order-001", .event = "SHIP",
+    rstmdb_apply_event_req conflict2 = {.instance_id = "order-001",
+                                        .event = "SHIP",
                                         .has_expected_wal_offset = true,
                                         .expected_wal_offset = paid_at + 1};
     ck_assert_str_eq(code_of(rstmdb_sync_apply_event(s, &conflict2, &r), &r, code, sizeof(code)),
@@ -263,8 +268,8 @@ START_TEST(test_instance_ops_and_errors)
     ck_assert_str_eq(code_of(rc, &r, code, sizeof(code)), "INSTANCE_NOT_FOUND");
     /* The guard passes once ctx.ready is set (payload merges after the guard). */
     cJSON *ready = cJSON_Parse("{\"ready\":true}");
-    rstmdb_apply_event_req set_ready = {.instance_id = "order-001", .event = "SHIP",
-                                        .payload = ready};
+    rstmdb_apply_event_req set_ready = {
+        .instance_id = "order-001", .event = "SHIP", .payload = ready};
     ck_assert_str_eq(code_of(rstmdb_sync_apply_event(s, &set_ready, &r), &r, code, sizeof(code)),
                      "GUARD_FAILED");
 
@@ -278,8 +283,8 @@ START_TEST(test_instance_ops_and_errors)
     ck_assert_str_eq(ir.last_event_id, "e1");
     ck_assert_uint_eq(ir.last_wal_offset, paid_at);
     rstmdb_reply_free(r);
-    rstmdb_list_instances_req li = {.machine = "order", .state = "paid", .has_limit = true,
-                                    .limit = 50};
+    rstmdb_list_instances_req li = {
+        .machine = "order", .state = "paid", .has_limit = true, .limit = 50};
     ck_assert_int_eq(rstmdb_sync_list_instances(s, &li, &r), RSTMDB_OK);
     rstmdb_instance_list_result il;
     ck_assert_int_eq(rstmdb_reply_list_instances(r, &il), RSTMDB_OK);
@@ -339,8 +344,8 @@ START_TEST(test_batch_wal_compact)
     cJSON *p2 = rstmdb_params_apply_event(&ae);
     cJSON *p3 = rstmdb_params_apply_event(&bad);
     ck_assert_ptr_nonnull(p1);
-    rstmdb_batch_op ops[] = {{"CREATE_INSTANCE", p1}, {"APPLY_EVENT", p2}, {"APPLY_EVENT", p3},
-                             {"PING", NULL}};
+    rstmdb_batch_op ops[] = {
+        {"CREATE_INSTANCE", p1}, {"APPLY_EVENT", p2}, {"APPLY_EVENT", p3}, {"PING", NULL}};
     rstmdb_batch_req br = {.mode = RSTMDB_BATCH_BEST_EFFORT, .ops = ops, .nops = 4};
     ck_assert_int_eq(rstmdb_sync_batch(s, &br, &r), RSTMDB_OK);
     rstmdb_batch_result bres;
@@ -361,7 +366,8 @@ START_TEST(test_batch_wal_compact)
     /* Atomic: the failing op fails the whole BATCH with BAD_REQUEST. */
     rstmdb_batch_op ops2[] = {{"APPLY_EVENT", p3}};
     rstmdb_batch_req br2 = {.mode = RSTMDB_BATCH_ATOMIC, .ops = ops2, .nops = 1};
-    ck_assert_str_eq(code_of(rstmdb_sync_batch(s, &br2, &r), &r, code, sizeof(code)), "BAD_REQUEST");
+    ck_assert_str_eq(code_of(rstmdb_sync_batch(s, &br2, &r), &r, code, sizeof(code)),
+                     "BAD_REQUEST");
     cJSON_Delete(p1);
     cJSON_Delete(p2);
     cJSON_Delete(p3);
@@ -494,8 +500,8 @@ START_TEST(test_subscription_events_in_order)
 
     const char *machines[] = {"w"};
     const char *to_states[] = {"b"};
-    rstmdb_watch_all_req wa = {.machines = machines, .nmachines = 1, .to_states = to_states,
-                               .nto_states = 1};
+    rstmdb_watch_all_req wa = {
+        .machines = machines, .nmachines = 1, .to_states = to_states, .nto_states = 1};
     rstmdb_sync_sub *all = NULL;
     ck_assert_int_eq(rstmdb_sync_watch_all(s, &wa, &all, &r), RSTMDB_OK);
     rstmdb_watch_all_result war;

@@ -58,8 +58,9 @@ static spawned srv;
 
 static void start_tls(bool mtls)
 {
-    const char *args[] = {"--tls-cert", P("srv.pem"), "--tls-key", P("srv.key"),
-                          mtls ? "--tls-client-ca" : NULL, P("ca.pem"), NULL};
+    const char *args[] = {
+        "--tls-cert", P("srv.pem"), "--tls-key", P("srv.key"), mtls ? "--tls-client-ca" : NULL,
+        P("ca.pem"),  NULL};
     ck_assert_int_eq(spawn_testd(&srv, args), 0);
 }
 
