@@ -626,6 +626,48 @@ START_TEST(upstream_stalled_past_timeout)
 }
 END_TEST
 
+/* The upstream refuses every connection: requests fail fast with 503 and
+ * Retry-After (never wait for the request timeout), /readyz follows, and
+ * the pool recovers by itself once connections are accepted again. */
+START_TEST(upstream_refuses_connections)
+{
+    int cycles = fx_cycles(), c;
+    long base;
+    long long slowest = 0;
+    char ra[32];
+
+    stack_up(true, NULL, NULL);
+    ck_assert_int_eq(fx_wait_ready(S.proxy.addr, 200, 10000), 0);
+    base = rss_now();
+    for (c = 0; c < cycles; c++) {
+        fx_resp r;
+        relay_cmd("refuse on");
+        relay_cmd("cut");
+        ck_assert_msg(fx_wait_ready(S.proxy.addr, 503, 10000) == 0,
+                      "cycle %d: readyz stayed 200 with no upstream", c);
+        r = call("GET", "/v1/ping", NULL);
+        ck_assert_msg(fx_is_problem(&r, 503, "UPSTREAM_UNAVAILABLE"),
+                      "cycle %d: ping with the upstream refusing -> %ld %.200s", c, r.status,
+                      r.body);
+        ck_assert_msg(fx_header(&r, "Retry-After", ra, sizeof ra) != NULL,
+                      "cycle %d: 503 without Retry-After", c);
+        /* Fail fast is reported, not asserted (no timing assertions): the
+         * hang bound in call() is the only limit enforced. */
+        if (r.ms > slowest)
+            slowest = r.ms;
+        fx_resp_free(&r);
+        relay_cmd("refuse off");
+        ck_assert_msg(fx_wait_ready(S.proxy.addr, 200, 10000) == 0,
+                      "cycle %d: the pool did not recover", c);
+        call_until_ok("GET", "/v1/ping", NULL);
+    }
+    fprintf(stderr, "[refuse] %d cycles; slowest 503 while refused: %lld ms (request timeout %d)\n",
+            cycles, slowest, REQ_TIMEOUT_MS);
+    rss_check("refuse", base);
+    stack_down();
+}
+END_TEST
+
 START_TEST(garbled_frame_from_upstream)
 {
     int cycles = fx_cycles(), c;
@@ -884,6 +926,7 @@ static Suite *scenarios_suite(void)
     tcase_add_test(tc, upstream_sigkill_restart_under_load);
     tcase_add_test(tc, relay_cut_during_sse);
     tcase_add_test(tc, upstream_stalled_past_timeout);
+    tcase_add_test(tc, upstream_refuses_connections);
     tcase_add_test(tc, garbled_frame_from_upstream);
     tcase_add_test(tc, upstream_refuses_auth);
     tcase_add_test(tc, tls_handshake_failure);
