@@ -6,8 +6,8 @@
 #ifndef BROWSER_PAGE_HTML_H
 #define BROWSER_PAGE_HTML_H
 
-/* Query parameters: cors = the proxy stream allowed for this origin,
- * nocors = a stream on a proxy that allows no origin (must stay blocked). */
+/* Query parameters: one per stream, name=URL, e.g. all=http://proxy/v1/watch
+ * (names are the `src` of the records). */
 static const char PAGE_HTML[] =
     "<!doctype html>\n"
     "<html><head><meta charset=\"utf-8\"><title>rstmdb-proxy EventSource test</title></head>\n"
@@ -35,8 +35,7 @@ static const char PAGE_HTML[] =
     "    rec(src, e instanceof MessageEvent ? \"server-error\" : \"error\", es, e));\n"
     "}\n"
     "rec(\"page\", \"loaded\", null);\n"
-    "watch(\"cors\", q.get(\"cors\"));\n"
-    "watch(\"nocors\", q.get(\"nocors\"));\n"
+    "for (const [src, url] of q) watch(src, url);\n"
     "</script></body></html>\n";
 
 #endif

@@ -32,9 +32,17 @@
  * a stream 503 for the few ms until then, and a browser never retries an
  * EventSource after a non-200 answer. */
 #define RETRY_MS "2000"
+#define NOCORS   "nocors" /* the page's stream on the proxy without CORS */
 #define ENV_RUN  "RSTMDB_BROWSER_RUN"
 #define ENV_BIN  "RSTMDB_BROWSER_BIN"
 #define DEADLINE 50 /* s: the whole scenario; main() kills it 5 s later */
+
+/* The page's streams on the allowed proxy: both SSE endpoints. */
+static const struct {
+    const char *src;
+    const char *path;
+} STREAMS[] = {{"all", "/v1/watch?machines=m"}, {"one", "/v1/instances/" INST "/watch"}};
+#define N_STREAMS (sizeof STREAMS / sizeof STREAMS[0])
 
 /* One thing the page recorded. */
 typedef struct rec {
@@ -142,8 +150,8 @@ static void dump(world *w)
 
 /* Poll until the page has recorded at least `n` of (src, type). A liveness
  * bound, not a timing assertion: the wait is generous for a loaded machine.
- * Gives up at once when the "cors" EventSource is CLOSED (readyState 2): the
- * browser never reconnects from there (e.g. a CORS refusal or a non-200). */
+ * Gives up at once when a proxy stream's EventSource is CLOSED (readyState
+ * 2): the browser never reconnects from there (a CORS refusal, a non-200). */
 static bool wait_count(world *w, const char *src, const char *type, size_t n, int timeout_ms)
 {
     for (int t = 0; t <= timeout_ms; t += 50) {
@@ -152,11 +160,11 @@ static bool wait_count(world *w, const char *src, const char *type, size_t n, in
         size_t k = recs_count(&r, src, type);
         bool closed = false;
         for (size_t i = 0; i < r.n; i++)
-            closed = closed || (strcmp(r.v[i].src, "cors") == 0 && r.v[i].rs == 2);
+            closed = closed || (strcmp(r.v[i].src, NOCORS) != 0 && r.v[i].rs == 2);
         recs_free(&r);
         if (k >= n)
             return true;
-        if (closed)
+        if (closed && strcmp(src, NOCORS) != 0)
             return false;
         if (!chrome_alive(&w->ch)) {
             fprintf(stderr, "[browser] chromium exited\n");
@@ -165,6 +173,15 @@ static bool wait_count(world *w, const char *src, const char *type, size_t n, in
         usleep(50000);
     }
     return false;
+}
+
+/* wait_count on every stream of the allowed proxy. */
+static bool wait_streams(world *w, const char *type, size_t n, int timeout_ms)
+{
+    for (size_t i = 0; i < N_STREAMS; i++)
+        if (!wait_count(w, STREAMS[i].src, type, n, timeout_ms))
+            return false;
+    return true;
 }
 
 static int start_b(world *w, const char *listen)
@@ -240,6 +257,50 @@ static bool event_ok(const char *data, uint64_t off, const char *event)
     return ok;
 }
 
+/* One stream as the page saw it: exactly the N_EVENTS events, their ids the
+ * WAL offsets of the writes, in order (so strictly increasing, none twice,
+ * none lost); one open, the SHUTDOWN event after the first N_PHASE events,
+ * one more open; never CLOSED. */
+static void check_stream(world *w, const recs *r, const char *src)
+{
+    size_t msg = 0, opens = 0, shutdown_at = 0, reopen_at = 0, shutdowns = 0;
+    uint64_t last = 0;
+    for (size_t i = 0; i < r->n; i++) {
+        const rec *x = &r->v[i];
+        if (strcmp(x->src, src) != 0)
+            continue;
+        EXPECT(w, x->rs != 2, "%s: record %zu: the EventSource was closed (%s)", src, i, x->type);
+        if (strcmp(x->type, "open") == 0) {
+            opens++;
+            if (opens == 2)
+                reopen_at = i;
+        } else if (strcmp(x->type, "server-error") == 0) {
+            shutdowns++;
+            shutdown_at = i;
+            EXPECT(w, x->data && strstr(x->data, "\"SHUTDOWN\""),
+                   "%s: final event is not SHUTDOWN: %s", src, x->data ? x->data : "(none)");
+            EXPECT(w, msg == N_PHASE, "%s: SHUTDOWN after %zu events, want %d", src, msg, N_PHASE);
+        } else if (strcmp(x->type, "message") == 0) {
+            EXPECT(w, msg < N_EVENTS, "%s: more than %d events: a duplicate or a stray event (%s)",
+                   src, N_EVENTS, x->data ? x->data : "");
+            char want[32];
+            snprintf(want, sizeof want, "%llu", (unsigned long long)w->off[msg]);
+            EXPECT(w, x->id && strcmp(x->id, want) == 0, "%s: event %zu: id %s, want %s", src, msg,
+                   x->id ? x->id : "(none)", want);
+            EXPECT(w, w->off[msg] > last, "%s: ids not strictly increasing at event %zu", src, msg);
+            EXPECT(w, event_ok(x->data, w->off[msg], msg % 2 == 0 ? "GO" : "BACK"),
+                   "%s: event %zu: wrong data %s", src, msg, x->data ? x->data : "(none)");
+            last = w->off[msg];
+            msg++;
+        }
+    }
+    EXPECT(w, msg == N_EVENTS, "%s: got %zu events, want %d", src, msg, N_EVENTS);
+    EXPECT(w, opens == 2, "%s: %zu opens, want 2 (first connect, one reconnect)", src, opens);
+    EXPECT(w, shutdowns == 1 && reopen_at > shutdown_at,
+           "%s: want one SHUTDOWN event before the reconnect (%zu, at %zu, reopen at %zu)", src,
+           shutdowns, shutdown_at, reopen_at);
+}
+
 START_TEST(eventsource_survives_proxy_restart)
 {
     world W;
@@ -267,39 +328,43 @@ START_TEST(eventsource_survives_proxy_restart)
                      (int)sizeof w->b_listen);
     wait_ready(&w->b);
 
-    char cors_url[256], nocors_url[256], page_url[1024];
-    ck_assert_int_lt(snprintf(cors_url, sizeof cors_url, "%s/v1/watch?machines=m", w->b.base),
-                     (int)sizeof cors_url);
-    ck_assert_int_lt(snprintf(nocors_url, sizeof nocors_url, "%s/v1/watch?machines=m", w->w.base),
-                     (int)sizeof nocors_url);
-    char *e1 = curl_easy_escape(w->w.c, cors_url, 0);
-    char *e2 = curl_easy_escape(w->w.c, nocors_url, 0);
-    ck_assert_int_lt(
-        snprintf(page_url, sizeof page_url, "%s/?cors=%s&nocors=%s", w->origin, e1, e2),
-        (int)sizeof page_url);
-    curl_free(e1);
-    curl_free(e2);
+    /* The page URL: ?all=<url>&one=<url>&nocors=<url> (percent-encoded). */
+    char page_url[2048], url[256];
+    size_t pl = (size_t)snprintf(page_url, sizeof page_url, "%s/", w->origin);
+    for (size_t i = 0; i <= N_STREAMS; i++) {
+        bool nc = i == N_STREAMS; /* last: the writer proxy, which allows no origin */
+        ck_assert_int_lt(snprintf(url, sizeof url, "%s%s", nc ? w->w.base : w->b.base,
+                                  nc ? STREAMS[0].path : STREAMS[i].path),
+                         (int)sizeof url);
+        char *esc = curl_easy_escape(w->w.c, url, 0);
+        ck_assert_ptr_nonnull(esc);
+        int k = snprintf(page_url + pl, sizeof page_url - pl, "%c%s=%s", i == 0 ? '?' : '&',
+                         nc ? NOCORS : STREAMS[i].src, esc);
+        curl_free(esc);
+        ck_assert(k > 0 && (size_t)k < sizeof page_url - pl);
+        pl += (size_t)k;
+    }
     fprintf(stderr, "[browser] page %s\n[browser] proxy %s allows origin %s\n", page_url, w->b.base,
             w->origin);
 
     ck_assert_int_eq(chrome_start(&w->ch, bin, w->dir, page_url), 0);
-    EXPECT(w, wait_count(w, "cors", "open", 1, 30000),
-           "the page never opened its EventSource on the proxy (page fetched %u times)",
+    EXPECT(w, wait_streams(w, "open", 1, 30000),
+           "the page never opened its EventSources on the proxy (page fetched %u times)",
            pagesrv_page_hits(w->ps));
-    EXPECT(w, wait_count(w, "nocors", "error", 1, 10000),
+    EXPECT(w, wait_count(w, NOCORS, "error", 1, 10000),
            "the stream on the proxy without CORS neither failed nor opened");
 
     /* Phase 1: live events. */
     write_phase(w);
-    EXPECT(w, wait_count(w, "cors", "message", N_PHASE, 15000), "phase 1 events never arrived");
+    EXPECT(w, wait_streams(w, "message", N_PHASE, 15000), "phase 1 events never arrived");
 
     /* The proxy closes the stream on purpose: SIGTERM ends every stream with
      * `event: error` SHUTDOWN; the browser starts reconnecting. */
     int st = spawn_stop(&w->b.proxy, 10000);
     ck_assert_msg(WIFEXITED(st) && WEXITSTATUS(st) == 0, "proxy exit status %d on SIGTERM", st);
-    EXPECT(w, wait_count(w, "cors", "server-error", 1, 10000),
+    EXPECT(w, wait_streams(w, "server-error", 1, 10000),
            "no final event: error before the proxy closed the stream");
-    EXPECT(w, wait_count(w, "cors", "error", 1, 10000),
+    EXPECT(w, wait_streams(w, "error", 1, 10000),
            "the browser did not notice the stream was closed");
 
     /* Phase 2: events while no proxy runs. Only a resume by Last-Event-ID
@@ -313,14 +378,14 @@ START_TEST(eventsource_survives_proxy_restart)
         usleep(100000);
     ck_assert_msg(tries < 50, "could not restart the proxy on %s", w->b_listen);
     wait_ready(&w->b);
-    EXPECT(w, wait_count(w, "cors", "open", 2, 20000),
+    EXPECT(w, wait_streams(w, "open", 2, 20000),
            "the browser never reconnected (a CLOSED EventSource got a non-200 answer)");
-    EXPECT(w, wait_count(w, "cors", "message", 2 * N_PHASE, 15000),
+    EXPECT(w, wait_streams(w, "message", 2 * N_PHASE, 15000),
            "the events written during the gap never arrived");
 
     /* Phase 3: live again on the new stream. */
     write_phase(w);
-    EXPECT(w, wait_count(w, "cors", "message", N_EVENTS, 15000), "phase 3 events never arrived");
+    EXPECT(w, wait_streams(w, "message", N_EVENTS, 15000), "phase 3 events never arrived");
     usleep(500000); /* room for a duplicate or a stray event to show up */
 
     /* The gap events came from the WAL: the restarted proxy replayed them.
@@ -335,56 +400,19 @@ START_TEST(eventsource_survives_proxy_restart)
     recs r;
     recs_load(w->ps, &r);
     EXPECT(w, !r.bad && pagesrv_dropped(w->ps) == 0, "page records malformed, lost or reordered");
-    size_t msg = 0, opens = 0, shutdown_at = 0, reopen_at = 0, shutdowns = 0;
-    uint64_t last = 0;
-    for (size_t i = 0; i < r.n; i++) {
-        const rec *x = &r.v[i];
-        if (strcmp(x->src, "nocors") == 0) {
-            /* Without an allowed origin the browser must refuse the stream
-             * (and not retry it: readyState CLOSED). */
-            EXPECT(w, strcmp(x->type, "error") == 0 && x->rs == 2,
-                   "the proxy without CORS got a %s (readyState %d)", x->type, x->rs);
-            continue;
-        }
-        if (strcmp(x->src, "cors") != 0)
-            continue;
-        /* The browser never gave up on the stream. */
-        EXPECT(w, x->rs != 2, "record %zu: the EventSource was closed (%s)", i, x->type);
-        if (strcmp(x->type, "open") == 0) {
-            opens++;
-            if (opens == 2)
-                reopen_at = i;
-        } else if (strcmp(x->type, "server-error") == 0) {
-            shutdowns++;
-            shutdown_at = i;
-            EXPECT(w, x->data && strstr(x->data, "\"SHUTDOWN\""), "final event is not SHUTDOWN: %s",
-                   x->data ? x->data : "(none)");
-            EXPECT(w, msg == N_PHASE, "SHUTDOWN after %zu events, want %d", msg, N_PHASE);
-        } else if (strcmp(x->type, "message") == 0) {
-            EXPECT(w, msg < N_EVENTS, "more than %d events: a duplicate or a stray event (%s)",
-                   N_EVENTS, x->data ? x->data : "");
-            char want[32];
-            snprintf(want, sizeof want, "%llu", (unsigned long long)w->off[msg]);
-            EXPECT(w, x->id && strcmp(x->id, want) == 0, "event %zu: id %s, want %s", msg,
-                   x->id ? x->id : "(none)", want);
-            EXPECT(w, w->off[msg] > last, "ids not strictly increasing at event %zu", msg);
-            EXPECT(w, event_ok(x->data, w->off[msg], msg % 2 == 0 ? "GO" : "BACK"),
-                   "event %zu: wrong data %s", msg, x->data ? x->data : "(none)");
-            last = w->off[msg];
-            msg++;
-        }
-    }
-    EXPECT(w, msg == N_EVENTS, "got %zu events, want %d", msg, N_EVENTS);
-    EXPECT(w, opens == 2, "%zu opens, want 2 (first connect, one reconnect)", opens);
-    EXPECT(w, shutdowns == 1 && reopen_at > shutdown_at,
-           "want one SHUTDOWN event before the reconnect (%zu, at %zu, reopen at %zu)", shutdowns,
-           shutdown_at, reopen_at);
-    EXPECT(w, recs_count(&r, "nocors", "error") >= 1 && recs_count(&r, "nocors", "open") == 0,
-           "the stream without CORS was not refused");
+    for (size_t i = 0; i < N_STREAMS; i++)
+        check_stream(w, &r, STREAMS[i].src);
+    /* Without an allowed origin the browser must refuse the stream, and not
+     * retry it (readyState CLOSED). */
+    for (size_t i = 0; i < r.n; i++)
+        if (strcmp(r.v[i].src, NOCORS) == 0)
+            EXPECT(w, strcmp(r.v[i].type, "error") == 0 && r.v[i].rs == 2,
+                   "the proxy without CORS got a %s (readyState %d)", r.v[i].type, r.v[i].rs);
+    EXPECT(w, recs_count(&r, NOCORS, "error") >= 1, "the stream without CORS was not refused");
     fprintf(stderr,
-            "[browser] %zu events in order across a proxy restart, %zu opens, %llu replayed, "
-            "%zu page records\n",
-            msg, opens, (unsigned long long)replayed, r.n);
+            "[browser] %zu streams: %d events each in order across a proxy restart, 2 opens each, "
+            "%llu replayed, %zu page records\n",
+            N_STREAMS, N_EVENTS, (unsigned long long)replayed, r.n);
     recs_free(&r);
 
     chrome_stop(&w->ch, 5000);
