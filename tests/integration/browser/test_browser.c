@@ -1,7 +1,7 @@
 /* test_browser.c: a real browser against the proxy's Server-Sent Events.
  * Headless Chromium loads a page from the test's own origin; the page opens
- * an EventSource on the proxy (another origin, allowed by --cors-origin) and
- * reports every open/message/error back. The test writes events, restarts the
+ * an EventSource on each SSE endpoint of the proxy (another origin, allowed
+ * by --cors-origin) and reports every open/message/error back. The test writes events, restarts the
  * proxy on the same port (SIGTERM: the stream ends with `event: error`
  * SHUTDOWN), writes more while no proxy runs, and checks that the browser
  * reconnected by itself with Last-Event-ID and got every event exactly once,
@@ -455,12 +455,14 @@ int main(void)
         fflush(stdout);
         return 77;
     }
-    char dir[] = "/tmp/rstmdb-browser-XXXXXX";
+    char dir[512];
+    const char *tmp = getenv("TMPDIR");
+    snprintf(dir, sizeof dir, "%s/rstmdb-browser-XXXXXX", tmp && tmp[0] == '/' ? tmp : "/tmp");
     if (mkdtemp(dir) == NULL) {
         perror("mkdtemp");
         return 1;
     }
-    char marker[128];
+    char marker[600];
     snprintf(marker, sizeof marker, "%s=%s", ENV_RUN, dir);
     setenv(ENV_RUN, dir, 1);
     setenv(ENV_BIN, bin, 1);
