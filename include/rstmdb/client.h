@@ -113,7 +113,16 @@ const rstmdb_error *rstmdb_client_error(const rstmdb_client *c);
 /* The event_base the client runs on. */
 struct event_base *rstmdb_client_base(const rstmdb_client *c);
 /* Graceful close: send BYE (when READY), then close. Pending requests and
- * subscriptions end with RSTMDB_ERR_CLOSED. The state callback reports CLOSED. */
+ * subscriptions end with RSTMDB_ERR_CLOSED. The state callback reports CLOSED.
+ * Order on every close (this call, EOF, I/O, protocol or handshake failure):
+ * the state callback (CLOSED) first, then each pending request's callback
+ * (rstmdb_reply_was_sent() says whether its bytes had reached the socket),
+ * then each subscription's on_end. A pending request fails with the close
+ * status (CLOSED, IO, PROTOCOL, TLS, TIMEOUT); when a HELLO/AUTH error
+ * closed the connection, with CLOSED and that error in the message. The
+ * client must still be freed with rstmdb_client_free (it may be, from any
+ * of these callbacks; later ones are then skipped). The BYE is flushed even
+ * after rstmdb_client_free, for at most 1 s, while the event_base runs. */
 void rstmdb_client_close(rstmdb_client *c);
 /* Close at once (no BYE) and release everything. Callbacks of pending requests
  * and subscriptions are NOT called after free. */

@@ -609,6 +609,81 @@ START_TEST(test_watch_events_unwatch_and_close)
 }
 END_TEST
 
+/* Unwatch from inside on_event, cancel a sibling request from inside a reply
+ * callback, then free the client from inside on_end: nothing after any of
+ * these touches released memory (ASan) and each callback runs at most once. */
+typedef struct reentry {
+    rstmdb_client *c;
+    rstmdb_sub *sub;
+    rstmdb_request *sibling;
+    size_t events, ends, replies;
+    bool freed;
+} reentry;
+
+static void re_event(rstmdb_sub *sub, const rstmdb_event *ev, void *arg)
+{
+    reentry *r = arg;
+    (void)ev;
+    r->events++;
+    ck_assert_int_eq(rstmdb_unwatch(sub), RSTMDB_OK);
+    ck_assert_int_eq(rstmdb_unwatch(sub), RSTMDB_OK); /* idempotent */
+}
+
+static void re_end(rstmdb_sub *sub, const rstmdb_error *why, void *arg)
+{
+    reentry *r = arg;
+    (void)sub;
+    ck_assert_ptr_null(why);
+    r->ends++;
+    rstmdb_client_free(r->c);
+    r->freed = true;
+}
+
+static void re_reply(rstmdb_client *c, const rstmdb_reply *rep, void *arg)
+{
+    reentry *r = arg;
+    (void)c;
+    (void)rep;
+    r->replies++;
+    rstmdb_request_cancel(r->sibling);
+    r->sibling = NULL;
+}
+
+START_TEST(test_reentrant_unwatch_cancel_free)
+{
+    setup x;
+    setup_start(&x, NULL);
+    reentry r = {x.c, NULL, NULL, 0, 0, 0, false};
+    ck_assert_int_eq(
+        rstmdb_watch_json(x.c, "WATCH_ALL", NULL, 0, NULL, re_event, re_end, &r, &r.sub),
+        RSTMDB_OK);
+    ck_assert_int_eq(rstmdb_call_json(x.c, "FIRST", NULL, 0, re_reply, &r, NULL), RSTMDB_OK);
+    ck_assert_int_eq(rstmdb_call_json(x.c, "SECOND", NULL, 0, re_reply, &r, &r.sibling), RSTMDB_OK);
+    for (int k = 0; k < 5000 && x.f.nreqs < 3; k++)
+        run_for(x.base, 1);
+    fake_reply_ok(&x.f, cJSON_GetObjectItem(x.f.reqs[0], "id")->valuestring,
+                  "{\"subscription_id\":\"sub-1\"}");
+    /* Answer FIRST and SECOND in one write: SECOND is cancelled by FIRST's callback. */
+    fake_reply_ok(&x.f, cJSON_GetObjectItem(x.f.reqs[1], "id")->valuestring, "{}");
+    fake_reply_ok(&x.f, cJSON_GetObjectItem(x.f.reqs[2], "id")->valuestring, "{}");
+    /* Two events in one write: the second arrives after the unwatch. */
+    fake_send(&x.f, EV1);
+    fake_send(&x.f, EV1);
+    for (int k = 0; k < 5000 && x.f.nreqs < 4; k++)
+        run_for(x.base, 1);
+    ck_assert_str_eq(cJSON_GetObjectItem(x.f.reqs[3], "op")->valuestring, "UNWATCH");
+    ck_assert_uint_eq(r.replies, 1);
+    ck_assert_uint_eq(r.events, 1);
+    fake_reply_ok(&x.f, cJSON_GetObjectItem(x.f.reqs[3], "id")->valuestring,
+                  "{\"removed\":true,\"subscription_id\":\"sub-1\"}");
+    run_until(x.base, &r.freed);
+    ck_assert_uint_eq(r.ends, 1);
+    run_for(x.base, 20);
+    x.c = NULL;
+    setup_end(&x);
+}
+END_TEST
+
 START_TEST(test_jsonl_mode)
 {
     rstmdb_options *o;
@@ -755,6 +830,7 @@ static Suite *suite(void)
     tcase_add_test(tc, test_garbage_is_protocol_error);
     tcase_add_test(tc, test_auth_failure_closes);
     tcase_add_test(tc, test_watch_events_unwatch_and_close);
+    tcase_add_test(tc, test_reentrant_unwatch_cancel_free);
     tcase_add_test(tc, test_jsonl_mode);
     tcase_add_test(tc, test_free_inside_callback);
     tcase_add_test(tc, test_close_sends_bye);
