@@ -61,6 +61,10 @@ typedef enum rstmdb_wire_mode {
     RSTMDB_WIRE_JSONL = 1        /* server writes JSON lines; requests stay binary frames */
 } rstmdb_wire_mode;
 
+/* Options are plain configuration: every string given to a setter is copied,
+ * rstmdb_client_new copies the whole struct, so the caller may free the
+ * options right after. Setters return RSTMDB_OK, RSTMDB_ERR_INVALID (NULL or
+ * an out-of-range value) or RSTMDB_ERR_NOMEM. */
 int rstmdb_options_new(rstmdb_options **out);
 void rstmdb_options_free(rstmdb_options *o);
 /* Bearer token sent with AUTH after HELLO (NULL = no AUTH). Copied. */
