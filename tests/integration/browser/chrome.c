@@ -79,8 +79,12 @@ static char **child_env(const char *dir)
     for (size_t i = 0; i < 4; i++) {
         size_t len = strlen(name[i]) + strlen(dir) + strlen(sub[i]) + 1;
         env[k] = malloc(len);
-        if (env[k] == NULL)
-            break;
+        if (env[k] == NULL) {
+            while (i-- > 0)
+                free(env[--k]);
+            free(env);
+            return NULL;
+        }
         snprintf(env[k], len, "%s%s%s", name[i], dir, sub[i]);
         k++;
     }
