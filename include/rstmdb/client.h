@@ -71,6 +71,7 @@ void rstmdb_options_free(rstmdb_options *o);
 int rstmdb_options_set_auth(rstmdb_options *o, const char *token);
 /* TLS configuration; the options keep a reference until freed (NULL = plain TCP). */
 int rstmdb_options_set_tls(rstmdb_options *o, rstmdb_tls *tls);
+/* Until READY: TCP connect, TLS handshake, HELLO and AUTH together. */
 int rstmdb_options_set_connect_timeout_ms(rstmdb_options *o, unsigned ms); /* default 10000 */
 int rstmdb_options_set_request_timeout_ms(rstmdb_options *o,
                                           unsigned ms); /* default 30000; 0 = none */
