@@ -61,12 +61,19 @@ static machine_def *machine_lookup(engine *e, const char *name, size_t nlen, uin
 }
 
 /* Append a WAL entry rendered twice: on-disk field order (for the size) and
- * sorted (for WAL_READ). */
-static int wal_put(engine *e, jbuf *disk, jbuf *sorted, uint64_t *offset)
+ * sorted (for WAL_READ). An entry over 16 MiB is refused as the real WAL
+ * refuses it: a 16 MiB CREATE_INSTANCE whose server-made id lengthens the
+ * entry gets WAL_IO_ERROR "record too large: 16777255 bytes (max 16777216)". */
+static int wal_put(opctx *x, jbuf *disk, jbuf *sorted, uint64_t *offset)
 {
     if (jbuf_failed(disk) || jbuf_failed(sorted))
         return OP_NOMEM;
-    return wal_append(e->wal, disk->len, sorted->data, sorted->len, offset) == 0 ? OP_OK : OP_NOMEM;
+    int rc = wal_append(x->e->wal, disk->len, sorted->data, sorted->len, offset);
+    if (rc == WAL_ETOOBIG)
+        return op_fail(x, EC_WAL_IO_ERROR,
+                       "core error: WAL error: record too large: %zu bytes (max %zu)", disk->len,
+                       WAL_MAX_RECORD);
+    return rc == 0 ? OP_OK : OP_NOMEM;
 }
 
 /* ------------------------------------------------------------ machines */
@@ -154,11 +161,17 @@ int op_put_machine(opctx *x, const jval *params)
     jbuf_jstr(&sorted, v[0].s, v[0].slen);
     jbuf_printf(&sorted, ",\"type\":\"put_machine\",\"version\":%u}", version);
     uint64_t off;
-    rc = wal_put(e, &disk, &sorted, &off);
+    rc = wal_put(x, &disk, &sorted, &off);
     jbuf_deinit(&disk);
     jbuf_deinit(&sorted);
     if (rc != OP_OK) {
         machine_def_free(d);
+        if (m->ndefs == 0) {
+            /* A first version the WAL refused leaves no empty machine behind
+             * (LIST_MACHINES would show it with versions []). */
+            smap_del(&e->machines, m->name, m->nlen);
+            machine_entry_free(m);
+        }
         return rc;
     }
     size_t at = m->ndefs;
@@ -326,10 +339,14 @@ int op_create_instance(opctx *x, const jval *params)
     jbuf_puts(&sorted, ",\"machine\":");
     jbuf_jstr(&sorted, v[1].s, v[1].slen);
     jbuf_printf(&sorted, ",\"type\":\"create_instance\",\"version\":%u}", version);
-    int rc = wal_put(e, &disk, &sorted, &in->last_wal_offset);
+    int rc = wal_put(x, &disk, &sorted, &in->last_wal_offset);
     jbuf_deinit(&disk);
     jbuf_deinit(&sorted);
-    if (rc != OP_OK || smap_put(&e->instances, in->id, in->idlen, in) != 0) {
+    if (rc != OP_OK) {
+        instance_free(in);
+        return rc;
+    }
+    if (smap_put(&e->instances, in->id, in->idlen, in) != 0) {
         instance_free(in);
         return OP_NOMEM;
     }
@@ -460,7 +477,7 @@ int op_delete_instance(opctx *x, const jval *params)
         jbuf_jstr(&sorted, id, idlen);
         jbuf_puts(&sorted, ",\"type\":\"delete_instance\"}");
         uint64_t off;
-        int rc = wal_put(x->e, &disk, &sorted, &off);
+        int rc = wal_put(x, &disk, &sorted, &off);
         jbuf_deinit(&disk);
         jbuf_deinit(&sorted);
         if (rc != OP_OK)
@@ -609,7 +626,7 @@ int op_apply_event(opctx *x, const jval *params)
     jbuf_jstr(&sorted, to, strlen(to));
     jbuf_puts(&sorted, ",\"type\":\"apply_event\"}");
     uint64_t off;
-    int rc = wal_put(e, &disk, &sorted, &off);
+    int rc = wal_put(x, &disk, &sorted, &off);
     jbuf_deinit(&disk);
     jbuf_deinit(&sorted);
     if (rc != OP_OK) {

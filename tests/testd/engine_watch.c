@@ -111,6 +111,14 @@ static sub *sub_create(opctx *x, bool is_all, bool include_ctx, instance *in)
     return s;
 }
 
+/* The real server decodes WATCH params as a struct (so an array works
+ * positionally), but its event forwarder reads params["include_ctx"] again,
+ * true when missing: with ["w-1", false] the events still carry ctx. */
+static bool forwarder_include_ctx(const jval *params, bool parsed)
+{
+    return params && params->t == JV_ARRAY ? true : parsed;
+}
+
 int op_watch_instance(opctx *x, const jval *params)
 {
     static const pfield f[] = {
@@ -123,7 +131,7 @@ int op_watch_instance(opctx *x, const jval *params)
     if (!in)
         return op_fail(x, EC_INSTANCE_NOT_FOUND, "core error: instance not found: %s", v[0].s);
     /* from_offset is type-checked above and then ignored: no replay. */
-    sub *s = sub_create(x, false, v[1].b, in);
+    sub *s = sub_create(x, false, forwarder_include_ctx(params, v[1].b), in);
     if (!s)
         return OP_NOMEM;
     jbuf *b = &x->res;
@@ -155,7 +163,7 @@ int op_watch_all(opctx *x, const jval *params)
             return OP_NOMEM;
         }
     }
-    sub *s = sub_create(x, true, v[0].b, NULL);
+    sub *s = sub_create(x, true, forwarder_include_ctx(params, v[0].b), NULL);
     if (!s) {
         for (int k = 0; k < 4; k++)
             jval_free(filters[k]);

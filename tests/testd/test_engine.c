@@ -418,6 +418,91 @@ START_TEST(positional_params_wording)
 }
 END_TEST
 
+/* The real server parses WATCH params positionally but its forwarder reads
+ * params["include_ctx"] (true when absent): array params always get ctx. */
+START_TEST(watch_positional_include_ctx)
+{
+    engine *e;
+    engine_config cfg = {0};
+    ck_assert_int_eq(engine_new(&e, &cfg), 0);
+    put_w(e);
+    free(call(e, 1,
+              "{\"type\":\"request\",\"id\":\"c\",\"op\":\"CREATE_INSTANCE\",\"params\":{"
+              "\"instance_id\":\"i\",\"machine\":\"w\",\"version\":1,\"initial_ctx\":{\"n\":1}}}",
+              NULL, NULL));
+    free(call(e, 2,
+              "{\"type\":\"request\",\"id\":\"w\",\"op\":\"WATCH_INSTANCE\",\"params\":[\"i\","
+              "false,null]}",
+              NULL, NULL));
+    free(call(
+        e, 3,
+        "{\"type\":\"request\",\"id\":\"w\",\"op\":\"WATCH_ALL\",\"params\":[false,null,[\"w\"]]}",
+        NULL, NULL));
+    free(call(e, 4,
+              "{\"type\":\"request\",\"id\":\"w\",\"op\":\"WATCH_ALL\",\"params\":{\"include_ctx\":"
+              "false}}",
+              NULL, NULL));
+    const char *go = "{\"type\":\"request\",\"id\":\"g\",\"op\":\"APPLY_EVENT\",\"params\":{"
+                     "\"instance_id\":\"i\",\"event\":\"GO\"}}";
+    engine_out out;
+    ck_assert_int_eq(engine_request(e, 1, (const uint8_t *)go, strlen(go), &out), 0);
+    ck_assert_uint_eq(out.ndeliveries, 3);
+    for (size_t i = 0; i < out.ndeliveries; i++) {
+        bool has_ctx = strstr(out.deliveries[i].payload, ",\"ctx\":{\"n\":1}}") != NULL;
+        ck_assert_msg(has_ctx == (out.deliveries[i].conn_id != 4), "%s", out.deliveries[i].payload);
+    }
+    engine_out_deinit(&out);
+    engine_free(e);
+}
+END_TEST
+
+/* A WAL entry over 16 MiB is refused like the real WAL refuses it, and
+ * still uses up a sequence number (verified on the real server). A 16 MiB
+ * CREATE without instance_id: the generated 36-char id makes the entry
+ * longer than the request. */
+START_TEST(wal_record_too_large)
+{
+    engine *e;
+    engine_config cfg = {0};
+    ck_assert_int_eq(engine_new(&e, &cfg), 0);
+    put_w(e);
+    static const char head[] =
+        "{\"type\":\"request\",\"id\":\"c\",\"op\":\"CREATE_INSTANCE\","
+        "\"params\":{\"machine\":\"w\",\"version\":1,\"initial_ctx\":{\"p\":\"";
+    static const char tail[] = "\"}}}";
+    size_t pad = 16777216 - (sizeof head - 1) - (sizeof tail - 1);
+    char *req = malloc(16777216 + 1);
+    ck_assert_ptr_nonnull(req);
+    memcpy(req, head, sizeof head - 1);
+    memset(req + sizeof head - 1, 'x', pad);
+    memcpy(req + sizeof head - 1 + pad, tail, sizeof tail);
+    size_t entry = strlen("{\"type\":\"create_instance\",\"instance_id\":"
+                          "\"123456789012345678901234567890123456\","
+                          "\"machine\":\"w\",\"version\":1,\"initial_state\":\"s0\",\"initial_"
+                          "ctx\":{\"p\":\"\"}}") +
+                   pad;
+    char want[512];
+    snprintf(
+        want, sizeof want,
+        "{\"type\":\"response\",\"id\":\"c\",\"status\":\"error\",\"error\":{\"code\":"
+        "\"WAL_IO_ERROR\",\"message\":\"core error: WAL error: record too large: %zu bytes (max "
+        "16777216)\",\"retryable\":true}}",
+        entry);
+    expect(e, 1, req, want);
+    free(req);
+    expect(e, 1, "{\"type\":\"request\",\"id\":\"l\",\"op\":\"LIST_INSTANCES\",\"params\":{}}",
+           "{\"type\":\"response\",\"id\":\"l\",\"status\":\"ok\",\"result\":{\"has_more\":false,"
+           "\"instances\":[],\"total\":0}}");
+    /* one record written (PUT_MACHINE, 256 bytes), two sequences used */
+    expect(e, 1, "{\"type\":\"request\",\"id\":\"s\",\"op\":\"WAL_STATS\"}",
+           "{\"type\":\"response\",\"id\":\"s\",\"status\":\"ok\",\"result\":{\"entry_count\":2,"
+           "\"io_stats\":{\"bytes_read\":0,\"bytes_written\":256,\"fsyncs\":1,\"reads\":1,"
+           "\"writes\":1},\"latest_offset\":1099511628032,\"segment_count\":1,\"total_size_bytes\":"
+           "0}}");
+    engine_free(e);
+}
+END_TEST
+
 static size_t heap_in_use(void)
 {
 #if defined(TEST_ASAN)
@@ -521,6 +606,8 @@ int main(void)
     tcase_add_test(tc, subscriptions_die_with_connection);
     tcase_add_test(tc, delivery_cap);
     tcase_add_test(tc, positional_params_wording);
+    tcase_add_test(tc, watch_positional_include_ctx);
+    tcase_add_test(tc, wal_record_too_large);
     tcase_add_test(tc, batch_panic_keeps_others_events);
     tcase_add_test(tc, fanout_10k_subs_100k_events);
     suite_add_tcase(s, tc);

@@ -15,6 +15,8 @@
 #define WAL_RECORD_HEADER    24u
 #define WAL_DEFAULT_SEGMENT  ((uint64_t)64 * 1024 * 1024)
 #define WAL_OFFSET(seg, pos) (((uint64_t)(seg) << 40) | (uint64_t)(pos))
+/* Largest entry payload the real WAL accepts (MAX_RECORD_SIZE). */
+#define WAL_MAX_RECORD ((size_t)16 * 1024 * 1024)
 
 typedef struct wal_record {
     uint64_t offset;
@@ -31,7 +33,9 @@ int wal_new(wal **out, uint64_t segment_size);
 void wal_free(wal *w);
 /* Append an entry; `disk_len` is the length of its on-disk (field-order)
  * JSON, `sorted` the text returned by WAL_READ (copied). Returns 0 and the
- * offset, or -1 on OOM. */
+ * offset, WAL_ETOOBIG when disk_len > WAL_MAX_RECORD (nothing written), or
+ * -1 on OOM. */
+#define WAL_ETOOBIG (-2)
 int wal_append(wal *w, size_t disk_len, const char *sorted, size_t sorted_len, uint64_t *offset);
 /* Offset the next record will get (latest_offset, WATCH_ALL wal_offset). */
 uint64_t wal_next_offset(const wal *w);
