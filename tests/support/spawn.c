@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/un.h>
 #include <sys/wait.h>
@@ -151,6 +152,7 @@ int spawn_start(spawned *p, const char *const argv[], const char *log_path, int 
     }
     fflush(stdout);
     fflush(stderr);
+    pid_t parent = getpid();
     pid = fork();
     if (pid < 0) {
         close(out[0]);
@@ -160,6 +162,12 @@ int spawn_start(spawned *p, const char *const argv[], const char *log_path, int 
         return -1;
     }
     if (pid == 0) {
+        /* A failed Check test exits its forked runner without reaching
+         * spawn_stop; without this the server would outlive the test run
+         * and hold its port and memory (seen as dozens of orphans). */
+        prctl(PR_SET_PDEATHSIG, SIGKILL);
+        if (getppid() != parent)
+            _exit(127);
         int devnull = open("/dev/null", O_RDONLY);
         if (devnull >= 0)
             dup2(devnull, STDIN_FILENO);

@@ -45,9 +45,9 @@ endforeach()
 file(GLOB pcdirs ${PREFIX}/lib*/pkgconfig ${PREFIX}/lib/*/pkgconfig)
 list(JOIN pcdirs ":" pcpath)
 set(ENV{PKG_CONFIG_PATH} "${pcpath}")
-# The .pc names the configure-time prefix; --define-prefix relocates it to
-# where it was installed (prefix = the .pc file's ../..).
-step(pkg-config --define-prefix --cflags --libs rstmdb)
+# No --define-prefix: the installed .pc must find its prefix by itself
+# (${pcfiledir}), since the tree was configured for another prefix.
+step(pkg-config --cflags --libs rstmdb)
 string(STRIP "${STEP_OUT}" flags)
 separate_arguments(flags UNIX_COMMAND "${flags}")
 step(${CC} ${PROJECT_SRC}/main.c -o ${WORK}/consumer-pc ${flags})
