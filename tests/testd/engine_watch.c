@@ -189,14 +189,16 @@ int op_unwatch(opctx *x, const jval *params)
     sub *s = smap_get(&x->e->subs, v[0].s, v[0].slen);
     bool own = s && s->conn_id == x->c->id;
     bool removed = own && s->in_session;
+    /* The real server stops the forwarder only for a top-level UNWATCH,
+     * finding the id with params["subscription_id"]: inside BATCH, or with
+     * array params (["sub-..."]), the session forgets the subscription
+     * (removed:true) but its events keep flowing. */
+    bool stops_forwarder = !x->in_batch && !(params && params->t == JV_ARRAY);
     if (own) {
-        if (!x->in_batch || !s->delivers) {
+        if (stops_forwarder || !s->delivers)
             sub_destroy(x->e, x->c, s);
-        } else {
-            /* Inside BATCH the session forgets it but the forwarder keeps
-             * running: removed:true, and events keep flowing. */
+        else
             s->in_session = false;
-        }
     }
     jbuf_puts(&x->res, "{\"removed\":");
     jbuf_puts(&x->res, removed ? "true" : "false");

@@ -503,6 +503,66 @@ START_TEST(wal_record_too_large)
 }
 END_TEST
 
+/* UNWATCH with array params: removed:true, yet events keep flowing (the
+ * real server aborts the forwarder through params["subscription_id"]);
+ * a later UNWATCH with an object stops them, answering removed:false. */
+START_TEST(unwatch_positional_keeps_delivering)
+{
+    tx t;
+    tx_init(&t, NULL);
+    put_w(t.e);
+    static const tx_case steps[] = {
+        {1,
+         "{\"type\":\"request\",\"id\":\"1\",\"op\":\"CREATE_INSTANCE\",\"params\":{\"instance_"
+         "id\":"
+         "\"i\",\"machine\":\"w\",\"version\":1}}",
+         "{\"type\":\"response\",\"id\":\"1\",\"status\":\"ok\",\"result\":{\"instance_id\":\"i\","
+         "\"state\":\"s0\",\"wal_offset\":1099511628032}}",
+         false,
+         {NULL}},
+        {1,
+         "{\"type\":\"request\",\"id\":\"2\",\"op\":\"WATCH_ALL\",\"params\":{\"include_ctx\":"
+         "false}}",
+         "{\"type\":\"response\",\"id\":\"2\",\"status\":\"ok\",\"result\":{\"subscription_id\":"
+         "\"sub-<U1>\",\"wal_offset\":1099511628166}}",
+         false,
+         {NULL}},
+        {1,
+         "{\"type\":\"request\",\"id\":\"3\",\"op\":\"UNWATCH\",\"params\":[\"sub-<U1>\"]}",
+         "{\"type\":\"response\",\"id\":\"3\",\"status\":\"ok\",\"result\":{\"removed\":true,"
+         "\"subscription_id\":\"sub-<U1>\"}}",
+         false,
+         {NULL}},
+        {1,
+         "{\"type\":\"request\",\"id\":\"4\",\"op\":\"APPLY_EVENT\",\"params\":{\"instance_id\":"
+         "\"i\",\"event\":\"GO\"}}",
+         "{\"type\":\"response\",\"id\":\"4\",\"status\":\"ok\",\"result\":{\"applied\":true,"
+         "\"ctx\":null,\"from_state\":\"s0\",\"to_state\":\"s1\",\"wal_offset\":1099511628166}}",
+         false,
+         {"c1 < {\"type\":\"event\",\"subscription_id\":\"sub-<U1>\",\"instance_id\":\"i\","
+          "\"machine\":\"w\",\"version\":1,\"wal_offset\":1099511628166,\"from_state\":\"s0\","
+          "\"to_state\":\"s1\",\"event\":\"GO\",\"payload\":null}",
+          NULL}},
+        {1,
+         "{\"type\":\"request\",\"id\":\"5\",\"op\":\"UNWATCH\",\"params\":{\"subscription_id\":"
+         "\"sub-<U1>\"}}",
+         "{\"type\":\"response\",\"id\":\"5\",\"status\":\"ok\",\"result\":{\"removed\":false,"
+         "\"subscription_id\":\"sub-<U1>\"}}",
+         false,
+         {NULL}},
+        {1,
+         "{\"type\":\"request\",\"id\":\"6\",\"op\":\"APPLY_EVENT\",\"params\":{\"instance_id\":"
+         "\"i\",\"event\":\"LOOP\"}}",
+         "{\"type\":\"response\",\"id\":\"6\",\"status\":\"ok\",\"result\":{\"applied\":true,"
+         "\"ctx\":null,\"from_state\":\"s1\",\"to_state\":\"s2\",\"wal_offset\":1099511628303}}",
+         false,
+         {NULL}},
+    };
+    tx_run(&t, steps, sizeof steps / sizeof steps[0]);
+    tx_deinit(&t);
+}
+END_TEST
+
 static size_t heap_in_use(void)
 {
 #if defined(TEST_ASAN)
@@ -608,6 +668,7 @@ int main(void)
     tcase_add_test(tc, positional_params_wording);
     tcase_add_test(tc, watch_positional_include_ctx);
     tcase_add_test(tc, wal_record_too_large);
+    tcase_add_test(tc, unwatch_positional_keeps_delivering);
     tcase_add_test(tc, batch_panic_keeps_others_events);
     tcase_add_test(tc, fanout_10k_subs_100k_events);
     suite_add_tcase(s, tc);
