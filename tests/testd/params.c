@@ -121,7 +121,7 @@ static int decode_field(const jval *v, ptype t, pval *o, char **err)
     case PT_OPT_STRING_DEF:
         if (isnull)
             return 0;
-        /* fallthrough */
+        __attribute__((fallthrough)); /* an optional field, present: decode it */
     case PT_STRING:
         if (!v || v->t != JV_STRING) {
             *err = invalid_type(v, "a string");
@@ -137,7 +137,7 @@ static int decode_field(const jval *v, ptype t, pval *o, char **err)
     case PT_OPT_U32:
         if (isnull)
             return 0;
-        /* fallthrough */
+        __attribute__((fallthrough)); /* an optional field, present: decode it */
     case PT_U32:
         o->present = true;
         return decode_uint(v, UINT32_MAX, "u32", &o->u, err);
