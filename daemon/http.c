@@ -327,6 +327,25 @@ static void on_reply(const rstmdb_reply *reply, void *arg)
 
 /* ---- local endpoints --------------------------------------------------------- */
 
+/* /readyz while nothing is READY: say why, as the request endpoints would
+ * ({"ready":false,"status":502,"code":"AUTH_FAILED","detail":...}), so an
+ * operator reading the probe tells bad credentials from a dead upstream. */
+static char *readyz_why(http *h)
+{
+    problem p;
+    problem_upstream_down(&p, pool_last_failure(h->d.upstream), 1);
+    cJSON *o = cJSON_CreateObject();
+    char *s = NULL;
+    if (o != NULL && cJSON_AddFalseToObject(o, "ready") &&
+        cJSON_AddNumberToObject(o, "status", p.status) &&
+        cJSON_AddStringToObject(o, "code", p.code) &&
+        cJSON_AddStringToObject(o, "detail", p.detail))
+        s = cJSON_PrintUnformatted(o);
+    cJSON_Delete(o);
+    problem_deinit(&p);
+    return s;
+}
+
 static enum MHD_Result serve_local(http_req *q)
 {
     http *h = q->h;
@@ -335,7 +354,7 @@ static enum MHD_Result serve_local(http_req *q)
         return queue(q, 200, make_buffer(q, "application/json", strdup("{\"status\":\"ok\"}"), 15));
     case R_READYZ: {
         bool ok = pool_ready(h->d.upstream);
-        char *b = strdup(ok ? "{\"ready\":true}" : "{\"ready\":false}");
+        char *b = ok ? strdup("{\"ready\":true}") : readyz_why(h);
         struct MHD_Response *resp = make_buffer(q, "application/json", b, b ? strlen(b) : 0);
         if (resp != NULL && !ok)
             MHD_add_response_header(resp, "Retry-After", "1");
@@ -477,8 +496,11 @@ static enum MHD_Result dispatch(http_req *q, const char *path)
             rest_call_deinit(&call);
             if (rc != RSTMDB_OK) {
                 q->call = NULL;
-                problem_local(&p, 503, "UPSTREAM_UNAVAILABLE", "no upstream connection is ready");
-                p.retry_after_s = pool_retry_after_s(h->d.upstream);
+                if (rc == RSTMDB_ERR_CLOSED)
+                    problem_upstream_down(&p, pool_last_failure(h->d.upstream),
+                                          pool_retry_after_s(h->d.upstream));
+                else
+                    problem_local(&p, 500, "INTERNAL_ERROR", rstmdb_strerror(rc));
                 ret = queue_problem(q, &p);
             } else {
                 h->d.m->inflight++;

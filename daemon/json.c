@@ -63,6 +63,19 @@ bool json_utf8_valid(const char *str, size_t len)
     return true;
 }
 
+void json_utf8_sanitize(char *str, size_t len)
+{
+    unsigned char *p = (unsigned char *)str, *end = p + len;
+    while (p < end) {
+        int n = utf8_seq(p, end);
+        if (n < 0) {
+            *p++ = '?';
+            continue;
+        }
+        p += n;
+    }
+}
+
 static int hex4(const unsigned char *p, unsigned *out)
 {
     unsigned v = 0;

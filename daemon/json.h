@@ -19,6 +19,10 @@
  * -1 with *why (static text) otherwise. */
 int json_validate(const char *s, size_t len, unsigned max_depth, const char **why);
 bool json_utf8_valid(const char *s, size_t len);
+/* Replace, in place, every byte that is not part of a valid UTF-8 sequence
+ * with '?': for text the proxy writes itself (problem details quoting a
+ * client's bytes, or cut by snprintf in the middle of a character). */
+void json_utf8_sanitize(char *s, size_t len);
 /* Span of the raw value of a top-level member `key` of a valid JSON object
  * text. 0 or -1 (absent / not an object). Keys are compared as raw bytes. */
 int json_member(const char *json, size_t len, const char *key, size_t *vstart, size_t *vlen);

@@ -38,7 +38,9 @@ typedef struct pool_conn {
     uint64_t next_attempt_ms; /* monotonic, while WAITING */
     uint64_t last_io_ms;      /* last call issued or answered, for keepalive */
     bool ping_inflight;
-    size_t nwatches; /* pool_watch wrappers created on this slot, not yet ended */
+    size_t nwatches;        /* pool_watch wrappers created on this slot, not yet ended */
+    rstmdb_error *last_err; /* why the latest attempt failed; NULL once READY */
+    uint64_t last_err_seq;  /* p->failure_seq when last_err was set: "most recent" */
     struct event *retry_ev;
     struct event *reap_ev;
     struct event *keepalive_ev;
@@ -88,6 +90,7 @@ struct pool {
     pool_state_cb state_cb;
     void *state_arg;
     pool_stats stats;
+    uint64_t failure_seq; /* orders the slots' last_err */
 };
 
 static uint64_t now_ms(void)
@@ -104,6 +107,38 @@ static struct timeval ms_tv(uint64_t ms)
 }
 
 static void conn_connect(pool_conn *pc);
+
+bool pool_failure_is_definitive(const rstmdb_error *e)
+{
+    if (e == NULL)
+        return false;
+    if (rstmdb_error_status(e) == RSTMDB_ERR_TLS)
+        return true;
+    switch (rstmdb_error_code(e)) {
+    case RSTMDB_SC_AUTH_FAILED:
+    case RSTMDB_SC_UNAUTHORIZED:
+    case RSTMDB_SC_UNSUPPORTED_PROTOCOL:
+        return true;
+    default:
+        return false;
+    }
+}
+
+/* Remember why an attempt (or a READY connection) failed. A transport
+ * failure during a handshake does not hide an earlier refusal on the same
+ * slot: with a wrong token the fault relay's `cut` lands mid-handshake now
+ * and then, and the operator must still read AUTH_FAILED, not "closed". */
+static void conn_note_failure(pool_conn *pc, const rstmdb_error *why, bool was_ready)
+{
+    if (!was_ready && !pool_failure_is_definitive(why) && pool_failure_is_definitive(pc->last_err))
+        return;
+    rstmdb_error *copy = why ? rstmdb_error_dup(why) : NULL;
+    if (why != NULL && copy == NULL)
+        return; /* OOM: keep the older reason rather than none */
+    rstmdb_error_free(pc->last_err);
+    pc->last_err = copy;
+    pc->last_err_seq = ++pc->p->failure_seq;
+}
 
 /* ---- connection lifecycle ----------------------------------------------- */
 
@@ -144,6 +179,7 @@ static void conn_lost(pool_conn *pc, rstmdb_client *c, const rstmdb_error *why)
     const char *code = why ? rstmdb_error_code_str(why) : "CLOSED";
     const char *msg = why ? rstmdb_error_message(why) : "closed";
 
+    conn_note_failure(pc, why, was_ready);
     if (pc->dead && pc->dead != c)
         conn_reap_dead(pc);
     pc->dead = c;
@@ -223,6 +259,8 @@ static void conn_state_cb(rstmdb_client *c, rstmdb_conn_state state, const rstmd
         pc->state = CONN_READY;
         pc->last_io_ms = now_ms();
         backoff_reset(&pc->bo);
+        rstmdb_error_free(pc->last_err);
+        pc->last_err = NULL;
         p->stats.ready++;
         if (pc->ever_ready)
             p->stats.reconnects++;
@@ -262,6 +300,7 @@ static void conn_connect(pool_conn *pc)
         p->stats.connect_failures++;
         log_warn(p->log, "upstream connection %u to %s failed: %s; retry in %u ms", pc->idx,
                  p->address, err ? rstmdb_error_message(err) : "client_new failed", delay);
+        conn_note_failure(pc, err, false);
         rstmdb_error_free(err);
         return;
     }
@@ -340,6 +379,7 @@ void pool_free(pool *p)
         pool_conn *pc = &p->conns[i];
         rstmdb_client_free(pc->client);
         rstmdb_client_free(pc->dead);
+        rstmdb_error_free(pc->last_err);
         if (pc->retry_ev)
             event_free(pc->retry_ev);
         if (pc->reap_ev)
@@ -368,6 +408,25 @@ void pool_free(pool *p)
 bool pool_ready(const pool *p)
 {
     return p && p->stats.ready > 0;
+}
+
+const rstmdb_error *pool_last_failure(const pool *p)
+{
+    const pool_conn *best = NULL;
+    for (unsigned i = 0; p && i < p->size; i++) {
+        const pool_conn *pc = &p->conns[i];
+        if (pc->last_err == NULL)
+            continue;
+        if (best == NULL) {
+            best = pc;
+            continue;
+        }
+        bool d = pool_failure_is_definitive(pc->last_err);
+        bool bd = pool_failure_is_definitive(best->last_err);
+        if (d != bd ? d : pc->last_err_seq > best->last_err_seq)
+            best = pc;
+    }
+    return best ? best->last_err : NULL;
 }
 
 void pool_get_stats(const pool *p, pool_stats *out)

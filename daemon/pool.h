@@ -22,31 +22,31 @@ typedef struct pool pool;
 typedef struct pool_call pool_call;
 
 typedef struct pool_config {
-    const char *address;          /* "host:port" of the rstmdb server */
-    const char *token;            /* bearer token for AUTH, NULL = none */
-    rstmdb_tls *tls;              /* NULL = plain TCP; borrowed, must outlive the pool */
-    unsigned size;                /* connections, default 2 (at most 64) */
-    unsigned connect_timeout_ms;  /* per attempt */
-    unsigned request_timeout_ms;  /* per request; expiry = RSTMDB_ERR_TIMEOUT */
-    unsigned backoff_initial_ms;  /* first retry delay, default 100 */
-    unsigned backoff_max_ms;      /* cap, default 5000 */
+    const char *address;         /* "host:port" of the rstmdb server */
+    const char *token;           /* bearer token for AUTH, NULL = none */
+    rstmdb_tls *tls;             /* NULL = plain TCP; borrowed, must outlive the pool */
+    unsigned size;               /* connections, default 2 (at most 64) */
+    unsigned connect_timeout_ms; /* per attempt */
+    unsigned request_timeout_ms; /* per request; expiry = RSTMDB_ERR_TIMEOUT */
+    unsigned backoff_initial_ms; /* first retry delay, default 100 */
+    unsigned backoff_max_ms;     /* cap, default 5000 */
     /* Added by the pool (all optional, 0/NULL = default): */
-    const struct plog *log;       /* log.h sink; NULL = info level on stderr */
-    unsigned keepalive_ms;        /* PING a connection idle this long, default 60000
-                                   * (the server drops connections idle for 300 s) */
-    uint64_t jitter_seed;         /* backoff jitter seed; 0 = from the clock and pid */
+    const struct plog *log; /* log.h sink; NULL = info level on stderr */
+    unsigned keepalive_ms;  /* PING a connection idle this long, default 60000
+                             * (the server drops connections idle for 300 s) */
+    uint64_t jitter_seed;   /* backoff jitter seed; 0 = from the clock and pid */
 } pool_config;
 
 typedef struct pool_stats {
-    unsigned connections;         /* configured */
-    unsigned ready;               /* READY now */
-    uint64_t reconnects;          /* successful re-handshakes after a loss, since start */
-    uint64_t connect_failures;    /* failed attempts, since start */
-    size_t inflight;              /* requests sent or queued, not yet answered */
+    unsigned connections;      /* configured */
+    unsigned ready;            /* READY now */
+    uint64_t reconnects;       /* successful re-handshakes after a loss, since start */
+    uint64_t connect_failures; /* failed attempts, since start */
+    size_t inflight;           /* requests sent or queued, not yet answered */
     /* Added by the pool: */
-    uint64_t resent;              /* calls re-sent after their connection died */
-    uint64_t conn_losses;         /* READY connections that went down */
-    size_t watches;               /* upstream subscriptions held (pool_watch) */
+    uint64_t resent;      /* calls re-sent after their connection died */
+    uint64_t conn_losses; /* READY connections that went down */
+    size_t watches;       /* upstream subscriptions held (pool_watch) */
 } pool_stats;
 
 /* Called exactly once per call unless cancelled. `reply` is borrowed. Its
@@ -68,6 +68,18 @@ int pool_new(pool **out, struct event_base *base, const pool_config *cfg, rstmdb
 void pool_free(pool *p);
 
 bool pool_ready(const pool *p);
+/* Added: why nothing is READY, for the HTTP side's answer. Each connection
+ * keeps the error of its latest failed attempt (cleared when it becomes
+ * READY); a refusal by the upstream or TLS (pool_failure_is_definitive)
+ * outranks a transport failure, then the most recent wins. NULL when no
+ * failure is recorded. Borrowed: valid until the loop runs again. */
+const rstmdb_error *pool_last_failure(const pool *p);
+/* Added: true for failures that retrying cannot cure without a
+ * configuration change: the server refused the proxy's credentials
+ * (AUTH_FAILED, UNAUTHORIZED), its protocol (UNSUPPORTED_PROTOCOL), or TLS
+ * failed (RSTMDB_ERR_TLS: certificate verification, or TLS to a plain
+ * server). NULL-safe. */
+bool pool_failure_is_definitive(const rstmdb_error *e);
 void pool_get_stats(const pool *p, pool_stats *out);
 /* Seconds a client should wait before retrying while nothing is READY (>= 1). */
 unsigned pool_retry_after_s(const pool *p);
@@ -82,8 +94,8 @@ unsigned pool_retry_after_s(const pool *p);
  * RSTMDB_ERR_JSON when params is not one JSON object, RSTMDB_ERR_INVALID,
  * RSTMDB_ERR_NOMEM; cb does not run then either. The request timeout spans
  * re-sends: a call re-sent after a loss keeps its original deadline. */
-int pool_call_json(pool *p, const char *op, const char *params, size_t params_len,
-                   bool resend_safe, pool_reply_cb cb, void *arg, pool_call **out);
+int pool_call_json(pool *p, const char *op, const char *params, size_t params_len, bool resend_safe,
+                   pool_reply_cb cb, void *arg, pool_call **out);
 /* The HTTP client went away: forget the call; cb will not run. Valid in any
  * state until cb has started (a cancel from inside cb is a no-op). */
 void pool_call_cancel(pool_call *c);

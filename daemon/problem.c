@@ -7,6 +7,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "json.h"
+#include "pool.h"
+
 typedef struct code_map {
     const char *code;
     int status;
@@ -36,6 +39,7 @@ static const code_map codes[] = {
     /* The proxy's own codes. */
     {"UPSTREAM_UNAVAILABLE", 503},
     {"UPSTREAM_TIMEOUT", 504},
+    {"UPSTREAM_TLS", 502},
     {"PAYLOAD_TOO_LARGE", 413},
     {"FORBIDDEN", 403},
     {"METHOD_NOT_ALLOWED", 405},
@@ -100,6 +104,10 @@ static void fill(problem *p, int status, const char *code, const char *detail, b
     p->status = status;
     snprintf(p->code, sizeof p->code, "%s", code);
     snprintf(p->detail, sizeof p->detail, "%s", detail ? detail : problem_title(status));
+    /* The detail may quote a client's bytes (a query key) or be cut inside
+     * a character: the body must stay valid UTF-8 JSON. */
+    json_utf8_sanitize(p->detail, strlen(p->detail));
+    json_utf8_sanitize(p->code, strlen(p->code));
     p->retryable = retryable;
     if (status == 401)
         p->www_authenticate = true;
@@ -147,6 +155,29 @@ void problem_from_error(problem *p, const rstmdb_error *e, bool if_match, unsign
         p->retry_after_s = retry_after_s ? retry_after_s : 1;
         return;
     }
+}
+
+void problem_upstream_down(problem *p, const rstmdb_error *last, unsigned retry_after_s)
+{
+    char d[sizeof p->detail];
+    if (last != NULL && pool_failure_is_definitive(last)) {
+        bool tls = rstmdb_error_status(last) == RSTMDB_ERR_TLS;
+        /* The server's own code when it refused us (AUTH_FAILED...), so a
+         * script can tell bad credentials from an upstream that is down. */
+        const char *code = tls ? "UPSTREAM_TLS" : rstmdb_error_code_str(last);
+        snprintf(d, sizeof d, "no upstream connection: %s: %s",
+                 tls ? "TLS with the upstream failed" : "the upstream refused the proxy",
+                 rstmdb_error_message(last));
+        fill(p, 502, code, d, false);
+        return;
+    }
+    if (last != NULL)
+        snprintf(d, sizeof d, "no upstream connection is ready (last failure: %s: %s)",
+                 rstmdb_error_code_str(last), rstmdb_error_message(last));
+    else
+        snprintf(d, sizeof d, "no upstream connection is ready");
+    fill(p, 503, "UPSTREAM_UNAVAILABLE", d, true);
+    p->retry_after_s = retry_after_s ? retry_after_s : 1;
 }
 
 void problem_deinit(problem *p)

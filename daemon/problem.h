@@ -37,6 +37,13 @@ void problem_from_code(problem *p, const char *code, const char *message, bool r
  * 504 UPSTREAM_TIMEOUT; connection failures are 503 UPSTREAM_UNAVAILABLE with
  * Retry-After `retry_after_s`. */
 void problem_from_error(problem *p, const rstmdb_error *e, bool if_match, unsigned retry_after_s);
+/* No upstream connection is READY (pool_call_json/hub_subscribe said
+ * RSTMDB_ERR_CLOSED); `last` is pool_last_failure() (may be NULL). When the
+ * upstream refused the proxy (AUTH_FAILED, UNAUTHORIZED, UNSUPPORTED_PROTOCOL:
+ * the server's code) or TLS failed (UPSTREAM_TLS): 502, not retryable, since
+ * only a configuration change helps. Otherwise 503 UPSTREAM_UNAVAILABLE,
+ * retryable, Retry-After `retry_after_s`, the last failure in the detail. */
+void problem_upstream_down(problem *p, const rstmdb_error *last, unsigned retry_after_s);
 void problem_deinit(problem *p);
 
 /* The body; malloc'd NUL-terminated JSON, NULL on OOM. */

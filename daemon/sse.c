@@ -205,8 +205,13 @@ static void on_ready(void *arg, const rstmdb_error *err)
     if (err != NULL) {
         s->sub = NULL; /* released by the hub */
         s->failed = calloc(1, sizeof *s->failed);
-        if (s->failed)
-            problem_from_error(s->failed, err, false, pool_retry_after_s(s->ctx->upstream));
+        pool *up = s->ctx->upstream;
+        if (s->failed == NULL)
+            ;
+        else if (rstmdb_error_status(err) == RSTMDB_ERR_CLOSED && !pool_ready(up))
+            problem_upstream_down(s->failed, pool_last_failure(up), pool_retry_after_s(up));
+        else
+            problem_from_error(s->failed, err, false, pool_retry_after_s(up));
         s->state = SSE_FAILED;
     } else if (s->state == SSE_SUBSCRIBING) {
         s->state = SSE_LIVE;
@@ -529,7 +534,13 @@ int sse_stream_open(sse_ctx *c, http_req *req, const route_match *m, const cJSON
     event_assign(&s->hb, c->base, -1, EV_PERSIST, on_tick, s);
     int hrc = hub_subscribe(c->hub, &f, has_from, from, &sse_ops, s, &s->sub);
     if (hrc != RSTMDB_OK) {
-        problem_local(p, 503, "UPSTREAM_UNAVAILABLE", "no upstream connection is ready");
+        if (hrc == RSTMDB_ERR_CLOSED)
+            problem_upstream_down(p, pool_last_failure(c->upstream),
+                                  pool_retry_after_s(c->upstream));
+        else if (hrc == RSTMDB_ERR_INVALID)
+            problem_local(p, 400, "BAD_REQUEST", "the subscription filter is not valid");
+        else
+            problem_local(p, 500, "INTERNAL_ERROR", rstmdb_strerror(hrc));
         free(s->buf);
         free(s);
         goto out;

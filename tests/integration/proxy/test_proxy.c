@@ -688,6 +688,141 @@ START_TEST(upstream_auth_errors_are_502)
 }
 END_TEST
 
+/* Poll until GET path answers `status` (the pool needs a few attempts). */
+static long wait_status(penv *e, const char *path, long status)
+{
+    long st = 0;
+    for (int i = 0; i < 200 && st != status; i++) {
+        hresp r;
+        http_req(e, NULL, "GET", path, NULL, NULL, &r);
+        st = r.status;
+        hresp_free(&r);
+        if (st != status)
+            usleep(20000);
+    }
+    return st;
+}
+
+static void expect_readyz_says(penv *e, const char *code)
+{
+    hresp r;
+    http_req(e, NULL, "GET", "/readyz", NULL, NULL, &r);
+    ck_assert_int_eq(r.status, 503);
+    char v[256];
+    ck_assert_msg(hresp_json(&r, "code", v, sizeof v), "readyz body: %s", r.body);
+    ck_assert_str_eq(v, code);
+    ck_assert(hresp_json(&r, "detail", v, sizeof v));
+    hresp_free(&r);
+}
+
+START_TEST(upstream_refusing_the_proxy_is_502)
+{
+    /* The server refuses the proxy's token at AUTH: no connection is ever
+     * READY, and the HTTP side must say why (502 AUTH_FAILED: the proxy's
+     * own credentials are wrong), not 503 as for an upstream that is down. */
+    penv e;
+    memset(&e, 0, sizeof e);
+    curl_global_init(CURL_GLOBAL_DEFAULT);
+    const char *targs[] = {"--token", "right-token", NULL};
+    ck_assert_int_eq(spawn_testd(&e.testd, targs), 0);
+    const char *pargs[] = {"--upstream-token",
+                           "wrong-token",
+                           "--backoff-initial-ms",
+                           "20",
+                           "--backoff-max-ms",
+                           "200",
+                           NULL};
+    penv_start_proxy(&e, e.testd.addr, pargs);
+    ck_assert_int_eq(wait_status(&e, "/v1/ping", 502), 502);
+    expect(&e, "GET", "/v1/ping", NULL, 502, "AUTH_FAILED");
+    expect(&e, "POST", "/v1/instances", "{\"machine\":\"m\",\"version\":1}", 502, "AUTH_FAILED");
+    /* SSE answers the same before any stream starts. */
+    expect(&e, "GET", "/v1/watch", NULL, 502, "AUTH_FAILED");
+    {
+        hresp r;
+        http_req(&e, NULL, "GET", "/v1/ping", NULL, NULL, &r);
+        char v[512];
+        ck_assert(hresp_json(&r, "retryable", v, sizeof v));
+        ck_assert_str_eq(v, "false");
+        ck_assert(!hresp_header(&r, "Retry-After", v, sizeof v));
+        ck_assert(hresp_json(&r, "detail", v, sizeof v));
+        ck_assert_msg(strstr(v, "refused") != NULL, "detail: %s", v);
+        hresp_free(&r);
+    }
+    expect_readyz_says(&e, "AUTH_FAILED");
+    ck_assert_int_eq(penv_stop(&e), 0);
+
+    /* An upstream that is simply not there stays 503 + Retry-After. */
+    memset(&e, 0, sizeof e);
+    ck_assert_int_eq(spawn_testd(&e.testd, NULL), 0);
+    char gone[96];
+    snprintf(gone, sizeof gone, "%s", e.testd.addr);
+    spawn_stop(&e.testd, 5000);
+    e.testd.pid = -1;
+    penv_start_proxy(&e, gone, pargs + 2);
+    ck_assert_int_eq(wait_status(&e, "/v1/ping", 503), 503);
+    {
+        hresp r;
+        http_req(&e, NULL, "GET", "/v1/ping", NULL, NULL, &r);
+        char v[512];
+        ck_assert_int_eq(r.status, 503);
+        ck_assert(hresp_json(&r, "code", v, sizeof v));
+        ck_assert_str_eq(v, "UPSTREAM_UNAVAILABLE");
+        ck_assert(hresp_header(&r, "Retry-After", v, sizeof v));
+        hresp_free(&r);
+    }
+    expect_readyz_says(&e, "UPSTREAM_UNAVAILABLE");
+    ck_assert_int_eq(penv_stop(&e), 0);
+}
+END_TEST
+
+static void sh(const char *dir, const char *cmd)
+{
+    char full[2048];
+    snprintf(full, sizeof full, "cd %s && (%s) >/dev/null 2>&1", dir, cmd);
+    ck_assert_msg(system(full) == 0, "failed: %s", cmd);
+}
+
+START_TEST(upstream_tls_failure_is_502)
+{
+    /* The upstream's certificate is not signed by the CA the proxy trusts:
+     * 502 UPSTREAM_TLS, and the right CA works. */
+    char dir[] = "/tmp/rstmdb-px-tls-XXXXXX";
+    ck_assert_ptr_nonnull(mkdtemp(dir));
+#define EC "-newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 2"
+    sh(dir, "openssl req -x509 " EC " -subj /CN=127.0.0.1 -addext subjectAltName=IP:127.0.0.1 "
+            "-keyout good.key -out good.pem");
+    sh(dir, "openssl req -x509 " EC " -subj /CN=127.0.0.1 -addext subjectAltName=IP:127.0.0.1 "
+            "-keyout wrong.key -out wrong.pem");
+#undef EC
+    char good_pem[128], good_key[128], wrong_pem[128];
+    snprintf(good_pem, sizeof good_pem, "%s/good.pem", dir);
+    snprintf(good_key, sizeof good_key, "%s/good.key", dir);
+    snprintf(wrong_pem, sizeof wrong_pem, "%s/wrong.pem", dir);
+    penv e;
+    memset(&e, 0, sizeof e);
+    curl_global_init(CURL_GLOBAL_DEFAULT);
+    const char *targs[] = {"--tls-cert", good_pem, "--tls-key", good_key, NULL};
+    ck_assert_int_eq(spawn_testd(&e.testd, targs), 0);
+    const char *bad[] = {
+        "--upstream-tls",   "--upstream-ca", wrong_pem, "--backoff-initial-ms", "20",
+        "--backoff-max-ms", "200",           NULL};
+    penv_start_proxy(&e, e.testd.addr, bad);
+    ck_assert_int_eq(wait_status(&e, "/v1/ping", 502), 502);
+    expect(&e, "GET", "/v1/info", NULL, 502, "UPSTREAM_TLS");
+    expect_readyz_says(&e, "UPSTREAM_TLS");
+    spawn_stop(&e.proxy, 5000);
+    e.proxy.pid = -1;
+    const char *ok[] = {"--upstream-tls", "--upstream-ca", good_pem, NULL};
+    penv_start_proxy(&e, e.testd.addr, ok);
+    ck_assert_int_eq(wait_status(&e, "/v1/ping", 200), 200);
+    ck_assert_int_eq(penv_stop(&e), 0);
+    char rm[160];
+    snprintf(rm, sizeof rm, "rm -rf %s", dir);
+    ck_assert_int_eq(system(rm), 0);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("proxy");
@@ -706,6 +841,8 @@ int main(void)
     tcase_add_test(tc, sighup_reloads_tokens_cors_level);
     tcase_add_test(tc, sd_notify);
     tcase_add_test(tc, upstream_auth_errors_are_502);
+    tcase_add_test(tc, upstream_refusing_the_proxy_is_502);
+    tcase_add_test(tc, upstream_tls_failure_is_502);
     tcase_add_test(tc, sigterm_finishes_in_flight_requests);
     suite_add_tcase(s, tc);
     SRunner *sr = srunner_create(s);

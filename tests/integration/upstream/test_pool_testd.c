@@ -255,7 +255,7 @@ static bool some_failures(void *arg)
 }
 
 /* One pool per `tls`/`token`, checked for READY + an INFO (auth-gated). */
-static void expect_pool(up_env *e, rstmdb_tls *tls, const char *token, bool works)
+static void expect_pool(up_env *e, rstmdb_tls *tls, const char *token, bool works, const char *why)
 {
     e->cfg.tls = tls;
     e->cfg.token = token;
@@ -264,10 +264,18 @@ static void expect_pool(up_env *e, rstmdb_tls *tls, const char *token, bool work
     if (works) {
         ck_assert(up_run_until(e, pool_all_ready_t, e, 5000));
         free(up_call_ok(e, e->pool, "INFO", "{}"));
+        ck_assert_ptr_null(pool_last_failure(e->pool)); /* READY clears it */
     } else {
         /* refused every time, retried with backoff, never READY */
         ck_assert(up_run_until(e, some_failures, e, 5000));
         ck_assert(!pool_ready(e->pool));
+        /* pool_last_failure says why, for the HTTP side's 502/503. */
+        const rstmdb_error *last = pool_last_failure(e->pool);
+        ck_assert_ptr_nonnull(last);
+        if (why != NULL) {
+            ck_assert_str_eq(rstmdb_error_code_str(last), why);
+            ck_assert(pool_failure_is_definitive(last));
+        }
     }
     pool_free(e->pool);
     e->pool = NULL;
@@ -286,8 +294,8 @@ START_TEST(test_auth_and_mtls)
     const char *auth[] = {"--token", "secret", NULL};
     up_env e;
     up_start_testd(&e, 2, auth);
-    expect_pool(&e, NULL, "secret", true);
-    expect_pool(&e, NULL, "wrong", false);
+    expect_pool(&e, NULL, "secret", true, NULL);
+    expect_pool(&e, NULL, "wrong", false, "AUTH_FAILED");
     up_stop(&e);
 
     /* mTLS + token, with certificates made for this test */
@@ -313,9 +321,9 @@ START_TEST(test_auth_and_mtls)
     rstmdb_tls *mtls = NULL, *no_cert = NULL;
     ck_assert_int_eq(rstmdb_tls_from_files(&mtls, ca, ccert, ckey, NULL), RSTMDB_OK);
     ck_assert_int_eq(rstmdb_tls_from_files(&no_cert, ca, NULL, NULL, NULL), RSTMDB_OK);
-    expect_pool(&e, mtls, "secret", true);
-    expect_pool(&e, no_cert, "secret", false); /* the server wants a client certificate */
-    expect_pool(&e, NULL, "secret", false);    /* plain TCP to a TLS server */
+    expect_pool(&e, mtls, "secret", true, NULL);
+    expect_pool(&e, no_cert, "secret", false, NULL); /* the server wants a client certificate */
+    expect_pool(&e, NULL, "secret", false, NULL);    /* plain TCP to a TLS server */
     up_stop(&e);
     rstmdb_tls_free(mtls);
     rstmdb_tls_free(no_cert);
