@@ -840,10 +840,12 @@ void http_free(http *h)
         }
         http_req_resume(q);
     }
-    /* One pass so MHD takes the resumed connections back before stopping. */
-    for (size_t i = 0; i < h->nslots; i++)
-        if (h->slots[i].d != NULL)
-            MHD_run(h->slots[i].d);
+    /* A few passes so MHD takes the resumed connections back and writes
+     * what is ready (a stream's final event) before stopping. */
+    for (int pass = 0; pass < 3; pass++)
+        for (size_t i = 0; i < h->nslots; i++)
+            if (h->slots[i].d != NULL)
+                MHD_run(h->slots[i].d);
     for (size_t i = 0; i < h->nslots; i++)
         slot_stop(&h->slots[i]);
     if (h->idle_ev)

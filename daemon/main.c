@@ -159,6 +159,7 @@ static int start_upstream(app *a)
         .request_timeout_ms = (unsigned)c->request_timeout_ms,
         .backoff_initial_ms = (unsigned)c->backoff_initial_ms,
         .backoff_max_ms = (unsigned)c->backoff_max_ms,
+        .log = &a->log, /* the daemon's logger: SIGHUP's log_level applies to the pool */
     };
     if (pool_new(&a->upstream, a->base, &pc, &err) != RSTMDB_OK) {
         log_error(&a->log, "upstream pool: %s", err ? rstmdb_error_message(err) : "failed");
@@ -314,10 +315,16 @@ int main(int argc, char **argv)
     rc = 0;
     log_info(&a.log, "stopped");
 out:
+    /* Order: streams still open (grace expired, second signal) get their
+     * final `event: error` SHUTDOWN first, while http_free can still flush
+     * it; hub_free would otherwise end them with a bare on_error. Every
+     * module above holds the pool, so it goes last. */
+    if (a.sse != NULL)
+        sse_close_all(a.sse, "SHUTDOWN", "the proxy is shutting down; reconnect elsewhere");
     http_free(a.http);
     hub_free(a.hub);
-    pool_free(a.upstream);
     sse_ctx_free(a.sse);
+    pool_free(a.upstream);
     rstmdb_tls_free(a.tls);
     if (a.cfg.listen_unix && *a.cfg.listen_unix && a.http != NULL)
         unlink(a.cfg.listen_unix);
