@@ -425,6 +425,20 @@ static bool json_u64(const cJSON *x, uint64_t *out)
     return true;
 }
 
+/* view_open for a reply parser with an out struct: the reply's own status
+ * wins, then a NULL out is RSTMDB_ERR_INVALID; *out starts zeroed so the
+ * optional members a reply lacks read as "absent". */
+static int view_open_out(const rstmdb_reply *r, view *v, void *out, size_t size)
+{
+    int rc = view_open(r, v);
+    if (rc != RSTMDB_OK)
+        return rc;
+    if (!out)
+        return RSTMDB_ERR_INVALID;
+    memset(out, 0, size);
+    return RSTMDB_OK;
+}
+
 #define NEED(cond)                      \
     do {                                \
         if (!(cond))                    \
@@ -445,10 +459,9 @@ int rstmdb_reply_ping(const rstmdb_reply *r)
 int rstmdb_reply_info(const rstmdb_reply *r, rstmdb_info_result *out)
 {
     view v;
-    int rc = view_open(r, &v);
-    if (rc != RSTMDB_OK || !out)
-        return rc ? rc : RSTMDB_ERR_INVALID;
-    memset(out, 0, sizeof(*out));
+    int rc = view_open_out(r, &v, out, sizeof(*out));
+    if (rc != RSTMDB_OK)
+        return rc;
     out->server_name = view_str(&v, "server_name");
     out->server_version = view_str(&v, "server_version");
     out->features = view_item(&v, "features");
@@ -461,10 +474,9 @@ int rstmdb_reply_info(const rstmdb_reply *r, rstmdb_info_result *out)
 int rstmdb_reply_put_machine(const rstmdb_reply *r, rstmdb_put_machine_result *out)
 {
     view v;
-    int rc = view_open(r, &v);
-    if (rc != RSTMDB_OK || !out)
-        return rc ? rc : RSTMDB_ERR_INVALID;
-    memset(out, 0, sizeof(*out));
+    int rc = view_open_out(r, &v, out, sizeof(*out));
+    if (rc != RSTMDB_OK)
+        return rc;
     out->machine = view_str(&v, "machine");
     out->stored_checksum = view_str(&v, "stored_checksum");
     NEED(view_bool(&v, "created", &out->created) && view_u32(&v, "version", &out->version) &&
@@ -475,10 +487,9 @@ int rstmdb_reply_put_machine(const rstmdb_reply *r, rstmdb_put_machine_result *o
 int rstmdb_reply_get_machine(const rstmdb_reply *r, rstmdb_machine_result *out)
 {
     view v;
-    int rc = view_open(r, &v);
-    if (rc != RSTMDB_OK || !out)
-        return rc ? rc : RSTMDB_ERR_INVALID;
-    memset(out, 0, sizeof(*out));
+    int rc = view_open_out(r, &v, out, sizeof(*out));
+    if (rc != RSTMDB_OK)
+        return rc;
     out->checksum = view_str(&v, "checksum");
     out->definition = view_item(&v, "definition");
     NEED(out->checksum && cJSON_IsObject(out->definition));
@@ -491,9 +502,9 @@ int rstmdb_reply_get_machine(const rstmdb_reply *r, rstmdb_machine_result *out)
 int rstmdb_reply_list_machines(const rstmdb_reply *r, rstmdb_machine_list_result *out)
 {
     view v;
-    int rc = view_open(r, &v);
-    if (rc != RSTMDB_OK || !out)
-        return rc ? rc : RSTMDB_ERR_INVALID;
+    int rc = view_open_out(r, &v, out, sizeof(*out));
+    if (rc != RSTMDB_OK)
+        return rc;
     out->items = view_item(&v, "items");
     NEED(cJSON_IsArray(out->items));
     out->count = (size_t)cJSON_GetArraySize(out->items);
@@ -519,10 +530,9 @@ int rstmdb_machine_list_item(const rstmdb_machine_list_result *l, size_t i, cons
 int rstmdb_reply_create_instance(const rstmdb_reply *r, rstmdb_create_instance_result *out)
 {
     view v;
-    int rc = view_open(r, &v);
-    if (rc != RSTMDB_OK || !out)
-        return rc ? rc : RSTMDB_ERR_INVALID;
-    memset(out, 0, sizeof(*out));
+    int rc = view_open_out(r, &v, out, sizeof(*out));
+    if (rc != RSTMDB_OK)
+        return rc;
     out->instance_id = view_str(&v, "instance_id");
     out->state = view_str(&v, "state");
     NEED(out->instance_id && out->state && view_u64(&v, "wal_offset", &out->wal_offset));
@@ -532,10 +542,9 @@ int rstmdb_reply_create_instance(const rstmdb_reply *r, rstmdb_create_instance_r
 int rstmdb_reply_get_instance(const rstmdb_reply *r, rstmdb_instance_result *out)
 {
     view v;
-    int rc = view_open(r, &v);
-    if (rc != RSTMDB_OK || !out)
-        return rc ? rc : RSTMDB_ERR_INVALID;
-    memset(out, 0, sizeof(*out));
+    int rc = view_open_out(r, &v, out, sizeof(*out));
+    if (rc != RSTMDB_OK)
+        return rc;
     out->machine = view_str(&v, "machine");
     out->state = view_str(&v, "state");
     out->ctx = view_item(&v, "ctx");
@@ -548,10 +557,9 @@ int rstmdb_reply_get_instance(const rstmdb_reply *r, rstmdb_instance_result *out
 int rstmdb_reply_list_instances(const rstmdb_reply *r, rstmdb_instance_list_result *out)
 {
     view v;
-    int rc = view_open(r, &v);
-    if (rc != RSTMDB_OK || !out)
-        return rc ? rc : RSTMDB_ERR_INVALID;
-    memset(out, 0, sizeof(*out));
+    int rc = view_open_out(r, &v, out, sizeof(*out));
+    if (rc != RSTMDB_OK)
+        return rc;
     out->instances = view_item(&v, "instances");
     NEED(cJSON_IsArray(out->instances) && view_u64(&v, "total", &out->total));
     view_bool(&v, "has_more", &out->has_more);
@@ -593,10 +601,9 @@ int rstmdb_instance_list_item(const rstmdb_instance_list_result *l, size_t i,
 int rstmdb_reply_delete_instance(const rstmdb_reply *r, rstmdb_delete_instance_result *out)
 {
     view v;
-    int rc = view_open(r, &v);
-    if (rc != RSTMDB_OK || !out)
-        return rc ? rc : RSTMDB_ERR_INVALID;
-    memset(out, 0, sizeof(*out));
+    int rc = view_open_out(r, &v, out, sizeof(*out));
+    if (rc != RSTMDB_OK)
+        return rc;
     out->instance_id = view_str(&v, "instance_id");
     view_u64(&v, "wal_offset", &out->wal_offset);
     NEED(view_bool(&v, "deleted", &out->deleted) && out->instance_id);
@@ -606,10 +613,9 @@ int rstmdb_reply_delete_instance(const rstmdb_reply *r, rstmdb_delete_instance_r
 int rstmdb_reply_apply_event(const rstmdb_reply *r, rstmdb_apply_result *out)
 {
     view v;
-    int rc = view_open(r, &v);
-    if (rc != RSTMDB_OK || !out)
-        return rc ? rc : RSTMDB_ERR_INVALID;
-    memset(out, 0, sizeof(*out));
+    int rc = view_open_out(r, &v, out, sizeof(*out));
+    if (rc != RSTMDB_OK)
+        return rc;
     out->from_state = view_str(&v, "from_state");
     out->to_state = view_str(&v, "to_state");
     out->ctx = view_item(&v, "ctx");
@@ -622,9 +628,9 @@ int rstmdb_reply_apply_event(const rstmdb_reply *r, rstmdb_apply_result *out)
 int rstmdb_reply_batch(const rstmdb_reply *r, rstmdb_batch_result *out)
 {
     view v;
-    int rc = view_open(r, &v);
-    if (rc != RSTMDB_OK || !out)
-        return rc ? rc : RSTMDB_ERR_INVALID;
+    int rc = view_open_out(r, &v, out, sizeof(*out));
+    if (rc != RSTMDB_OK)
+        return rc;
     out->results = view_item(&v, "results");
     NEED(cJSON_IsArray(out->results));
     out->count = (size_t)cJSON_GetArraySize(out->results);
@@ -654,10 +660,9 @@ int rstmdb_batch_result_item(const rstmdb_batch_result *b, size_t i, rstmdb_batc
 int rstmdb_reply_snapshot_instance(const rstmdb_reply *r, rstmdb_snapshot_result *out)
 {
     view v;
-    int rc = view_open(r, &v);
-    if (rc != RSTMDB_OK || !out)
-        return rc ? rc : RSTMDB_ERR_INVALID;
-    memset(out, 0, sizeof(*out));
+    int rc = view_open_out(r, &v, out, sizeof(*out));
+    if (rc != RSTMDB_OK)
+        return rc;
     out->instance_id = view_str(&v, "instance_id");
     out->snapshot_id = view_str(&v, "snapshot_id");
     out->checksum = view_str(&v, "checksum");
@@ -670,10 +675,9 @@ int rstmdb_reply_snapshot_instance(const rstmdb_reply *r, rstmdb_snapshot_result
 int rstmdb_reply_wal_read(const rstmdb_reply *r, rstmdb_wal_read_result *out)
 {
     view v;
-    int rc = view_open(r, &v);
-    if (rc != RSTMDB_OK || !out)
-        return rc ? rc : RSTMDB_ERR_INVALID;
-    memset(out, 0, sizeof(*out));
+    int rc = view_open_out(r, &v, out, sizeof(*out));
+    if (rc != RSTMDB_OK)
+        return rc;
     out->records = view_item(&v, "records");
     NEED(cJSON_IsArray(out->records));
     out->count = (size_t)cJSON_GetArraySize(out->records);
@@ -696,10 +700,9 @@ int rstmdb_wal_read_record(const rstmdb_wal_read_result *w, size_t i, rstmdb_wal
 int rstmdb_reply_wal_stats(const rstmdb_reply *r, rstmdb_wal_stats_result *out)
 {
     view v;
-    int rc = view_open(r, &v);
-    if (rc != RSTMDB_OK || !out)
-        return rc ? rc : RSTMDB_ERR_INVALID;
-    memset(out, 0, sizeof(*out));
+    int rc = view_open_out(r, &v, out, sizeof(*out));
+    if (rc != RSTMDB_OK)
+        return rc;
     view_u64(&v, "segment_count", &out->segment_count);
     view_u64(&v, "total_size_bytes", &out->total_size_bytes);
     view_u64(&v, "latest_offset", &out->latest_offset);
@@ -716,10 +719,9 @@ int rstmdb_reply_wal_stats(const rstmdb_reply *r, rstmdb_wal_stats_result *out)
 int rstmdb_reply_compact(const rstmdb_reply *r, rstmdb_compact_result *out)
 {
     view v;
-    int rc = view_open(r, &v);
-    if (rc != RSTMDB_OK || !out)
-        return rc ? rc : RSTMDB_ERR_INVALID;
-    memset(out, 0, sizeof(*out));
+    int rc = view_open_out(r, &v, out, sizeof(*out));
+    if (rc != RSTMDB_OK)
+        return rc;
     view_u64(&v, "bytes_reclaimed", &out->bytes_reclaimed);
     view_u64(&v, "segments_deleted", &out->segments_deleted);
     view_u64(&v, "snapshots_created", &out->snapshots_created);
@@ -731,10 +733,9 @@ int rstmdb_reply_compact(const rstmdb_reply *r, rstmdb_compact_result *out)
 int rstmdb_reply_flush_all(const rstmdb_reply *r, rstmdb_flush_all_result *out)
 {
     view v;
-    int rc = view_open(r, &v);
-    if (rc != RSTMDB_OK || !out)
-        return rc ? rc : RSTMDB_ERR_INVALID;
-    memset(out, 0, sizeof(*out));
+    int rc = view_open_out(r, &v, out, sizeof(*out));
+    if (rc != RSTMDB_OK)
+        return rc;
     view_u64(&v, "instances_removed", &out->instances_removed);
     view_u64(&v, "machines_removed", &out->machines_removed);
     NEED(view_bool(&v, "flushed", &out->flushed));
@@ -744,10 +745,9 @@ int rstmdb_reply_flush_all(const rstmdb_reply *r, rstmdb_flush_all_result *out)
 int rstmdb_reply_watch_instance(const rstmdb_reply *r, rstmdb_watch_instance_result *out)
 {
     view v;
-    int rc = view_open(r, &v);
-    if (rc != RSTMDB_OK || !out)
-        return rc ? rc : RSTMDB_ERR_INVALID;
-    memset(out, 0, sizeof(*out));
+    int rc = view_open_out(r, &v, out, sizeof(*out));
+    if (rc != RSTMDB_OK)
+        return rc;
     out->subscription_id = view_str(&v, "subscription_id");
     out->instance_id = view_str(&v, "instance_id");
     out->current_state = view_str(&v, "current_state");
@@ -759,10 +759,9 @@ int rstmdb_reply_watch_instance(const rstmdb_reply *r, rstmdb_watch_instance_res
 int rstmdb_reply_watch_all(const rstmdb_reply *r, rstmdb_watch_all_result *out)
 {
     view v;
-    int rc = view_open(r, &v);
-    if (rc != RSTMDB_OK || !out)
-        return rc ? rc : RSTMDB_ERR_INVALID;
-    memset(out, 0, sizeof(*out));
+    int rc = view_open_out(r, &v, out, sizeof(*out));
+    if (rc != RSTMDB_OK)
+        return rc;
     out->subscription_id = view_str(&v, "subscription_id");
     view_u64(&v, "wal_offset", &out->wal_offset);
     NEED(out->subscription_id);
@@ -772,10 +771,9 @@ int rstmdb_reply_watch_all(const rstmdb_reply *r, rstmdb_watch_all_result *out)
 int rstmdb_reply_unwatch(const rstmdb_reply *r, rstmdb_unwatch_result *out)
 {
     view v;
-    int rc = view_open(r, &v);
-    if (rc != RSTMDB_OK || !out)
-        return rc ? rc : RSTMDB_ERR_INVALID;
-    memset(out, 0, sizeof(*out));
+    int rc = view_open_out(r, &v, out, sizeof(*out));
+    if (rc != RSTMDB_OK)
+        return rc;
     out->subscription_id = view_str(&v, "subscription_id");
     NEED(view_bool(&v, "removed", &out->removed));
     return RSTMDB_OK;
