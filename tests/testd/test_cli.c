@@ -1,6 +1,7 @@
 /* test_cli.c: the rstmdb-testd program as a child process (spawn.h): the
  * "listening on" line, SIGTERM exit 0, flag errors (exit 2), --help, auth
  * tokens, the fault flags and the control channel seen from outside. */
+#include "rawexpect.h"
 #include "rawnet.h"
 #include "spawn.h"
 
@@ -26,32 +27,6 @@
 static void conn(rawnet *c, const spawned *p)
 {
     ck_assert_int_eq(rawnet_connect(c, p->addr, 0), 0);
-}
-
-static void expect_doc(rawnet *c, const char *want)
-{
-    char *got = NULL;
-    int rc = rawnet_recv(c, &got, WAIT_MS);
-    ck_assert_msg(rc == 1, "expected '%s', got rc %d", want, rc);
-    ck_assert_str_eq(got, want);
-    free(got);
-}
-
-static void expect_contains(rawnet *c, const char *needle)
-{
-    char *got = NULL;
-    int rc = rawnet_recv(c, &got, WAIT_MS);
-    ck_assert_msg(rc == 1, "expected a document with '%s', got rc %d", needle, rc);
-    ck_assert_msg(strstr(got, needle) != NULL, "'%s' lacks '%s'", got, needle);
-    free(got);
-}
-
-static void expect_eof(rawnet *c)
-{
-    char *got = NULL;
-    int rc = rawnet_recv(c, &got, WAIT_MS);
-    ck_assert_msg(rc == 0, "expected EOF, got rc %d (%s)", rc, got ? got : "");
-    free(got);
 }
 
 static void stop_clean(spawned *p)
@@ -115,10 +90,10 @@ START_TEST(listening_line_and_sigterm)
     ck_assert_int_gt(p.port, 0);
     conn(&c, &p);
     ck_assert_int_eq(rawnet_req(&c, PING_REQ("1")), 0);
-    expect_doc(&c, PONG("1"));
+    rawexpect_doc(&c, PONG("1"));
     /* SIGTERM with a client still connected: it is closed, exit 0. */
     stop_clean(&p);
-    expect_eof(&c);
+    rawexpect_eof(&c);
     rawnet_close(&c);
     ck_assert_int_eq(spawn_stop(&p, 100), -1); /* second stop is harmless */
 }
@@ -217,23 +192,23 @@ START_TEST(tokens_turn_auth_on)
     ck_assert_int_eq(spawn_testd(&p, args), 0);
     conn(&c, &p);
     ck_assert_int_eq(rawnet_req(&c, "{\"type\":\"request\",\"id\":\"i\",\"op\":\"INFO\"}"), 0);
-    expect_contains(&c, "\"UNAUTHORIZED\"");
+    rawexpect_contains(&c, "\"UNAUTHORIZED\"");
     ck_assert_int_eq(rawnet_req(&c, "{\"type\":\"request\",\"id\":\"a\",\"op\":\"AUTH\",\"params\":"
                                     "{\"method\":\"bearer\",\"token\":\"wrong\"}}"),
                      0);
-    expect_contains(&c, "\"AUTH_FAILED\"");
+    rawexpect_contains(&c, "\"AUTH_FAILED\"");
     ck_assert_int_eq(rawnet_req(&c, "{\"type\":\"request\",\"id\":\"b\",\"op\":\"AUTH\",\"params\":"
                                     "{\"method\":\"bearer\",\"token\":\"secret\"}}"),
                      0);
-    expect_contains(&c, "\"authenticated\":true");
+    rawexpect_contains(&c, "\"authenticated\":true");
     rawnet_close(&c);
     conn(&c, &p);
     ck_assert_int_eq(rawnet_req(&c, "{\"type\":\"request\",\"id\":\"b\",\"op\":\"AUTH\",\"params\":"
                                     "{\"method\":\"bearer\",\"token\":\"other\"}}"),
                      0);
-    expect_contains(&c, "\"authenticated\":true");
+    rawexpect_contains(&c, "\"authenticated\":true");
     ck_assert_int_eq(rawnet_req(&c, "{\"type\":\"request\",\"id\":\"i\",\"op\":\"INFO\"}"), 0);
-    expect_contains(&c, "\"max_frame_bytes\"");
+    rawexpect_contains(&c, "\"max_frame_bytes\"");
     rawnet_close(&c);
     stop_clean(&p);
 }
@@ -251,14 +226,14 @@ START_TEST(fault_flags)
     ck_assert_int_eq(spawn_testd(&p, close_after), 0);
     conn(&c, &p);
     ck_assert_int_eq(rawnet_req(&c, PING_REQ("1")), 0);
-    expect_doc(&c, PONG("1"));
-    expect_eof(&c);
+    rawexpect_doc(&c, PONG("1"));
+    rawexpect_eof(&c);
     rawnet_close(&c);
     stop_clean(&p);
 
     ck_assert_int_eq(spawn_testd(&p, refuse), 0);
     conn(&c, &p);
-    expect_eof(&c);
+    rawexpect_eof(&c);
     rawnet_close(&c);
     stop_clean(&p);
 
@@ -288,7 +263,7 @@ START_TEST(fault_hang_and_delay_flags)
     ck_assert_int_eq(spawn_control(&p, "hang off", reply, sizeof reply), 0);
     ck_assert_str_eq(reply, "ok hang=off");
     ck_assert_int_eq(rawnet_req(&c, PING_REQ("after")), 0);
-    expect_doc(&c, PONG("after"));
+    rawexpect_doc(&c, PONG("after"));
     rawnet_close(&c);
     stop_clean(&p);
 
@@ -296,7 +271,7 @@ START_TEST(fault_hang_and_delay_flags)
     conn(&c, &p);
     clock_gettime(CLOCK_MONOTONIC, &a);
     ck_assert_int_eq(rawnet_req(&c, PING_REQ("d")), 0);
-    expect_doc(&c, PONG("d"));
+    rawexpect_doc(&c, PONG("d"));
     clock_gettime(CLOCK_MONOTONIC, &b);
     ck_assert_int_ge((b.tv_sec - a.tv_sec) * 1000 + (b.tv_nsec - a.tv_nsec) / 1000000, 190);
     rawnet_close(&c);
@@ -324,10 +299,10 @@ START_TEST(control_channel)
     rawnet_close(&c);
     conn(&c, &p);
     ck_assert_int_eq(rawnet_req(&c, PING_REQ("ok")), 0);
-    expect_doc(&c, PONG("ok"));
+    rawexpect_doc(&c, PONG("ok"));
     ck_assert_int_eq(spawn_control(&p, "drop-all", reply, sizeof reply), 0);
     ck_assert_str_eq(reply, "ok dropped=1");
-    expect_eof(&c);
+    rawexpect_eof(&c);
     rawnet_close(&c);
     stop_clean(&p);
 }

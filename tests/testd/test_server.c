@@ -3,6 +3,7 @@
  * faults, limits, TLS, slow consumers); the test thread only touches sockets. */
 #include "engine.h"
 #include "fault.h"
+#include "rawexpect.h"
 #include "rawnet.h"
 #include "server.h"
 
@@ -123,33 +124,6 @@ static void conn(rawnet *c, testsrv *t)
     ck_assert_int_eq(rawnet_connect(c, t->addr, 0), 0);
 }
 
-/* Expect the next document to equal `want` exactly. */
-static void expect_doc(rawnet *c, const char *want)
-{
-    char *got = NULL;
-    int rc = rawnet_recv(c, &got, WAIT_MS);
-    ck_assert_msg(rc == 1, "expected '%s', got rc %d", want, rc);
-    ck_assert_str_eq(got, want);
-    free(got);
-}
-
-static void expect_contains(rawnet *c, const char *needle)
-{
-    char *got = NULL;
-    int rc = rawnet_recv(c, &got, WAIT_MS);
-    ck_assert_msg(rc == 1, "expected a document with '%s', got rc %d", needle, rc);
-    ck_assert_msg(strstr(got, needle) != NULL, "'%s' lacks '%s'", got, needle);
-    free(got);
-}
-
-static void expect_eof(rawnet *c)
-{
-    char *got = NULL;
-    int rc = rawnet_recv(c, &got, WAIT_MS);
-    ck_assert_msg(rc == 0, "expected EOF, got rc %d (%s)", rc, got ? got : "");
-    free(got);
-}
-
 static void expect_silence(rawnet *c, int ms)
 {
     char *got = NULL;
@@ -166,7 +140,7 @@ static void ping(rawnet *c, const char *id)
              "{\"type\":\"response\",\"id\":\"%s\",\"status\":\"ok\",\"result\":{\"pong\":true}}",
              id);
     ck_assert_int_eq(rawnet_req(c, req), 0);
-    expect_doc(c, want);
+    rawexpect_doc(c, want);
 }
 
 static long long mono_ms(void)
@@ -238,13 +212,13 @@ START_TEST(pipelined_in_order)
             want, sizeof want,
             "{\"type\":\"response\",\"id\":\"p%d\",\"status\":\"ok\",\"result\":{\"pong\":true}}",
             i);
-        expect_doc(&c, want);
+        rawexpect_doc(&c, want);
     }
     /* Split across writes: byte by byte. */
     n = rawnet_frame(buf, RSTMDB_FLAG_CRC_PRESENT, PING_REQ("split"));
     for (i = 0; i < (int)n; i++)
         ck_assert_int_eq(rawnet_send(&c, buf + i, 1), 0);
-    expect_doc(&c, PONG("split"));
+    rawexpect_doc(&c, PONG("split"));
     rawnet_close(&c);
     ts_stop(&t);
 }
@@ -264,7 +238,7 @@ START_TEST(no_crc_and_extension_accepted)
     n = rawnet_frame(buf, 0, PING_REQ("nocrc"));
     buf[14] ^= 0x5a; /* arbitrary CRC field */
     ck_assert_int_eq(rawnet_send(&c, buf, n), 0);
-    expect_doc(&c, PONG("nocrc"));
+    rawexpect_doc(&c, PONG("nocrc"));
 
     /* header_len = 3, then 3 extension bytes, then the payload. */
     n = rawnet_frame(buf, RSTMDB_FLAG_CRC_PRESENT | RSTMDB_FLAG_COMPRESSED, PING_REQ("ext"));
@@ -272,7 +246,7 @@ START_TEST(no_crc_and_extension_accepted)
     buf[9] = 3;
     memcpy(buf + 18, "xyz", 3);
     ck_assert_int_eq(rawnet_send(&c, buf, n + 3), 0);
-    expect_doc(&c, PONG("ext"));
+    rawexpect_doc(&c, PONG("ext"));
     rawnet_close(&c);
     ts_stop(&t);
 }
@@ -318,7 +292,7 @@ START_TEST(bad_frames_close_silently)
         n += rawnet_frame(buf + n, RSTMDB_FLAG_CRC_PRESENT, PING_REQ("after"));
         conn(&c, &t);
         ck_assert_int_eq(rawnet_send(&c, buf, n), 0);
-        expect_doc(&c, PONG("before"));
+        rawexpect_doc(&c, PONG("before"));
         {
             char *got = NULL;
             int rc = rawnet_recv(&c, &got, WAIT_MS);
@@ -347,8 +321,8 @@ START_TEST(bad_envelope_closes_silently)
                       "{\"type\":\"request\",\"id\":\"b\",\"op\":\"NOPE\"}");
     n += rawnet_frame(buf + n, RSTMDB_FLAG_CRC_PRESENT, PING_REQ("c"));
     ck_assert_int_eq(rawnet_send(&c, buf, n), 0);
-    expect_doc(&c, PONG("a"));
-    expect_eof(&c);
+    rawexpect_doc(&c, PONG("a"));
+    rawexpect_eof(&c);
     rawnet_close(&c);
     ts_stop(&t);
 }
@@ -368,9 +342,9 @@ START_TEST(bye_closes_after_reply)
                       "{\"type\":\"request\",\"id\":\"b\",\"op\":\"BYE\"}");
     n += rawnet_frame(buf + n, RSTMDB_FLAG_CRC_PRESENT, PING_REQ("late"));
     ck_assert_int_eq(rawnet_send(&c, buf, n), 0);
-    expect_doc(
+    rawexpect_doc(
         &c, "{\"type\":\"response\",\"id\":\"b\",\"status\":\"ok\",\"result\":{\"goodbye\":true}}");
-    expect_eof(&c);
+    rawexpect_eof(&c);
     rawnet_close(&c);
     ts_stop(&t);
 }
@@ -386,8 +360,8 @@ START_TEST(half_close_answers_then_closes)
     conn(&c, &t);
     ck_assert_int_eq(rawnet_req(&c, PING_REQ("h")), 0);
     shutdown(c.fd, SHUT_WR);
-    expect_doc(&c, PONG("h"));
-    expect_eof(&c);
+    rawexpect_doc(&c, PONG("h"));
+    rawexpect_eof(&c);
     rawnet_close(&c);
     ts_stop(&t);
 }
@@ -410,7 +384,7 @@ START_TEST(jsonl_output)
                                 "{\"protocol_version\":1,\"wire_modes\":[\"jsonl\"]}}"),
                      0);
     c.jsonl = true;
-    expect_contains(&c, "\"wire_mode\":\"jsonl\"");
+    rawexpect_contains(&c, "\"wire_mode\":\"jsonl\"");
     ck_assert_int_eq(rawnet_req(&c, PING_REQ("2")), 0);
     got = rawnet_read_exact(&c, raw, strlen(pong), WAIT_MS);
     ck_assert_uint_eq(got, strlen(pong));
@@ -435,8 +409,8 @@ START_TEST(fault_delay)
     t0 = mono_ms();
     ck_assert_int_eq(rawnet_req(&c, PING_REQ("d1")), 0);
     ck_assert_int_eq(rawnet_req(&c, PING_REQ("d2")), 0);
-    expect_doc(&c, PONG("d1"));
-    expect_doc(&c, PONG("d2"));
+    rawexpect_doc(&c, PONG("d1"));
+    rawexpect_doc(&c, PONG("d2"));
     /* A lower bound only: each of the two answers was held 300 ms. */
     ck_assert_int_ge(mono_ms() - t0, 2 * 300 - 20);
     ctl_ok(&t, "delay 0", NULL, 0);
@@ -460,9 +434,9 @@ START_TEST(fault_close_after)
     n += rawnet_frame(buf + n, RSTMDB_FLAG_CRC_PRESENT, PING_REQ("2"));
     n += rawnet_frame(buf + n, RSTMDB_FLAG_CRC_PRESENT, PING_REQ("3"));
     ck_assert_int_eq(rawnet_send(&c, buf, n), 0);
-    expect_doc(&c, PONG("1"));
-    expect_doc(&c, PONG("2"));
-    expect_eof(&c);
+    rawexpect_doc(&c, PONG("1"));
+    rawexpect_doc(&c, PONG("2"));
+    rawexpect_eof(&c);
     rawnet_close(&c);
     ctl_ok(&t, "close-after 0", NULL, 0);
     conn(&c, &t);
@@ -545,7 +519,7 @@ START_TEST(fault_refuse)
     ctl_ok(&t, "refuse on", NULL, 0);
     conn(&c, &t);                        /* the TCP connect succeeds; the server closes at once */
     (void)rawnet_req(&c, PING_REQ("x")); /* may already meet the close */
-    expect_eof(&c);
+    rawexpect_eof(&c);
     rawnet_close(&c);
     ping(&old, "still"); /* existing connections are untouched */
     ck_assert_uint_eq(counter(&t, "refused"), 1);
@@ -571,8 +545,8 @@ START_TEST(fault_drop_all)
     ping(&b, "b");
     ctl_ok(&t, "drop-all", reply, sizeof reply);
     ck_assert_str_eq(reply, "ok dropped=2");
-    expect_eof(&a);
-    expect_eof(&b);
+    rawexpect_eof(&a);
+    rawexpect_eof(&b);
     rawnet_close(&a);
     rawnet_close(&b);
     ck_assert_uint_eq(counter(&t, "active"), 0);
@@ -617,7 +591,7 @@ START_TEST(connection_limit)
     ping(&a, "a");
     ping(&b, "b");
     conn(&c, &t);
-    expect_eof(&c); /* accepted, closed, no bytes */
+    rawexpect_eof(&c); /* accepted, closed, no bytes */
     rawnet_close(&c);
     ck_assert_uint_eq(counter(&t, "over_limit"), 1);
     rawnet_close(&b);
@@ -643,7 +617,7 @@ START_TEST(idle_timeout)
     ts_start(&t, &cfg);
     conn(&c, &t);
     ping(&c, "x");
-    expect_eof(&c); /* about a second later, silently */
+    rawexpect_eof(&c); /* about a second later, silently */
     rawnet_close(&c);
     ts_stop(&t);
 }
@@ -703,16 +677,16 @@ START_TEST(slow_consumer_drops_oldest)
                        "\"event\":\"T\",\"to\":\"on\"},{\"from\":\"on\",\"event\":\"T\","
                        "\"to\":\"off\"}]}}}"),
         0);
-    expect_contains(&p, "\"status\":\"ok\"");
+    rawexpect_contains(&p, "\"status\":\"ok\"");
     ck_assert_int_eq(
         rawnet_req(&p, "{\"type\":\"request\",\"id\":\"c\",\"op\":\"CREATE_INSTANCE\","
                        "\"params\":{\"instance_id\":\"i1\",\"machine\":\"sw\",\"version\":1}}"),
         0);
-    expect_contains(&p, "\"status\":\"ok\"");
+    rawexpect_contains(&p, "\"status\":\"ok\"");
     ck_assert_int_eq(
         rawnet_req(&w, "{\"type\":\"request\",\"id\":\"w\",\"op\":\"WATCH_ALL\",\"params\":{}}"),
         0);
-    expect_contains(&w, "\"subscription_id\"");
+    rawexpect_contains(&w, "\"subscription_id\"");
     /* Now w stops reading; p applies the events and reads every answer. */
     for (i = 0; i < nevents; i += BATCH) {
         for (k = i; k < i + BATCH; k++) {
@@ -724,7 +698,7 @@ START_TEST(slow_consumer_drops_oldest)
             ck_assert_int_eq(rawnet_req(&p, req), 0);
         }
         for (k = i; k < i + BATCH; k++)
-            expect_contains(&p, "\"applied\":true");
+            rawexpect_contains(&p, "\"applied\":true");
     }
     {
         char st[1024];
