@@ -69,6 +69,22 @@ static int scan_utf8(scanner *sc)
     return 0;
 }
 
+/* The code unit of a "\uXXXX" escape starting at `at`, or -1 when the
+ * bytes there are not one. */
+static long scan_u_escape(const scanner *sc, size_t at)
+{
+    long v = 0;
+    if (at + 6 > sc->len || sc->s[at] != '\\' || sc->s[at + 1] != 'u')
+        return -1;
+    for (size_t i = 2; i < 6; i++) {
+        int h = hexval(sc->s[at + i]);
+        if (h < 0)
+            return -1;
+        v = (v << 4) | h;
+    }
+    return v;
+}
+
 static int scan_string(scanner *sc)
 {
     sc->pos++; /* opening quote */
@@ -85,12 +101,18 @@ static int scan_string(scanner *sc)
                 return -1;
             unsigned char e = sc->s[sc->pos + 1];
             if (e == 'u') {
-                if (sc->pos + 6 > sc->len)
+                long unit = scan_u_escape(sc, sc->pos);
+                if (unit < 0 || (unit >= 0xDC00 && unit <= 0xDFFF))
                     return -1;
-                for (size_t i = 2; i < 6; i++)
-                    if (hexval(sc->s[sc->pos + i]) < 0)
-                        return -1;
                 sc->pos += 6;
+                /* serde_json (the server) and cJSON refuse an unpaired
+                 * surrogate, so a high one must be followed by a low one. */
+                if (unit >= 0xD800 && unit <= 0xDBFF) {
+                    long low = scan_u_escape(sc, sc->pos);
+                    if (low < 0xDC00 || low > 0xDFFF)
+                        return -1;
+                    sc->pos += 6;
+                }
             } else if (e == '"' || e == '\\' || e == '/' || e == 'b' || e == 'f' || e == 'n' ||
                        e == 'r' || e == 't') {
                 sc->pos += 2;

@@ -24,6 +24,7 @@ START_TEST(test_accepts)
                         "[1,[2,{\"x\":[]}]]",
                         "\"\xc3\xa9\xe2\x82\xac\xf0\x9f\x98\x80\"",
                         "{\"a\":{\"b\":{\"c\":null}}}",
+                        "\"\\ud83d\\ude00\"", /* a surrogate pair */
                         "1E2"};
     for (size_t i = 0; i < sizeof(ok) / sizeof(ok[0]); i++)
         ck_assert_msg(valid(ok[i]), "rejected %s", ok[i]);
@@ -60,6 +61,10 @@ START_TEST(test_rejects)
                          "\"\xed\xa0\x80\"",
                          "\"\xc0\xaf\"",
                          "\"\xf5\x80\x80\x80\"",
+                         "\"\\ude00\"",          /* lone low surrogate (found by fuzz_jscan) */
+                         "\"\\ud83d\"",          /* lone high surrogate */
+                         "\"\\ud83dx\"",         /* high surrogate, then not an escape */
+                         "\"\\ud83d\\u0041\"", /* high surrogate, then not a low one */
                          "NaN"};
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
         ck_assert_msg(!valid(bad[i]), "accepted %s", bad[i]);
