@@ -340,9 +340,13 @@ long rest_pct_encode(const char *in, char *out, size_t cap)
 {
     static const char hex[] = "0123456789ABCDEF";
     size_t n = 0;
+    /* "." and ".." alone would be dot-segments that a client resolves
+     * away (/v1/instances/.. -> /v1/): encode their dots. */
+    bool dots = strcmp(in, ".") == 0 || strcmp(in, "..") == 0;
     for (const unsigned char *p = (const unsigned char *)in; *p; p++) {
         bool keep = (*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') ||
-                    (*p >= '0' && *p <= '9') || *p == '-' || *p == '.' || *p == '_' || *p == '~';
+                    (*p >= '0' && *p <= '9') || *p == '-' || (*p == '.' && !dots) || *p == '_' ||
+                    *p == '~';
         if (n + (keep ? 1 : 3) >= cap)
             return -1;
         if (keep) {

@@ -6,6 +6,8 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "json.h"
+
 #define NOQ                   \
     {                         \
         {                     \
@@ -233,12 +235,25 @@ static int match_one(const route *r, const char *path, route_match *m, bool fill
                 c->name = m->buf + used;
                 used += nl + 1;
                 c->is_u32 = colon != NULL;
-                long dl = route_pct_decode(xp, xl, m->buf + used, sizeof m->buf - used,
-                                           PCT_REJECT_SLASH | PCT_REJECT_CTL);
-                if (dl < 0) {
+                /* Ids may be any string the server accepts: a decoded
+                 * segment may hold '/', CR, LF (matching ran on the raw
+                 * path, so they cannot change the route). Only NUL and
+                 * invalid UTF-8 are refused: neither can be a JSON string
+                 * the server would take. A raw "." or ".." segment is a
+                 * dot-segment that clients and intermediaries rewrite, never
+                 * an id; "%2E%2E" names the instance "..". */
+                long dl = route_pct_decode(xp, xl, m->buf + used, sizeof m->buf - used, 0);
+                if (dl < 0 || !json_utf8_valid(m->buf + used, (size_t)dl)) {
                     snprintf(m->why, sizeof m->why,
-                             "path segment for %s: bad percent-encoding or a forbidden "
-                             "character (/, NUL, CR, LF)",
+                             "path segment for %s: bad percent-encoding, NUL (%%00), invalid "
+                             "UTF-8 or too long",
+                             c->name);
+                    return -1;
+                }
+                if ((xl == 1 && xp[0] == '.') || (xl == 2 && xp[0] == '.' && xp[1] == '.')) {
+                    snprintf(m->why, sizeof m->why,
+                             "path segment for %s: a dot-segment (\".\" or \"..\"); encode "
+                             "it as %%2E",
                              c->name);
                     return -1;
                 }

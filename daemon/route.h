@@ -99,7 +99,7 @@ typedef enum route_status {
 typedef struct route_capture {
     const char *name; /* params key, e.g. "instance_id" */
     bool is_u32;
-    char *value;  /* decoded, points into match.buf */
+    char *value;  /* decoded (may hold '/', CR, LF; never NUL; valid UTF-8), into match.buf */
     uint64_t num; /* when is_u32 */
 } route_capture;
 

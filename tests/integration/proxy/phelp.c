@@ -147,6 +147,8 @@ void http_req(penv *e, CURL *c, const char *method, const char *path, const char
     snprintf(url, sizeof url, "%s%s", e->unix_path[0] ? "http://localhost" : e->base, path);
     curl_easy_reset(c);
     curl_easy_setopt(c, CURLOPT_URL, url);
+    /* Send the path as written: tests probe dot-segments and encoded ids. */
+    curl_easy_setopt(c, CURLOPT_PATH_AS_IS, 1L);
     curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, method);
     if (strcmp(method, "HEAD") == 0)
         curl_easy_setopt(c, CURLOPT_NOBODY, 1L);

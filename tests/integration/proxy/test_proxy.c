@@ -253,7 +253,7 @@ START_TEST(error_mappings)
     expect(&e, "GET", "/v1/instances?limit=-1", NULL, 400, "BAD_REQUEST");
     expect(&e, "GET", "/v1/instances?limit=1&limit=2", NULL, 400, "BAD_REQUEST");
     expect(&e, "GET", "/v1/instances?bogus=1", NULL, 400, "BAD_REQUEST");
-    expect(&e, "GET", "/v1/instances/a%2Fb", NULL, 400, "BAD_REQUEST");
+    expect(&e, "GET", "/v1/instances/a%2Fb", NULL, 404, "INSTANCE_NOT_FOUND"); /* id "a/b" */
     expect(&e, "GET", "/v1/machines/m/versions/x", NULL, 400, "BAD_REQUEST");
     expect(&e, "PUT", "/v1/machines/m/versions/1", "{\"machine\":\"other\",\"definition\":{}}", 400,
            "BAD_REQUEST");
@@ -776,6 +776,66 @@ START_TEST(upstream_refusing_the_proxy_is_502)
 }
 END_TEST
 
+START_TEST(any_string_is_an_id)
+{
+    /* The server accepts any string as an instance id: the proxy must reach
+     * "a/b", "x\r\ny" and ".." through their percent-encoded paths, and
+     * never put their raw bytes into a header. */
+    static const struct {
+        const char *json_id, *id, *path;
+    } ids[] = {
+        {"a/b", "a/b", "a%2Fb"},
+        {"x\\r\\ny", "x\r\ny", "x%0D%0Ay"},
+        {"..", "..", "%2E%2E"},
+        {"sp ace?#%", "sp ace?#%", "sp%20ace%3F%23%25"},
+    };
+    penv e;
+    penv_start(&e, NULL, NULL);
+    seed_machines(&e);
+    for (size_t i = 0; i < sizeof ids / sizeof ids[0]; i++) {
+        char body[256], loc[256], want[256], path[256], v[256];
+        snprintf(body, sizeof body, "{\"machine\":\"m\",\"version\":1,\"instance_id\":\"%s\"}",
+                 ids[i].json_id);
+        hresp r;
+        http_req(&e, NULL, "POST", "/v1/instances", body, NULL, &r);
+        ck_assert_msg(r.status == 201, "create %s: %ld %s", ids[i].path, r.status, r.body);
+        ck_assert(hresp_header(&r, "Location", loc, sizeof loc));
+        snprintf(want, sizeof want, "/v1/instances/%s", ids[i].path);
+        ck_assert_str_eq(loc, want);
+        /* every header line ends with CRLF and holds no stray CR or LF */
+        for (const char *h = r.headers; *h; h++)
+            if (*h == '\r')
+                ck_assert_msg(h[1] == '\n', "bare CR in headers: %s", r.headers);
+            else if (*h == '\n')
+                ck_assert_msg(h > r.headers && h[-1] == '\r', "bare LF in headers: %s", r.headers);
+        hresp_free(&r);
+        snprintf(path, sizeof path, "/v1/instances/%s", ids[i].path);
+        http_req(&e, NULL, "GET", path, NULL, NULL, &r);
+        ck_assert_msg(r.status == 200, "GET %s: %ld %s", path, r.status, r.body);
+        ck_assert(hresp_json(&r, "state", v, sizeof v));
+        ck_assert_str_eq(v, "s0");
+        hresp_free(&r);
+        /* GET_INSTANCE's result names no id: SNAPSHOT_INSTANCE's does. */
+        snprintf(path, sizeof path, "/v1/instances/%s/snapshot", ids[i].path);
+        http_req(&e, NULL, "POST", path, NULL, NULL, &r);
+        ck_assert_msg(r.status == 200, "POST %s: %ld %s", path, r.status, r.body);
+        ck_assert(hresp_json(&r, "instance_id", v, sizeof v));
+        ck_assert_str_eq(v, ids[i].id);
+        hresp_free(&r);
+        snprintf(path, sizeof path, "/v1/instances/%s/events", ids[i].path);
+        http_req(&e, NULL, "POST", path, "{\"event\":\"GO\"}", NULL, &r);
+        ck_assert_msg(r.status == 200, "POST %s: %ld %s", path, r.status, r.body);
+        hresp_free(&r);
+    }
+    /* A raw slash is another path; NUL and invalid UTF-8 are refused. */
+    expect(&e, "GET", "/v1/instances/a/b", NULL, 404, "NOT_FOUND");
+    expect(&e, "GET", "/v1/instances/a%00b", NULL, 400, "BAD_REQUEST");
+    expect(&e, "GET", "/v1/instances/%FF%FE", NULL, 400, "BAD_REQUEST");
+    expect(&e, "GET", "/v1/instances/..", NULL, 400, "BAD_REQUEST");
+    ck_assert_int_eq(penv_stop(&e), 0);
+}
+END_TEST
+
 static void sh(const char *dir, const char *cmd)
 {
     char full[2048];
@@ -843,6 +903,7 @@ int main(void)
     tcase_add_test(tc, upstream_auth_errors_are_502);
     tcase_add_test(tc, upstream_refusing_the_proxy_is_502);
     tcase_add_test(tc, upstream_tls_failure_is_502);
+    tcase_add_test(tc, any_string_is_an_id);
     tcase_add_test(tc, sigterm_finishes_in_flight_requests);
     suite_add_tcase(s, tc);
     SRunner *sr = srunner_create(s);

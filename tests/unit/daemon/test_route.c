@@ -62,11 +62,29 @@ START_TEST(rejections)
     ck_assert_int_eq(route_match_path("GET", "/v1//ping", &m), ROUTE_NOT_FOUND);
     ck_assert_int_eq(route_match_path("GET", "/v1/instances//events", &m), ROUTE_NOT_FOUND);
     ck_assert_int_eq(route_match_path("GET", "", &m), ROUTE_NOT_FOUND);
-    /* an encoded slash cannot create or hide a segment */
-    ck_assert_int_eq(route_match_path("GET", "/v1/instances/a%2Fb", &m), ROUTE_BAD_PATH);
+    /* an encoded slash cannot create or hide a segment: it stays inside
+     * the id (any string is an id), as do CR and LF */
+    ck_assert_int_eq(route_match_path("GET", "/v1/instances/a%2Fb", &m), ROUTE_OK);
+    ck_assert_int_eq(m.r->id, R_GET_INSTANCE);
+    ck_assert_str_eq(m.caps[0].value, "a/b");
+    ck_assert_int_eq(route_match_path("POST", "/v1/instances/a%2Fb/events", &m), ROUTE_OK);
+    ck_assert_int_eq(m.r->id, R_APPLY_EVENT);
+    ck_assert_str_eq(m.caps[0].value, "a/b");
+    ck_assert_int_eq(route_match_path("GET", "/v1/instances%2Fa", &m), ROUTE_NOT_FOUND);
+    ck_assert_int_eq(route_match_path("GET", "/v1/instances/a%0Db", &m), ROUTE_OK);
+    ck_assert_str_eq(m.caps[0].value, "a\rb");
+    ck_assert_int_eq(route_match_path("GET", "/v1/instances/x%0D%0Ay", &m), ROUTE_OK);
+    ck_assert_str_eq(m.caps[0].value, "x\r\ny");
+    ck_assert_int_eq(route_match_path("GET", "/v1/instances/%2E%2E", &m), ROUTE_OK);
+    ck_assert_str_eq(m.caps[0].value, "..");
+    ck_assert_int_eq(route_match_path("GET", "/v1/instances/%C3%A9", &m), ROUTE_OK);
+    ck_assert_str_eq(m.caps[0].value, "\xc3\xa9");
+    /* refused: NUL, invalid UTF-8, raw dot-segments */
     ck_assert_int_eq(route_match_path("GET", "/v1/instances/a%00b", &m), ROUTE_BAD_PATH);
-    ck_assert_int_eq(route_match_path("GET", "/v1/instances/a%0Db", &m), ROUTE_BAD_PATH);
-    ck_assert_int_eq(route_match_path("GET", "/v1/instances/a%0ab", &m), ROUTE_BAD_PATH);
+    ck_assert_int_eq(route_match_path("GET", "/v1/instances/%FF%FE", &m), ROUTE_BAD_PATH);
+    ck_assert_int_eq(route_match_path("GET", "/v1/instances/%C3", &m), ROUTE_BAD_PATH);
+    ck_assert_int_eq(route_match_path("GET", "/v1/instances/..", &m), ROUTE_BAD_PATH);
+    ck_assert_int_eq(route_match_path("GET", "/v1/instances/.", &m), ROUTE_BAD_PATH);
     ck_assert_int_eq(route_match_path("GET", "/v1/instances/a%zzb", &m), ROUTE_BAD_PATH);
     ck_assert_int_eq(route_match_path("GET", "/v1/instances/a%2", &m), ROUTE_BAD_PATH);
     ck_assert_int_eq(route_match_path("GET", "/v1/machines/m/versions/-1", &m), ROUTE_BAD_PATH);
