@@ -492,52 +492,32 @@ static int parse_string_raw(parser *p, jbuf *b)
         if (p->pos >= p->len)
             return JVAL_ESYNTAX;
         char e = p->s[p->pos++];
-        switch (e) {
-        case '"':
-            jbuf_putc(b, '"');
-            break;
-        case '\\':
-            jbuf_putc(b, '\\');
-            break;
-        case '/':
-            jbuf_putc(b, '/');
-            break;
-        case 'b':
-            jbuf_putc(b, '\b');
-            break;
-        case 'f':
-            jbuf_putc(b, '\f');
-            break;
-        case 'n':
-            jbuf_putc(b, '\n');
-            break;
-        case 'r':
-            jbuf_putc(b, '\r');
-            break;
-        case 't':
-            jbuf_putc(b, '\t');
-            break;
-        case 'u': {
-            uint32_t cp;
-            if (hex4(p, &cp) != 0)
-                return JVAL_ESYNTAX;
-            if (cp >= 0xDC00 && cp <= 0xDFFF)
-                return JVAL_ESYNTAX; /* lone trailing surrogate */
-            if (cp >= 0xD800 && cp <= 0xDBFF) {
-                uint32_t lo;
-                if (p->len - p->pos < 2 || p->s[p->pos] != '\\' || p->s[p->pos + 1] != 'u')
-                    return JVAL_ESYNTAX;
-                p->pos += 2;
-                if (hex4(p, &lo) != 0 || lo < 0xDC00 || lo > 0xDFFF)
-                    return JVAL_ESYNTAX;
-                cp = 0x10000 + ((cp - 0xD800) << 10) + (lo - 0xDC00);
-            }
-            put_utf8(b, cp);
-            break;
+        /* The one-letter escapes, each beside the byte it stands for. */
+        static const char esc_from[] = "\"\\/bfnrt";
+        static const char esc_to[] = "\"\\/\b\f\n\r\t";
+        const char *hit = e != '\0' ? strchr(esc_from, e) : NULL;
+        if (hit) {
+            jbuf_putc(b, esc_to[hit - esc_from]);
+            run = p->pos;
+            continue;
         }
-        default:
+        if (e != 'u')
             return JVAL_ESYNTAX;
+        uint32_t cp;
+        if (hex4(p, &cp) != 0)
+            return JVAL_ESYNTAX;
+        if (cp >= 0xDC00 && cp <= 0xDFFF)
+            return JVAL_ESYNTAX; /* lone trailing surrogate */
+        if (cp >= 0xD800 && cp <= 0xDBFF) {
+            uint32_t lo;
+            if (p->len - p->pos < 2 || p->s[p->pos] != '\\' || p->s[p->pos + 1] != 'u')
+                return JVAL_ESYNTAX;
+            p->pos += 2;
+            if (hex4(p, &lo) != 0 || lo < 0xDC00 || lo > 0xDFFF)
+                return JVAL_ESYNTAX;
+            cp = 0x10000 + ((cp - 0xD800) << 10) + (lo - 0xDC00);
         }
+        put_utf8(b, cp);
         run = p->pos;
     }
     return JVAL_ESYNTAX;

@@ -72,6 +72,7 @@ START_TEST(strings)
     check_rt("\"\\u00e9\\n\\t\\u0001\"", "\"\xc3\xa9\\n\\t\\u0001\"");
     check_rt("\"\\ud83d\\ude00\"", "\"\xf0\x9f\x98\x80\"");
     check_rt("\"q\\\"b\\\\\"", "\"q\\\"b\\\\\"");
+    check_rt("\"\\/\\b\\f\\r\"", "\"/\\b\\f\\r\""); /* every one-letter escape */
     check_bad("\"\\ud83d\"");
     check_bad("\"\\ude00\"");
     check_bad("\"a\x01\"");
