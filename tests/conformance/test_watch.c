@@ -50,6 +50,21 @@ static void assert_no_more_events(cf_conn *k)
                       k->nstash ? k->stash[0].text : "");
 }
 
+/* WATCH_INSTANCE or WATCH_ALL that must succeed; the new subscription id is
+ * copied into `sub` (a char array). A failure reports the caller's line. */
+#define WATCH(k, op, params, sub) watch_at(__LINE__, (k), (op), (params), (sub), sizeof(sub))
+
+static void watch_at(int line, cf_conn *k, const char *op, const char *params, char *sub,
+                     size_t cap)
+{
+    cf_caps c;
+    cf_ok_at(__FILE__, line, k, op, params,
+             strcmp(op, "WATCH_ALL") == 0 ? "{\"subscription_id\":\"$S\",\"wal_offset\":$O}"
+                                          : "{$*\"subscription_id\":\"$S\"}",
+             &c);
+    snprintf(sub, cap, "%s", c.v[0]);
+}
+
 static uint64_t apply(cf_conn *k, const char *id, const char *event, const char *payload)
 {
     cf_caps c;
@@ -110,16 +125,9 @@ START_TEST(three_subscriptions_fan_out)
     cf_uniq(id, sizeof id, "w");
     CF_PUT_MACHINE(k, m, LOOP_DEF);
     CF_CREATE(k, id, m, "{\"a\":2,\"b\":1,\"p\":1}");
-    cf_caps c;
-    CF_OKC(k, "WATCH_INSTANCE", cf_fmt("{\"instance_id\":\"%s\"}", id),
-           "{$*\"subscription_id\":\"$S\"}", &c);
-    snprintf(s1, sizeof s1, "%s", c.v[0]);
-    CF_OKC(k, "WATCH_INSTANCE", cf_fmt("{\"instance_id\":\"%s\",\"include_ctx\":true}", id),
-           "{$*\"subscription_id\":\"$S\"}", &c);
-    snprintf(s2, sizeof s2, "%s", c.v[0]);
-    CF_OKC(k, "WATCH_ALL", cf_fmt("{\"machines\":[\"%s\"],\"include_ctx\":false}", m),
-           "{\"subscription_id\":\"$S\",\"wal_offset\":$O}", &c);
-    snprintf(s3, sizeof s3, "%s", c.v[0]);
+    WATCH(k, "WATCH_INSTANCE", cf_fmt("{\"instance_id\":\"%s\"}", id), s1);
+    WATCH(k, "WATCH_INSTANCE", cf_fmt("{\"instance_id\":\"%s\",\"include_ctx\":true}", id), s2);
+    WATCH(k, "WATCH_ALL", cf_fmt("{\"machines\":[\"%s\"],\"include_ctx\":false}", m), s3);
     ck_assert(strcmp(s1, s2) != 0 && strcmp(s2, s3) != 0 && strcmp(s1, s3) != 0);
     uint64_t oa = apply(k, id, "GO", NULL);
     /* Order between subscriptions is unspecified: match each copy by id. */
@@ -197,10 +205,7 @@ START_TEST(create_delete_no_events_deleted_still_broadcasts)
     cf_uniq(m, sizeof m, "w");
     cf_uniq(id, sizeof id, "w");
     CF_PUT_MACHINE(k, m, LOOP_DEF);
-    cf_caps c;
-    CF_OKC(k, "WATCH_ALL", cf_fmt("{\"machines\":[\"%s\"]}", m),
-           "{\"subscription_id\":\"$S\",\"wal_offset\":$O}", &c);
-    snprintf(sub, sizeof sub, "%s", c.v[0]);
+    WATCH(k, "WATCH_ALL", cf_fmt("{\"machines\":[\"%s\"]}", m), sub);
     CF_CREATE(k, id, m, "{\"x\":1}");
     CF_OK(k, "DELETE_INSTANCE", cf_fmt("{\"instance_id\":\"%s\"}", id), "{\"deleted\":true,$*");
     CF_OK(k, "SNAPSHOT_INSTANCE", cf_fmt("{\"instance_id\":\"%s\"}", id), "{$*");
@@ -229,9 +234,7 @@ START_TEST(replay_rebroadcasts_with_new_payload)
     CF_PUT_MACHINE(k, m, LOOP_DEF);
     CF_CREATE(k, id, m, "{}");
     cf_caps c;
-    CF_OKC(k, "WATCH_INSTANCE", cf_fmt("{\"instance_id\":\"%s\"}", id),
-           "{$*\"subscription_id\":\"$S\"}", &c);
-    snprintf(sub, sizeof sub, "%s", c.v[0]);
+    WATCH(k, "WATCH_INSTANCE", cf_fmt("{\"instance_id\":\"%s\"}", id), sub);
     CF_OKC(k, "APPLY_EVENT",
            cf_fmt("{\"instance_id\":\"%s\",\"event\":\"GO\",\"payload\":{\"n\":1},\"idempotency_"
                   "key\":\"r\"}",
@@ -314,9 +317,7 @@ START_TEST(watch_all_filters)
     char sub[NF][300];
     for (int f = 0; f < NF; f++) {
         w[f] = CF_OPEN();
-        cf_caps c;
-        CF_OKC(w[f], "WATCH_ALL", filt[f], "{\"subscription_id\":\"$S\",\"wal_offset\":$O}", &c);
-        snprintf(sub[f], sizeof sub[f], "%s", c.v[0]);
+        WATCH(w[f], "WATCH_ALL", filt[f], sub[f]);
     }
     /* The script: (instance, event) with the resulting from/to. */
     const step script[] = {
@@ -380,16 +381,9 @@ START_TEST(unwatch)
     cf_uniq(id, sizeof id, "w");
     CF_PUT_MACHINE(k, m, LOOP_DEF);
     CF_CREATE(k, id, m, "{}");
-    cf_caps c;
-    CF_OKC(k, "WATCH_INSTANCE", cf_fmt("{\"instance_id\":\"%s\"}", id),
-           "{$*\"subscription_id\":\"$S\"}", &c);
-    snprintf(si, sizeof si, "%s", c.v[0]);
-    CF_OKC(k, "WATCH_ALL", cf_fmt("{\"machines\":[\"%s\"],\"include_ctx\":false}", m),
-           "{\"subscription_id\":\"$S\",\"wal_offset\":$O}", &c);
-    snprintf(sa, sizeof sa, "%s", c.v[0]);
-    CF_OKC(o, "WATCH_INSTANCE", cf_fmt("{\"instance_id\":\"%s\",\"include_ctx\":false}", id),
-           "{$*\"subscription_id\":\"$S\"}", &c);
-    snprintf(so, sizeof so, "%s", c.v[0]);
+    WATCH(k, "WATCH_INSTANCE", cf_fmt("{\"instance_id\":\"%s\"}", id), si);
+    WATCH(k, "WATCH_ALL", cf_fmt("{\"machines\":[\"%s\"],\"include_ctx\":false}", m), sa);
+    WATCH(o, "WATCH_INSTANCE", cf_fmt("{\"instance_id\":\"%s\",\"include_ctx\":false}", id), so);
     CF_OK(k, "UNWATCH", cf_fmt("{\"subscription_id\":\"%s\"}", si),
           cf_fmt("{\"removed\":true,\"subscription_id\":\"%s\"}", si));
     CF_OK(k, "UNWATCH", cf_fmt("{\"subscription_id\":\"%s\"}", si),
@@ -431,9 +425,7 @@ START_TEST(watch_and_apply_inside_batch)
     CF_PUT_MACHINE(k, m, LOOP_DEF);
     CF_CREATE(k, id, m, "{}");
     cf_caps c;
-    CF_OKC(k, "WATCH_INSTANCE", cf_fmt("{\"instance_id\":\"%s\",\"include_ctx\":false}", id),
-           "{$*\"subscription_id\":\"$S\"}", &c);
-    snprintf(s1, sizeof s1, "%s", c.v[0]);
+    WATCH(k, "WATCH_INSTANCE", cf_fmt("{\"instance_id\":\"%s\",\"include_ctx\":false}", id), s1);
     CF_OKC(
         k, "BATCH",
         cf_fmt("{\"ops\":[{\"op\":\"WATCH_INSTANCE\",\"params\":{\"instance_id\":\"%s\"}}]}", id),
