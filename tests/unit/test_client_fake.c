@@ -276,6 +276,19 @@ static void setup_end(setup *x)
     event_base_free(x->base);
 }
 
+/* Run the loop until the fake has received n requests (5 s safety net). */
+static void wait_reqs(setup *x, size_t n)
+{
+    for (int k = 0; k < 5000 && x->f.nreqs < n; k++)
+        run_for(x->base, 1);
+}
+
+/* The id of request i as the fake received it, to answer it. */
+static const char *req_id(const setup *x, size_t i)
+{
+    return cJSON_GetObjectItem(x->f.reqs[i], "id")->valuestring;
+}
+
 START_TEST(test_ping_and_queue_before_ready)
 {
     setup x;
@@ -335,8 +348,7 @@ START_TEST(test_thousand_out_of_order)
             RSTMDB_OK);
     }
     bool all = false;
-    for (int k = 0; k < 5000 && x.f.nreqs < N; k++)
-        run_for(x.base, 1);
+    wait_reqs(&x, N);
     ck_assert_uint_eq(x.f.nreqs, N);
     ck_assert_uint_eq(rstmdb_client_inflight(x.c), N);
     for (size_t i = N; i-- > 0;) {
@@ -362,8 +374,7 @@ START_TEST(test_eof_fails_pending_and_was_sent)
     setup_start(&x, NULL);
     got g = {0};
     ck_assert_int_eq(rstmdb_call_json(x.c, "SLOW", "{}", 2, on_reply, &g, NULL), RSTMDB_OK);
-    for (int k = 0; k < 5000 && x.f.nreqs < 1; k++)
-        run_for(x.base, 1);
+    wait_reqs(&x, 1);
     fake_close_conn(&x.f);
     run_until(x.base, &g.done);
     ck_assert_int_eq(g.status, RSTMDB_ERR_CLOSED);
@@ -411,7 +422,7 @@ START_TEST(test_request_timeout_and_late_reply)
     ck_assert_int_eq(g.status, RSTMDB_ERR_TIMEOUT);
     ck_assert_uint_eq(g.count, 1);
     /* The late answer is dropped; the connection stays up. */
-    fake_reply_ok(&x.f, cJSON_GetObjectItem(x.f.reqs[0], "id")->valuestring, "{}");
+    fake_reply_ok(&x.f, req_id(&x, 0), "{}");
     got g2 = {0};
     ck_assert_int_eq(rstmdb_call_json(x.c, "PING", NULL, 0, on_reply, &g2, NULL), RSTMDB_OK);
     run_until(x.base, &g2.done);
@@ -438,9 +449,8 @@ START_TEST(test_cancel_drops_callback)
     ck_assert_uint_eq(rstmdb_client_inflight(x.c), 0);
     ck_assert_int_eq(rstmdb_call_json(x.c, "PING", NULL, 0, on_reply, &g2, NULL), RSTMDB_OK);
     run_until(x.base, &g2.done);
-    for (int k = 0; k < 5000 && x.f.nreqs < 1; k++)
-        run_for(x.base, 1);
-    fake_reply_ok(&x.f, cJSON_GetObjectItem(x.f.reqs[0], "id")->valuestring, "{}");
+    wait_reqs(&x, 1);
+    fake_reply_ok(&x.f, req_id(&x, 0), "{}");
     run_for(x.base, 20);
     ck_assert(!g.done);
     ck_assert(!g3.done);
@@ -456,13 +466,12 @@ START_TEST(test_server_error_kept_unknown_code)
     setup_start(&x, NULL);
     got g = {0};
     ck_assert_int_eq(rstmdb_call_json(x.c, "APPLY_EVENT", "{}", 2, on_reply, &g, NULL), RSTMDB_OK);
-    for (int k = 0; k < 5000 && x.f.nreqs < 1; k++)
-        run_for(x.base, 1);
+    wait_reqs(&x, 1);
     char buf[512];
     snprintf(buf, sizeof(buf),
              "{\"type\":\"response\",\"id\":\"%s\",\"status\":\"error\",\"error\":{\"code\":"
              "\"BRAND_NEW_CODE\",\"message\":\"m\",\"retryable\":true}}",
-             cJSON_GetObjectItem(x.f.reqs[0], "id")->valuestring);
+             req_id(&x, 0));
     fake_send(&x.f, buf);
     run_until(x.base, &g.done);
     ck_assert_int_eq(g.status, RSTMDB_ERR_SERVER);
@@ -477,8 +486,7 @@ START_TEST(test_garbage_is_protocol_error)
     setup_start(&x, NULL);
     got g = {0};
     ck_assert_int_eq(rstmdb_call_json(x.c, "SLOW", "{}", 2, on_reply, &g, NULL), RSTMDB_OK);
-    for (int k = 0; k < 5000 && x.f.nreqs < 1; k++)
-        run_for(x.base, 1);
+    wait_reqs(&x, 1);
     evbuffer_add(bufferevent_get_output(x.f.bev), "XXXXXXXXXXXXXXXXXXXXXXXX", 24);
     run_until(x.base, &g.done);
     ck_assert_int_eq(g.status, RSTMDB_ERR_PROTOCOL);
@@ -563,10 +571,8 @@ START_TEST(test_watch_events_unwatch_and_close)
     ck_assert_int_eq(rstmdb_watch_json(x.c, "WATCH_ALL", "{}", 2, on_sub_reply, on_sub_event,
                                        on_sub_end, &s, &sub),
                      RSTMDB_OK);
-    for (int k = 0; k < 5000 && x.f.nreqs < 1; k++)
-        run_for(x.base, 1);
-    fake_reply_ok(&x.f, cJSON_GetObjectItem(x.f.reqs[0], "id")->valuestring,
-                  "{\"subscription_id\":\"sub-1\",\"wal_offset\":5}");
+    wait_reqs(&x, 1);
+    fake_reply_ok(&x.f, req_id(&x, 0), "{\"subscription_id\":\"sub-1\",\"wal_offset\":5}");
     fake_send(&x.f, EV1);
     /* An event for someone else is dropped. */
     fake_send(&x.f, "{\"type\":\"event\",\"subscription_id\":\"sub-9\",\"wal_offset\":1}");
@@ -586,18 +592,14 @@ START_TEST(test_watch_events_unwatch_and_close)
     ck_assert_int_eq(rstmdb_watch_json(x.c, "WATCH_INSTANCE", "{\"instance_id\":\"w-1\"}", 21,
                                        on_sub_reply, on_sub_event, on_sub_end, &s2, NULL),
                      RSTMDB_OK);
-    for (int k = 0; k < 5000 && x.f.nreqs < 2; k++)
-        run_for(x.base, 1);
-    fake_reply_ok(&x.f, cJSON_GetObjectItem(x.f.reqs[1], "id")->valuestring,
-                  "{\"subscription_id\":\"sub-2\"}");
+    wait_reqs(&x, 2);
+    fake_reply_ok(&x.f, req_id(&x, 1), "{\"subscription_id\":\"sub-2\"}");
     run_until(x.base, &s2.replied);
     ck_assert_int_eq(rstmdb_unwatch(sub), RSTMDB_OK);
-    for (int k = 0; k < 5000 && x.f.nreqs < 3; k++)
-        run_for(x.base, 1);
+    wait_reqs(&x, 3);
     ck_assert_str_eq(cJSON_GetObjectItem(x.f.reqs[2], "op")->valuestring, "UNWATCH");
     fake_send(&x.f, EV1); /* after unwatch: dropped */
-    fake_reply_ok(&x.f, cJSON_GetObjectItem(x.f.reqs[2], "id")->valuestring,
-                  "{\"removed\":true,\"subscription_id\":\"sub-1\"}");
+    fake_reply_ok(&x.f, req_id(&x, 2), "{\"removed\":true,\"subscription_id\":\"sub-1\"}");
     run_until(x.base, &s.ended);
     ck_assert(s.end_null);
     ck_assert_uint_eq(s.events, 1);
@@ -659,23 +661,19 @@ START_TEST(test_reentrant_unwatch_cancel_free)
         RSTMDB_OK);
     ck_assert_int_eq(rstmdb_call_json(x.c, "FIRST", NULL, 0, re_reply, &r, NULL), RSTMDB_OK);
     ck_assert_int_eq(rstmdb_call_json(x.c, "SECOND", NULL, 0, re_reply, &r, &r.sibling), RSTMDB_OK);
-    for (int k = 0; k < 5000 && x.f.nreqs < 3; k++)
-        run_for(x.base, 1);
-    fake_reply_ok(&x.f, cJSON_GetObjectItem(x.f.reqs[0], "id")->valuestring,
-                  "{\"subscription_id\":\"sub-1\"}");
+    wait_reqs(&x, 3);
+    fake_reply_ok(&x.f, req_id(&x, 0), "{\"subscription_id\":\"sub-1\"}");
     /* Answer FIRST and SECOND in one write: SECOND is cancelled by FIRST's callback. */
-    fake_reply_ok(&x.f, cJSON_GetObjectItem(x.f.reqs[1], "id")->valuestring, "{}");
-    fake_reply_ok(&x.f, cJSON_GetObjectItem(x.f.reqs[2], "id")->valuestring, "{}");
+    fake_reply_ok(&x.f, req_id(&x, 1), "{}");
+    fake_reply_ok(&x.f, req_id(&x, 2), "{}");
     /* Two events in one write: the second arrives after the unwatch. */
     fake_send(&x.f, EV1);
     fake_send(&x.f, EV1);
-    for (int k = 0; k < 5000 && x.f.nreqs < 4; k++)
-        run_for(x.base, 1);
+    wait_reqs(&x, 4);
     ck_assert_str_eq(cJSON_GetObjectItem(x.f.reqs[3], "op")->valuestring, "UNWATCH");
     ck_assert_uint_eq(r.replies, 1);
     ck_assert_uint_eq(r.events, 1);
-    fake_reply_ok(&x.f, cJSON_GetObjectItem(x.f.reqs[3], "id")->valuestring,
-                  "{\"removed\":true,\"subscription_id\":\"sub-1\"}");
+    fake_reply_ok(&x.f, req_id(&x, 3), "{\"removed\":true,\"subscription_id\":\"sub-1\"}");
     run_until(x.base, &r.freed);
     ck_assert_uint_eq(r.ends, 1);
     run_for(x.base, 20);
@@ -703,9 +701,8 @@ START_TEST(test_jsonl_mode)
     x.f.auto_ping = false;
     got g2 = {0};
     ck_assert_int_eq(rstmdb_call_json(x.c, "PING", NULL, 0, on_reply, &g2, NULL), RSTMDB_OK);
-    for (int k = 0; k < 5000 && x.f.nreqs < 1; k++)
-        run_for(x.base, 1);
-    fake_reply_ok(&x.f, cJSON_GetObjectItem(x.f.reqs[0], "id")->valuestring, "{\"pong\":true}");
+    wait_reqs(&x, 1);
+    fake_reply_ok(&x.f, req_id(&x, 0), "{\"pong\":true}");
     evbuffer_add(bufferevent_get_output(x.f.bev), "\n", 1);
     run_until(x.base, &g2.done);
     ck_assert_int_eq(g2.status, RSTMDB_ERR_PROTOCOL);
@@ -761,14 +758,12 @@ START_TEST(test_close_sends_bye)
     got g = {0};
     ck_assert_int_eq(rstmdb_call_json(x.c, "PING", NULL, 0, on_reply_close, &fr, NULL), RSTMDB_OK);
     ck_assert_int_eq(rstmdb_call_json(x.c, "SLOW", NULL, 0, on_reply, &g, NULL), RSTMDB_OK);
-    for (int k = 0; k < 5000 && x.f.nreqs < 2; k++)
-        run_for(x.base, 1);
-    fake_reply_ok(&x.f, cJSON_GetObjectItem(x.f.reqs[0], "id")->valuestring, "{\"pong\":true}");
+    wait_reqs(&x, 2);
+    fake_reply_ok(&x.f, req_id(&x, 0), "{\"pong\":true}");
     run_until(x.base, &g.done);
     ck_assert_uint_eq(fr.calls, 1);
     ck_assert_int_eq(g.status, RSTMDB_ERR_CLOSED);
-    for (int k = 0; k < 5000 && x.f.nreqs < 3; k++)
-        run_for(x.base, 1);
+    wait_reqs(&x, 3);
     ck_assert_str_eq(cJSON_GetObjectItem(x.f.reqs[2], "op")->valuestring, "BYE");
     setup_end(&x);
 }
