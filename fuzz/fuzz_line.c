@@ -24,14 +24,9 @@ static run_result run(const uint8_t *in, size_t len, size_t max, const uint8_t *
     if (rstmdb_line_decoder_new(&d, max) != RSTMDB_OK)
         abort();
     while (pos < len) {
-        size_t chunk = len - pos;
+        size_t chunk = fuzz_chunk_next(len - pos, pattern, npattern, &k);
         size_t at = 0;
 
-        if (npattern > 0) {
-            size_t want = (size_t)pattern[k++ % npattern] + 1;
-            if (want < chunk)
-                chunk = want;
-        }
         for (;;) {
             rstmdb_frame f;
             size_t used = (size_t)-1;
@@ -70,21 +65,19 @@ static run_result run(const uint8_t *in, size_t len, size_t max, const uint8_t *
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     static const size_t caps[4] = {1, 16, 300, 65536};
-    size_t max, npattern;
+    size_t max;
     run_result whole, chunked;
 
-    if (size < 2)
+    fuzz_chunked fc;
+
+    if (!fuzz_chunked_split(data, size, &fc))
         return 0;
-    max = caps[data[0] & 3];
-    npattern = (size_t)(data[0] >> 4);
-    if (size < 1 + npattern)
-        return 0;
-    const uint8_t *pattern = data + 1;
-    const uint8_t *in = data + 1 + npattern;
-    size_t len = size - 1 - npattern;
+    max = caps[fc.cap_index];
+    const uint8_t *in = fc.in;
+    size_t len = fc.len;
 
     whole = run(in, len, max, NULL, 0);
-    chunked = run(in, len, max, pattern, npattern);
+    chunked = run(in, len, max, fc.pattern, fc.npattern);
     FUZZ_CHECK(whole.lines == chunked.lines);
     FUZZ_CHECK(whole.digest == chunked.digest);
     FUZZ_CHECK(whole.status == chunked.status);
