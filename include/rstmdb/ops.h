@@ -17,8 +17,11 @@
  * cJSON pointers are borrowed from the reply (valid as long as the reply:
  * during the callback, or until rstmdb_reply_free for an owned one). It
  * returns RSTMDB_OK, the reply's own status when the call failed (e.g.
- * RSTMDB_ERR_SERVER: read rstmdb_reply_error()), or RSTMDB_ERR_PROTOCOL when
- * the result lacks a required field. Integers the server sends as u64 at the
+ * RSTMDB_ERR_SERVER: read rstmdb_reply_error()), RSTMDB_ERR_INVALID for a
+ * NULL reply or out, RSTMDB_ERR_NOMEM when the result could not be parsed for
+ * lack of memory, or RSTMDB_ERR_PROTOCOL when the result is not an object or
+ * lacks a required field. *out is zeroed before it is filled, so optional
+ * members the server left out read as 0/NULL/false. Integers the server sends as u64 at the
  * top level of a result (WAL offsets) are read exactly from the received
  * bytes; those inside arrays come from cJSON and are exact below 2^53.
  */
@@ -224,7 +227,10 @@ typedef struct rstmdb_machine_list_result {
     size_t count;
 } rstmdb_machine_list_result;
 
-/* Item i of a machine list: name and versions (array of numbers). */
+/* Item i (< count) of a machine list: name and versions (array of numbers),
+ * borrowed from the reply; either out pointer may be NULL.
+ * RSTMDB_ERR_INVALID for NULL l or i out of range, RSTMDB_ERR_PROTOCOL when
+ * the item lacks either. */
 int rstmdb_machine_list_item(const rstmdb_machine_list_result *l, size_t i, const char **machine,
                              const cJSON **versions);
 
@@ -260,6 +266,9 @@ typedef struct rstmdb_instance_list_result {
     bool has_more;
 } rstmdb_instance_list_result;
 
+/* Item i (< count) of an instance list into *out (zeroed first; strings
+ * borrowed from the reply). RSTMDB_ERR_INVALID for NULL or i out of range,
+ * RSTMDB_ERR_PROTOCOL when the item lacks its id or state. */
 int rstmdb_instance_list_item(const rstmdb_instance_list_result *l, size_t i,
                               rstmdb_instance_summary *out);
 
@@ -291,6 +300,9 @@ typedef struct rstmdb_batch_item {
     bool error_retryable;
 } rstmdb_batch_item;
 
+/* Item i (< count) of a BATCH result into *out (zeroed first; borrowed from
+ * the reply). RSTMDB_ERR_INVALID for NULL or i out of range,
+ * RSTMDB_ERR_PROTOCOL when the item has no "status". */
 int rstmdb_batch_result_item(const rstmdb_batch_result *b, size_t i, rstmdb_batch_item *out);
 
 typedef struct rstmdb_snapshot_result {
@@ -315,6 +327,9 @@ typedef struct rstmdb_wal_record {
     const cJSON *entry;
 } rstmdb_wal_record;
 
+/* Record i (< count) of a WAL_READ result (entry borrowed from the reply).
+ * RSTMDB_ERR_INVALID for NULL or i out of range, RSTMDB_ERR_PROTOCOL when
+ * the record has no "entry". */
 int rstmdb_wal_read_record(const rstmdb_wal_read_result *w, size_t i, rstmdb_wal_record *out);
 
 typedef struct rstmdb_wal_stats_result {
