@@ -200,6 +200,11 @@ int rstmdb_unwatch(rstmdb_sub *sub);
 const char *rstmdb_sub_id(const rstmdb_sub *sub); /* NULL until subscribed */
 rstmdb_client *rstmdb_sub_client(const rstmdb_sub *sub);
 
+/* Event fields. Strings and cJSON values are borrowed from the event (valid
+ * while it is: during on_event, or until rstmdb_event_free for an owned one).
+ * A NULL event, or a field the event lacks or has with the wrong type, reads
+ * as NULL (pointers) or 0 (numbers); wal_offset is read exactly from the
+ * received bytes, so offsets above 2^53 survive. */
 const char *rstmdb_event_subscription_id(const rstmdb_event *ev);
 const char *rstmdb_event_instance_id(const rstmdb_event *ev);
 const char *rstmdb_event_machine(const rstmdb_event *ev);
