@@ -1,5 +1,6 @@
 /* log.c: JSON-lines records on one FILE. Owns formatting only: it must not
- * decide what is secret (callers never hand it tokens) nor buffer across calls. */
+ * decide what is secret (callers never hand it tokens) nor buffer across
+ * calls (one write per line: nothing is lost on SIGTERM or a crash). */
 #include "log.h"
 
 #include <stdarg.h>
@@ -12,6 +13,9 @@ void log_init(plog *l, log_level level, FILE *out)
 {
     l->level = level;
     l->out = out;
+    l->tc.sec = -1;
+    l->tc.text[0] = '\0';
+    l->tcache = &l->tc;
 }
 
 int log_level_parse(const char *s, log_level *out)
@@ -60,32 +64,67 @@ size_t log_json_escape(char *buf, size_t cap, const char *s)
     return n;
 }
 
+/* Append helpers for one line in a stack buffer (no printf, no malloc). */
+static size_t put(char *b, size_t n, size_t cap, const char *s, size_t len)
+{
+    if (n + len > cap - 2) /* always leave room for the closing "}\n" */
+        len = n < cap - 2 ? cap - 2 - n : 0;
+    memcpy(b + n, s, len);
+    return n + len;
+}
+
+void log_text(const plog *l, log_level lv, const char *req, const char *msg)
+{
+    if (l == NULL || lv < l->level || l->out == NULL)
+        return;
+    char line[2400], esc[2048];
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    log_tcache local, *tc = l->tcache ? l->tcache : &local;
+    if (tc == &local || tc->sec != (long long)ts.tv_sec) {
+        struct tm tm;
+        gmtime_r(&ts.tv_sec, &tm);
+        strftime(tc->text, sizeof tc->text, "%Y-%m-%dT%H:%M:%S", &tm);
+        tc->sec = (long long)ts.tv_sec;
+    }
+    long ms = ts.tv_nsec / 1000000L;
+    char frac[6] = {
+        '.', (char)('0' + ms / 100), (char)('0' + ms / 10 % 10), (char)('0' + ms % 10), 'Z', '"'};
+    const char *lname = log_level_name(lv);
+    size_t n = 0, cap = sizeof line;
+    n = put(line, n, cap, "{\"ts\":\"", 7);
+    n = put(line, n, cap, tc->text, strlen(tc->text));
+    n = put(line, n, cap, frac, sizeof frac);
+    n = put(line, n, cap, ",\"level\":\"", 10);
+    n = put(line, n, cap, lname, strlen(lname));
+    n = put(line, n, cap, "\",\"msg\":\"", 9);
+    size_t el = log_json_escape(esc, sizeof esc, msg);
+    n = put(line, n, cap, esc, el);
+    n = put(line, n, cap, "\"", 1);
+    if (req != NULL) {
+        char r[96];
+        size_t rl = log_json_escape(r, sizeof r, req);
+        n = put(line, n, cap, ",\"req\":\"", 8);
+        n = put(line, n, cap, r, rl);
+        n = put(line, n, cap, "\"", 1);
+    }
+    line[n++] = '}'; /* put() always leaves room for these two */
+    line[n++] = '\n';
+    /* One write per record, so that lines never interleave and none is
+     * lost at exit (stderr is unbuffered: fprintf would format through a
+     * temporary buffer first). */
+    fwrite(line, 1, n, l->out);
+    fflush(l->out);
+}
+
 void log_msg(const plog *l, log_level lv, const char *req, const char *fmt, ...)
 {
     if (l == NULL || lv < l->level || l->out == NULL)
         return;
-    char msg[1024], esc[2048], rq[160];
+    char msg[1024];
     va_list ap;
     va_start(ap, fmt);
     vsnprintf(msg, sizeof msg, fmt, ap);
     va_end(ap);
-    log_json_escape(esc, sizeof esc, msg);
-
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    struct tm tm;
-    gmtime_r(&ts.tv_sec, &tm);
-    char tbuf[40];
-    strftime(tbuf, sizeof tbuf, "%Y-%m-%dT%H:%M:%S", &tm);
-
-    rq[0] = '\0';
-    if (req != NULL) {
-        char r[96];
-        log_json_escape(r, sizeof r, req);
-        snprintf(rq, sizeof rq, ",\"req\":\"%s\"", r);
-    }
-    /* One fprintf per record so that lines from a single process never interleave. */
-    fprintf(l->out, "{\"ts\":\"%s.%03ldZ\",\"level\":\"%s\",\"msg\":\"%s\"%s}\n", tbuf,
-            ts.tv_nsec / 1000000L, log_level_name(lv), esc, rq);
-    fflush(l->out);
+    log_text(l, lv, req, msg);
 }

@@ -8,9 +8,18 @@
 
 typedef enum log_level { LOG_DEBUG = 0, LOG_INFO = 1, LOG_WARN = 2, LOG_ERROR = 3 } log_level;
 
+/* The formatted second of the last record: strftime runs once per second,
+ * not once per access-log line (a third of a ping's own instructions). */
+typedef struct log_tcache {
+    long long sec; /* CLOCK_REALTIME seconds of `text`; -1 = none */
+    char text[24]; /* "YYYY-MM-DDTHH:MM:SS" */
+} log_tcache;
+
 typedef struct plog {
-    log_level level; /* records below it are dropped; changed by SIGHUP */
-    FILE *out;       /* stderr in the daemon, a tmpfile in tests */
+    log_level level;    /* records below it are dropped; changed by SIGHUP */
+    FILE *out;          /* stderr in the daemon, a tmpfile in tests */
+    log_tcache *tcache; /* = &tc after log_init (writable through a const plog) */
+    log_tcache tc;
 } plog;
 
 void log_init(plog *l, log_level level, FILE *out);
@@ -21,6 +30,9 @@ const char *log_level_name(log_level lv);
 /* `req` may be NULL. `msg` is escaped as a JSON string. */
 void log_msg(const plog *l, log_level lv, const char *req, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
+
+/* Same with a ready message (the access log builds its own, printf-free). */
+void log_text(const plog *l, log_level lv, const char *req, const char *msg);
 
 #define log_debug(l, ...) log_msg((l), LOG_DEBUG, NULL, __VA_ARGS__)
 #define log_info(l, ...)  log_msg((l), LOG_INFO, NULL, __VA_ARGS__)

@@ -346,8 +346,8 @@ int route_query_init(route_query *q, const route *r)
 {
     q->r = r;
     q->why[0] = '\0';
-    q->out = cJSON_CreateObject();
-    return q->out ? 0 : -1;
+    q->out = NULL; /* created by the first parameter: most requests have none */
+    return 0;
 }
 
 void route_query_deinit(route_query *q)
@@ -376,6 +376,10 @@ int route_query_add(route_query *q, const char *rawkey, const char *rawvalue)
     const query_spec *s = find_spec(q->r, key);
     if (s == NULL) {
         snprintf(q->why, sizeof q->why, "query: unknown parameter \"%.60s\"", key);
+        return -1;
+    }
+    if (q->out == NULL && (q->out = cJSON_CreateObject()) == NULL) {
+        snprintf(q->why, sizeof q->why, "out of memory");
         return -1;
     }
     if (route_pct_decode(rawvalue, strlen(rawvalue), value, sizeof value, 0) < 0) {

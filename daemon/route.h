@@ -127,7 +127,8 @@ long route_pct_decode(const char *in, size_t len, char *out, size_t cap, unsigne
 
 /* Strict query parsing. Feed every raw (still encoded) key/value pair with
  * route_query_add (value may be NULL for "?k"), then read `out`: a cJSON
- * object {name: string|raw number|bool|[strings]} of the parameters given.
+ * object {name: string|raw number|bool|[strings]} of the parameters given,
+ * or NULL when none was (no allocation for a URL without a query).
  * Returns 0, or -1 with why set (400): unknown parameter, bad type,
  * repeated scalar, bad escape. */
 typedef struct route_query {

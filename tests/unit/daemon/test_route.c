@@ -128,6 +128,22 @@ START_TEST(pct_decode)
 }
 END_TEST
 
+/* No parameter, no allocation: out stays NULL until the first one. */
+START_TEST(query_empty)
+{
+    route_query q;
+    const route *li = route_get(R_LIST_INSTANCES);
+    ck_assert_int_eq(route_query_init(&q, li), 0);
+    ck_assert_ptr_null(q.out);
+    ck_assert_int_eq(route_query_add(&q, "bogus", "1"), -1);
+    ck_assert_ptr_null(q.out);
+    ck_assert_int_eq(route_query_add(&q, "limit", "3"), 0);
+    ck_assert_ptr_nonnull(q.out);
+    route_query_deinit(&q);
+    ck_assert_ptr_null(q.out);
+}
+END_TEST
+
 static int q1(const route *r, const char *k, const char *v, char *why, size_t cap)
 {
     route_query q;
@@ -221,6 +237,7 @@ int main(void)
     tcase_add_test(tc, pct_decode);
     tcase_add_test(tc, query_typed);
     tcase_add_test(tc, query_bool_and_lists);
+    tcase_add_test(tc, query_empty);
     suite_add_tcase(s, tc);
     SRunner *sr = srunner_create(s);
     srunner_set_fork_status(sr, CK_NOFORK);
