@@ -2,6 +2,8 @@
  * wait bounded by poll). Test support only; never linked into a product. */
 #include "rawnet.h"
 
+#include "hostport.h"
+
 #include <arpa/inet.h>
 #include <errno.h>
 #include <netinet/in.h>
@@ -24,50 +26,6 @@ static long long mono_ms(void)
     return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
-static int parse_addr(const char *addr, struct sockaddr_storage *ss, socklen_t *len)
-{
-    char host[64];
-    const char *colon;
-    const char *h = addr;
-    size_t hlen;
-    struct sockaddr_in *in4 = (struct sockaddr_in *)ss;
-    struct sockaddr_in6 *in6 = (struct sockaddr_in6 *)ss;
-    int port;
-
-    memset(ss, 0, sizeof *ss);
-    if (addr[0] == '[') {
-        const char *close = strchr(addr, ']');
-        if (close == NULL)
-            return -1;
-        h = addr + 1;
-        hlen = (size_t)(close - h);
-        colon = close + 1;
-    } else {
-        colon = strrchr(addr, ':');
-        if (colon == NULL)
-            return -1;
-        hlen = (size_t)(colon - addr);
-    }
-    if (*colon != ':' || hlen >= sizeof host)
-        return -1;
-    memcpy(host, h, hlen);
-    host[hlen] = '\0';
-    port = atoi(colon + 1);
-    if (inet_pton(AF_INET, host, &in4->sin_addr) == 1) {
-        in4->sin_family = AF_INET;
-        in4->sin_port = htons((uint16_t)port);
-        *len = (socklen_t)sizeof *in4;
-        return 0;
-    }
-    if (inet_pton(AF_INET6, host, &in6->sin6_addr) == 1) {
-        in6->sin6_family = AF_INET6;
-        in6->sin6_port = htons((uint16_t)port);
-        *len = (socklen_t)sizeof *in6;
-        return 0;
-    }
-    return -1;
-}
-
 int rawnet_connect(rawnet *t, const char *addr, int rcvbuf)
 {
     struct sockaddr_storage ss;
@@ -76,7 +34,7 @@ int rawnet_connect(rawnet *t, const char *addr, int rcvbuf)
 
     memset(t, 0, sizeof *t);
     t->fd = -1;
-    if (parse_addr(addr, &ss, &len) != 0)
+    if (hostport_sockaddr(addr, &ss, &len) != 0)
         return -1;
     if (rstmdb_frame_decoder_new(&t->dec, 0) != RSTMDB_OK ||
         rstmdb_line_decoder_new(&t->ldec, 0) != RSTMDB_OK)

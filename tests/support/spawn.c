@@ -3,6 +3,8 @@
  * leave a child behind: every failure path kills and reaps what it started. */
 #include "spawn.h"
 
+#include "hostport.h"
+
 #include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -71,37 +73,6 @@ static int read_line(int fd, char *buf, size_t cap, int timeout_ms)
         if (n + 1 < cap)
             buf[n++] = ch;
     }
-}
-
-/* Split "HOST:PORT" / "[V6]:PORT" into host (brackets removed) and port. */
-static int split_addr(const char *addr, char *host, size_t hcap, int *port)
-{
-    const char *colon;
-    const char *h = addr;
-    size_t hlen;
-    char *end;
-    long v;
-
-    if (addr[0] == '[') {
-        const char *close = strchr(addr, ']');
-        if (close == NULL || close[1] != ':')
-            return -1;
-        h = addr + 1;
-        hlen = (size_t)(close - h);
-        colon = close + 1;
-    } else {
-        colon = strrchr(addr, ':');
-        if (colon == NULL)
-            return -1;
-        hlen = (size_t)(colon - addr);
-    }
-    v = strtol(colon + 1, &end, 10);
-    if (hlen == 0 || hlen >= hcap || *end != '\0' || v <= 0 || v > 65535)
-        return -1;
-    memcpy(host, h, hlen);
-    host[hlen] = '\0';
-    *port = (int)v;
-    return 0;
 }
 
 /* Copy `src` into dst[cap]; -1 if it does not fit. */
@@ -204,7 +175,7 @@ int spawn_start(spawned *p, const char *const argv[], const char *log_path, int 
         /* Anything else on stdout before it is ignored. */
     }
     if (copy_str(p->addr, sizeof p->addr, line + 13) != 0 ||
-        split_addr(p->addr, p->host, sizeof p->host, &p->port) != 0) {
+        hostport_split(p->addr, p->host, sizeof p->host, &p->port) != 0) {
         fprintf(stderr, "spawn: cannot parse '%s'\n", line);
         spawn_kill(p);
         return -1;
@@ -242,24 +213,8 @@ static int connect_addr(const char *addr)
         un->sun_family = AF_UNIX;
         strcpy(un->sun_path, addr + 5);
         len = (socklen_t)sizeof *un;
-    } else {
-        char host[64];
-        int port;
-        struct sockaddr_in *in4 = (struct sockaddr_in *)&ss;
-        struct sockaddr_in6 *in6 = (struct sockaddr_in6 *)&ss;
-        if (split_addr(addr, host, sizeof host, &port) != 0)
-            return -1;
-        if (inet_pton(AF_INET, host, &in4->sin_addr) == 1) {
-            in4->sin_family = AF_INET;
-            in4->sin_port = htons((uint16_t)port);
-            len = (socklen_t)sizeof *in4;
-        } else if (inet_pton(AF_INET6, host, &in6->sin6_addr) == 1) {
-            in6->sin6_family = AF_INET6;
-            in6->sin6_port = htons((uint16_t)port);
-            len = (socklen_t)sizeof *in6;
-        } else {
-            return -1;
-        }
+    } else if (hostport_sockaddr(addr, &ss, &len) != 0) {
+        return -1;
     }
     fd = socket(ss.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
     if (fd < 0)
