@@ -207,11 +207,22 @@ static size_t count_segments(const char *path)
     return n;
 }
 
+/* Quick reject: a path that matches a pattern shares its literal text up
+ * to the first capture ("/v1/instances/" for the events route). Most of
+ * the table fails here on the first bytes, before segments are counted. */
+static bool prefix_ok(const char *pattern, const char *path)
+{
+    for (; *pattern && *pattern != '{'; pattern++, path++)
+        if (*pattern != *path)
+            return false;
+    return true;
+}
+
 /* Compare one route pattern with the raw path. 1 = match (captures filled),
  * 0 = no match, -1 = shape matches but a capture is malformed (why set). */
-static int match_one(const route *r, const char *path, route_match *m, bool fill)
+static int match_one(const route *r, const char *path, size_t path_segs, route_match *m, bool fill)
 {
-    if (count_segments(r->pattern) != count_segments(path))
+    if (!prefix_ok(r->pattern, path) || count_segments(r->pattern) != path_segs)
         return 0;
     const char *pp = r->pattern + 1, *xp = path + 1;
     size_t ncaps = 0, used = 0;
@@ -294,9 +305,10 @@ int route_allowed_methods(const char *path, char *allow, size_t cap)
     size_t n = 0;
     bool any = false;
     route_match tmp;
+    size_t segs = count_segments(path);
     allow[0] = '\0';
     for (size_t i = 0; i < NROUTES; i++) {
-        if (match_one(&routes[i], path, &tmp, false) != 1)
+        if (match_one(&routes[i], path, segs, &tmp, false) != 1)
             continue;
         if (strstr(allow, routes[i].method) != NULL)
             continue;
@@ -324,13 +336,14 @@ route_status route_match_path(const char *method, const char *path, route_match 
     if (path == NULL || path[0] != '/')
         return ROUTE_NOT_FOUND;
     bool shape = false;
+    size_t segs = count_segments(path);
     for (size_t i = 0; i < NROUTES; i++) {
-        if (match_one(&routes[i], path, m, false) != 1)
+        if (match_one(&routes[i], path, segs, m, false) != 1)
             continue;
         shape = true;
         if (!method_is(&routes[i], method))
             continue;
-        int rc = match_one(&routes[i], path, m, true);
+        int rc = match_one(&routes[i], path, segs, m, true);
         if (rc < 0)
             return ROUTE_BAD_PATH;
         m->r = &routes[i];
