@@ -368,17 +368,30 @@ int rstmdb_sync_watch_json(rstmdb_sync *s, const char *op, const char *params, s
     return RSTMDB_OK;
 }
 
+/* sync_text_call for the typed WATCH_*: takes `text`; a request that failed
+ * to encode still leaves *sub and *reply NULL, as sync.h promises. */
+static int sync_watch_text(rstmdb_sync *s, const char *op, int rc, char *text, size_t len,
+                           rstmdb_sync_sub **sub, rstmdb_reply **reply)
+{
+    if (rc != RSTMDB_OK) {
+        if (reply)
+            *reply = NULL;
+        if (sub)
+            *sub = NULL;
+        return rc;
+    }
+    rc = rstmdb_sync_watch_json(s, op, text, len, sub, reply);
+    free(text);
+    return rc;
+}
+
 int rstmdb_sync_watch_instance(rstmdb_sync *s, const rstmdb_watch_instance_req *req,
                                rstmdb_sync_sub **sub, rstmdb_reply **reply)
 {
     char *t = NULL;
     size_t n = 0;
     int rc = ops_text_watch_instance(req, &t, &n);
-    if (rc != RSTMDB_OK)
-        return rc;
-    rc = rstmdb_sync_watch_json(s, "WATCH_INSTANCE", t, n, sub, reply);
-    free(t);
-    return rc;
+    return sync_watch_text(s, "WATCH_INSTANCE", rc, t, n, sub, reply);
 }
 
 int rstmdb_sync_watch_all(rstmdb_sync *s, const rstmdb_watch_all_req *req, rstmdb_sync_sub **sub,
@@ -387,11 +400,7 @@ int rstmdb_sync_watch_all(rstmdb_sync *s, const rstmdb_watch_all_req *req, rstmd
     char *t = NULL;
     size_t n = 0;
     int rc = ops_text_watch_all(req, &t, &n);
-    if (rc != RSTMDB_OK)
-        return rc;
-    rc = rstmdb_sync_watch_json(s, "WATCH_ALL", t, n, sub, reply);
-    free(t);
-    return rc;
+    return sync_watch_text(s, "WATCH_ALL", rc, t, n, sub, reply);
 }
 
 const char *rstmdb_sync_sub_id(const rstmdb_sync_sub *sub)
