@@ -25,6 +25,22 @@ static int feed(rstmdb_line_decoder *d, const char *s, size_t len, size_t *used,
     return rstmdb_line_decoder_feed(d, (const uint8_t *)s, len, used, f);
 }
 
+/* A fresh decoder with cap `max` answers `a` with rc_a, then (unless b is
+ * NULL) `b` with rc_b: the cap and poisoning cases, whole or split. */
+static void expect_feeds(size_t max, const char *a, int rc_a, const char *b, int rc_b)
+{
+    rstmdb_line_decoder *d = new_decoder(max);
+    rstmdb_frame f;
+    size_t used;
+    int rc = feed(d, a, strlen(a), &used, &f);
+    ck_assert_msg(rc == rc_a, "max %zu, feeding '%s': rc %d, want %d", max, a, rc, rc_a);
+    if (b != NULL) {
+        rc = feed(d, b, strlen(b), &used, &f);
+        ck_assert_msg(rc == rc_b, "max %zu, then '%s': rc %d, want %d", max, b, rc, rc_b);
+    }
+    rstmdb_line_decoder_free(d);
+}
+
 /* Drain `s` (cut once at `cut`) and check the lines against want[]. */
 static void expect_lines(size_t max, const char *s, size_t cut, const char *const *want,
                          size_t nwant)
@@ -92,9 +108,6 @@ END_TEST
 /* The cap counts the line without "\n" / "\r\n": exactly max is fine. */
 START_TEST(test_line_cap)
 {
-    rstmdb_frame f;
-    size_t used;
-    rstmdb_line_decoder *d;
     const char *want[] = {"0123456789"};
 
     for (size_t cut = 0; cut <= 12; cut++) {
@@ -103,28 +116,15 @@ START_TEST(test_line_cap)
     }
 
     /* 11 bytes and a newline: too long, whether whole or split */
-    d = new_decoder(10);
-    ck_assert_int_eq(feed(d, "0123456789A\n", 12, &used, &f), RSTMDB_ERR_LINE_TOO_LONG);
-    rstmdb_line_decoder_free(d);
-    d = new_decoder(10);
-    ck_assert_int_eq(feed(d, "01234", 5, &used, &f), 0);
-    ck_assert_int_eq(feed(d, "56789A\n", 7, &used, &f), RSTMDB_ERR_LINE_TOO_LONG);
-    rstmdb_line_decoder_free(d);
+    expect_feeds(10, "0123456789A\n", RSTMDB_ERR_LINE_TOO_LONG, NULL, 0);
+    expect_feeds(10, "01234", 0, "56789A\n", RSTMDB_ERR_LINE_TOO_LONG);
 
     /* no newline yet, but already past the cap: fail without waiting */
-    d = new_decoder(10);
-    ck_assert_int_eq(feed(d, "0123456789", 10, &used, &f), 0);
-    ck_assert_int_eq(feed(d, "A", 1, &used, &f), RSTMDB_ERR_LINE_TOO_LONG);
-    rstmdb_line_decoder_free(d);
-    d = new_decoder(10);
-    ck_assert_int_eq(feed(d, "0123456789AB", 12, &used, &f), RSTMDB_ERR_LINE_TOO_LONG);
-    rstmdb_line_decoder_free(d);
+    expect_feeds(10, "0123456789", 0, "A", RSTMDB_ERR_LINE_TOO_LONG);
+    expect_feeds(10, "0123456789AB", RSTMDB_ERR_LINE_TOO_LONG, NULL, 0);
 
     /* max bytes then '\r' waits for the '\n'; '\r' then data is too long */
-    d = new_decoder(10);
-    ck_assert_int_eq(feed(d, "0123456789\r", 11, &used, &f), 0);
-    ck_assert_int_eq(feed(d, "x", 1, &used, &f), RSTMDB_ERR_LINE_TOO_LONG);
-    rstmdb_line_decoder_free(d);
+    expect_feeds(10, "0123456789\r", 0, "x", RSTMDB_ERR_LINE_TOO_LONG);
 }
 END_TEST
 
@@ -142,18 +142,10 @@ START_TEST(test_empty_line_and_poison)
     ck_assert_uint_eq(used, 0);
     rstmdb_line_decoder_free(d);
 
-    d = new_decoder(0);
-    ck_assert_int_eq(feed(d, "\r\n", 2, &used, &f), RSTMDB_ERR_LINE_EMPTY);
-    rstmdb_line_decoder_free(d);
-    d = new_decoder(0);
-    ck_assert_int_eq(feed(d, "\r", 1, &used, &f), 0);
-    ck_assert_int_eq(feed(d, "\n", 1, &used, &f), RSTMDB_ERR_LINE_EMPTY);
-    rstmdb_line_decoder_free(d);
+    expect_feeds(0, "\r\n", RSTMDB_ERR_LINE_EMPTY, NULL, 0);
+    expect_feeds(0, "\r", 0, "\n", RSTMDB_ERR_LINE_EMPTY);
 
-    d = new_decoder(4);
-    ck_assert_int_eq(feed(d, "12345", 5, &used, &f), RSTMDB_ERR_LINE_TOO_LONG);
-    ck_assert_int_eq(feed(d, "1\n", 2, &used, &f), RSTMDB_ERR_LINE_TOO_LONG);
-    rstmdb_line_decoder_free(d);
+    expect_feeds(4, "12345", RSTMDB_ERR_LINE_TOO_LONG, "1\n", RSTMDB_ERR_LINE_TOO_LONG);
 }
 END_TEST
 
