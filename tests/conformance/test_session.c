@@ -273,6 +273,15 @@ START_TEST(auth_required_rows)
 }
 END_TEST
 
+/* The exact UNAUTHORIZED response to request `id`. */
+static const char *unauthorized_doc(const char *id)
+{
+    return cf_fmt("{\"type\":\"response\",\"id\":\"%s\",\"status\":\"error\",\"error\":"
+                  "{\"code\":\"UNAUTHORIZED\",\"message\":\"authentication required\","
+                  "\"retryable\":false}}",
+                  id);
+}
+
 /* The gating table of §3.3: exempt ops work, every other op (params ignored:
  * the auth check comes first) is UNAUTHORIZED. */
 START_TEST(auth_gating_table)
@@ -296,11 +305,7 @@ START_TEST(auth_gating_table)
            false);
     /* WATCH_*: the real server lets them through (a bug testd does not copy). */
     char *t = CF_CALL(k, "WATCH_ALL", "{}");
-    const char *unauth =
-        cf_fmt("{\"type\":\"response\",\"id\":\"%s\",\"status\":\"error\",\"error\":"
-               "{\"code\":\"UNAUTHORIZED\",\"message\":\"authentication required\","
-               "\"retryable\":false}}",
-               k->last_id);
+    const char *unauth = unauthorized_doc(k->last_id);
     if (cf_is_testd())
         ck_assert_str_eq(t, unauth);
     else
@@ -314,10 +319,7 @@ START_TEST(auth_gating_table)
             "WATCH_ALL unauthenticated: %s", t);
     free(t);
     t = CF_CALL(k, "WATCH_INSTANCE", "{\"instance_id\":\"no-such-instance-for-gating\"}");
-    unauth = cf_fmt("{\"type\":\"response\",\"id\":\"%s\",\"status\":\"error\",\"error\":"
-                    "{\"code\":\"UNAUTHORIZED\",\"message\":\"authentication required\","
-                    "\"retryable\":false}}",
-                    k->last_id);
+    unauth = unauthorized_doc(k->last_id);
     if (cf_is_testd())
         ck_assert_str_eq(t, unauth);
     else
