@@ -54,45 +54,28 @@ static void jout_lit(jout *j, const char *s)
 static void jout_escaped(jout *j, const char *s)
 {
     static const char hex[] = "0123456789abcdef";
+    /* The short escapes, each beside its spelling; other controls get \u00XX. */
+    static const char esc_from[] = "\"\\\n\r\t\b\f";
+    static const char *const esc_to[] = {"\\\"", "\\\\", "\\n", "\\r", "\\t", "\\b", "\\f"};
     jout_lit(j, "\"");
     const char *run = s;
     for (const char *p = s; *p; p++) {
         unsigned char ch = (unsigned char)*p;
         const char *esc = NULL;
         char u[7];
-        switch (ch) {
-        case '"':
-            esc = "\\\"";
-            break;
-        case '\\':
-            esc = "\\\\";
-            break;
-        case '\n':
-            esc = "\\n";
-            break;
-        case '\r':
-            esc = "\\r";
-            break;
-        case '\t':
-            esc = "\\t";
-            break;
-        case '\b':
-            esc = "\\b";
-            break;
-        case '\f':
-            esc = "\\f";
-            break;
-        default:
-            if (ch < 0x20) {
-                u[0] = '\\';
-                u[1] = 'u';
-                u[2] = '0';
-                u[3] = '0';
-                u[4] = hex[ch >> 4];
-                u[5] = hex[ch & 15];
-                u[6] = '\0';
-                esc = u;
-            }
+        /* ch is never NUL here, so strchr cannot match the terminator. */
+        const char *hit = strchr(esc_from, ch);
+        if (hit != NULL) {
+            esc = esc_to[hit - esc_from];
+        } else if (ch < 0x20) {
+            u[0] = '\\';
+            u[1] = 'u';
+            u[2] = '0';
+            u[3] = '0';
+            u[4] = hex[ch >> 4];
+            u[5] = hex[ch & 15];
+            u[6] = '\0';
+            esc = u;
         }
         if (esc) {
             jout_put(j, run, (size_t)(p - run));
