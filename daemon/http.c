@@ -194,13 +194,15 @@ static struct MHD_Response *make_buffer(http_req *q, const char *ctype, char *bo
     return resp;
 }
 
-/* Append for the access line: text, or a decimal number. */
+/* Append for the access line: text, or a decimal number; b stays
+ * NUL-terminated (cap > 0). */
 static size_t acc_put(char *b, size_t n, size_t cap, const char *s)
 {
     size_t len = strlen(s);
     if (n + len >= cap)
         len = n < cap - 1 ? cap - 1 - n : 0;
     memcpy(b + n, s, len);
+    b[n + len] = '\0';
     return n + len;
 }
 
@@ -240,8 +242,7 @@ static void log_access(http_req *q, int status)
     n = acc_put(msg, n, cap, " status=");
     n = acc_num(msg, n, cap, (unsigned long long)(status > 0 ? status : 0));
     n = acc_put(msg, n, cap, " us=");
-    n = acc_num(msg, n, cap, (unsigned long long)(us > 0 ? us : 0));
-    msg[n] = '\0';
+    acc_num(msg, n, cap, (unsigned long long)(us > 0 ? us : 0));
     log_text(l, LOG_INFO, rid, msg);
 }
 
