@@ -77,7 +77,6 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     static const size_t caps[4] = {64, 1024, 65536, 0};
     size_t max;
     run_result whole, chunked;
-
     fuzz_chunked fc;
 
     if (!fuzz_chunked_split(data, size, &fc))

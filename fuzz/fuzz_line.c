@@ -67,7 +67,6 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     static const size_t caps[4] = {1, 16, 300, 65536};
     size_t max;
     run_result whole, chunked;
-
     fuzz_chunked fc;
 
     if (!fuzz_chunked_split(data, size, &fc))
