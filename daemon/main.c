@@ -294,9 +294,10 @@ int main(int argc, char **argv)
         goto out;
     }
     raise_fd_limit(&a);
-    if (start_upstream(&a) != 0 || start_http(&a) != 0)
-        goto out;
-    /* libevent restores the action it found when a signal event is freed:
+    /* Installed before the listeners exist: a supervisor may send SIGTERM
+     * as soon as it reads "listening on", and the signal must then be a
+     * graceful stop (libevent holds it until the loop runs), not a kill.
+     * libevent restores the action it found when a signal event is freed:
      * make that "ignore", or a second SIGTERM arriving during cleanup (a
      * supervisor repeating itself) kills us with status 15 instead of exit 0. */
     signal(SIGTERM, SIG_IGN);
@@ -310,6 +311,8 @@ int main(int argc, char **argv)
         log_error(&a.log, "cannot install signal handlers");
         goto out;
     }
+    if (start_upstream(&a) != 0 || start_http(&a) != 0)
+        goto out;
     notify_send(a.notify_socket, "READY=1\nSTATUS=serving");
     event_base_dispatch(a.base);
     rc = 0;

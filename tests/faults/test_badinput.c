@@ -363,9 +363,15 @@ START_TEST(slash_in_id_is_encoded)
     ck_assert_str_eq(loc, "/v1/instances/a%2Fb");
     fx_resp_free(&r);
     r = req("GET", "/v1/instances/a%2Fb", NULL, 0);
-    ck_assert_int_eq(r.status, 200);
+    ck_assert_msg(r.status == 200, "GET a%%2Fb -> %ld %s", r.status, r.body);
+    fx_resp_free(&r);
+    /* GET_INSTANCE's result carries no id; SNAPSHOT_INSTANCE's does, which
+     * shows the decoded "a/b" is what reached the server. */
+    r = req("POST", "/v1/instances/a%2Fb/snapshot", NULL, 0);
+    ck_assert_msg(r.status == 200, "snapshot a%%2Fb -> %ld %s", r.status, r.body);
     j = cJSON_Parse(r.body);
     ck_assert_ptr_nonnull(j);
+    ck_assert_ptr_nonnull(cJSON_GetObjectItem(j, "instance_id"));
     ck_assert_str_eq(cJSON_GetObjectItem(j, "instance_id")->valuestring, "a/b");
     cJSON_Delete(j);
     fx_resp_free(&r);
@@ -419,11 +425,14 @@ START_TEST(crlf_never_echoed_into_headers)
     /* The same through the path. */
     r = req("GET", "/v1/instances/x%0D%0ASet-Cookie:%20evil=1", NULL, 0);
     assert_no_injection(&r, "Set-Cookie");
-    ck_assert_msg(r.status == 400 || r.status == 404, "CRLF path -> %ld", r.status);
+    /* Any string is an instance id, so this reaches the one created above
+     * (200); what matters is that no header and no body carries a raw CR. */
+    ck_assert_msg(r.status == 200 || r.status == 400 || r.status == 404, "CRLF path -> %ld",
+                  r.status);
     j = cJSON_Parse(r.body);
-    ck_assert_msg(j != NULL, "problem body is not JSON: %.200s", r.body);
+    ck_assert_msg(j != NULL, "body is not JSON: %.200s", r.body);
     cJSON_Delete(j);
-    ck_assert_msg(strchr(r.body, '\r') == NULL, "raw CR in the problem body");
+    ck_assert_msg(strchr(r.body, '\r') == NULL, "raw CR in the body");
     fx_resp_free(&r);
     /* And through Idempotency-Key, which the proxy copies into params. */
     {

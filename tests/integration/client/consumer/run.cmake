@@ -36,7 +36,8 @@ foreach(kind shared static)
     set(static OFF)
   endif()
   step(${CMAKE_COMMAND} -S ${PROJECT_SRC} -B ${B} -DCMAKE_PREFIX_PATH=${PREFIX}
-       -DCMAKE_C_COMPILER=${CC} -DCONSUMER_STATIC=${static})
+       -DCMAKE_C_COMPILER=${CC} -DCONSUMER_STATIC=${static}
+       "-DCMAKE_C_FLAGS=${EXTRA_FLAGS}" "-DCMAKE_EXE_LINKER_FLAGS=${EXTRA_FLAGS}")
   step(${CMAKE_COMMAND} --build ${B})
   expect_ok(${B}/consumer)
 endforeach()
@@ -49,7 +50,7 @@ set(ENV{PKG_CONFIG_PATH} "${pcpath}")
 # (${pcfiledir}), since the tree was configured for another prefix.
 step(pkg-config --cflags --libs rstmdb)
 string(STRIP "${STEP_OUT}" flags)
-separate_arguments(flags UNIX_COMMAND "${flags}")
+separate_arguments(flags UNIX_COMMAND "${EXTRA_FLAGS} ${flags}")
 step(${CC} ${PROJECT_SRC}/main.c -o ${WORK}/consumer-pc ${flags})
 file(GLOB libdirs ${PREFIX}/lib* ${PREFIX}/lib/*)
 list(JOIN libdirs ":" ldpath)
