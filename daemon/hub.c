@@ -382,6 +382,21 @@ static void job_fail_reply(replay *j, const rstmdb_reply *r, const char *what)
     job_abort(j, "UPSTREAM_ERROR", msg);
 }
 
+/* The common head of every replay step's reply callback: on an error answer
+ * the job is failed here (retried after a transport loss, aborted on an
+ * upstream error) and false comes back; otherwise *raw (possibly NULL) and
+ * *len hold the result bytes. */
+static bool job_reply_ok(replay *j, const rstmdb_reply *r, const char *what, const char **raw,
+                         size_t *len)
+{
+    if (rstmdb_reply_status(r) != RSTMDB_OK) {
+        job_fail_reply(j, r, what);
+        return false;
+    }
+    *raw = rstmdb_reply_result_raw(r, len);
+    return true;
+}
+
 /* Deliver the held live events and switch the members to LIVE. */
 static void job_finish(replay *j)
 {
@@ -443,12 +458,10 @@ static void lookup_reply_cb(const rstmdb_reply *r, void *arg)
     lookup *lk = arg;
     replay *j = lk->job;
     lk->call = NULL;
-    if (rstmdb_reply_status(r) != RSTMDB_OK) {
-        job_fail_reply(j, r, "GET_INSTANCE");
-        return;
-    }
     size_t len = 0;
-    const char *raw = rstmdb_reply_result_raw(r, &len);
+    const char *raw = NULL;
+    if (!job_reply_ok(j, r, "GET_INSTANCE", &raw, &len))
+        return;
     char *tok = NULL, *name = NULL;
     uint64_t version = 0;
     if (!raw || walrec_instance_info(raw, len, &tok, &name, &version) < 0) {
@@ -619,12 +632,10 @@ static void probe_reply_cb(const rstmdb_reply *r, void *arg)
 {
     replay *j = arg;
     j->call = NULL;
-    if (rstmdb_reply_status(r) != RSTMDB_OK) {
-        job_fail_reply(j, r, "WAL_READ");
-        return;
-    }
     size_t len = 0;
-    const char *raw = rstmdb_reply_result_raw(r, &len);
+    const char *raw = NULL;
+    if (!job_reply_ok(j, r, "WAL_READ", &raw, &len))
+        return;
     walrec_page pg;
     if (!raw || walrec_page_parse(raw, len, 1, &pg) < 0) {
         job_abort(j, "UPSTREAM_ERROR", "WAL_READ answered an unreadable page");
@@ -649,12 +660,10 @@ static void head_reply_cb(const rstmdb_reply *r, void *arg)
 {
     replay *j = arg;
     j->call = NULL;
-    if (rstmdb_reply_status(r) != RSTMDB_OK) {
-        job_fail_reply(j, r, "WAL_STATS");
-        return;
-    }
     size_t len = 0;
-    const char *raw = rstmdb_reply_result_raw(r, &len);
+    const char *raw = NULL;
+    if (!job_reply_ok(j, r, "WAL_STATS", &raw, &len))
+        return;
     uint64_t latest;
     if (!raw || walrec_result_u64(raw, len, "latest_offset", &latest) < 0) {
         job_abort(j, "UPSTREAM_ERROR", "WAL_STATS answered without latest_offset");
@@ -681,12 +690,10 @@ static void page_reply_cb(const rstmdb_reply *r, void *arg)
     replay *j = arg;
     hub *h = j->f->h;
     j->call = NULL;
-    if (rstmdb_reply_status(r) != RSTMDB_OK) {
-        job_fail_reply(j, r, "WAL_READ");
-        return;
-    }
     size_t len = 0;
-    const char *raw = rstmdb_reply_result_raw(r, &len);
+    const char *raw = NULL;
+    if (!job_reply_ok(j, r, "WAL_READ", &raw, &len))
+        return;
     if (!raw || !(j->page_text = malloc(len + 1))) {
         job_abort(j, "INTERNAL_ERROR", "WAL_READ result unavailable");
         return;
@@ -755,12 +762,10 @@ static void bound_reply_cb(const rstmdb_reply *r, void *arg)
     replay *j = arg;
     hub *h = j->f->h;
     j->call = NULL;
-    if (rstmdb_reply_status(r) != RSTMDB_OK) {
-        job_fail_reply(j, r, "GET_INSTANCE");
-        return;
-    }
     size_t len = 0;
-    const char *raw = rstmdb_reply_result_raw(r, &len);
+    const char *raw = NULL;
+    if (!job_reply_ok(j, r, "GET_INSTANCE", &raw, &len))
+        return;
     uint64_t last;
     if (!raw || walrec_result_u64(raw, len, "last_wal_offset", &last) < 0) {
         job_start_read(j); /* no bound known: read to the head */
