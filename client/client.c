@@ -144,6 +144,8 @@ struct rstmdb_client {
     void *state_arg;
     unsigned depth;
     bool free_requested;
+    char peer[320];                  /* the address tried, for messages (note_peer) */
+    tls_notes tls;                   /* what the SSL saw (tls_watch) */
 };
 
 static void client_fail(rstmdb_client *c, int status, const char *fmt, ...)
@@ -897,6 +899,18 @@ static void drain_event(struct bufferevent *bev, short what, void *arg)
     bufferevent_free(bev);
 }
 
+/* The address being tried, as "ADDRESS" or "ADDRESS (IP)" when the
+ * address is a name, for failure messages. */
+static void note_peer(rstmdb_client *c, const struct addrinfo *ai)
+{
+    char ip[64];
+    if (getnameinfo(ai->ai_addr, ai->ai_addrlen, ip, sizeof(ip), NULL, 0, NI_NUMERICHOST) != 0 ||
+        strcmp(ip, c->host) == 0)
+        snprintf(c->peer, sizeof(c->peer), "%s", c->address);
+    else
+        snprintf(c->peer, sizeof(c->peer), "%s (%s)", c->address, ip);
+}
+
 /* Start a connect to the next resolved address. 0 or -1 (none left). */
 static int connect_next(rstmdb_client *c)
 {
@@ -911,6 +925,7 @@ static int connect_next(rstmdb_client *c)
                 client_close_with(c, e ? e : error_newf(RSTMDB_ERR_TLS, "tls setup failed"), false);
                 return 0;
             }
+            tls_watch(ssl, &c->tls);
             bev = bufferevent_openssl_socket_new(c->base, -1, ssl, BUFFEREVENT_SSL_CONNECTING,
                                                  BEV_OPT_CLOSE_ON_FREE);
             if (!bev)
@@ -931,6 +946,7 @@ static int connect_next(rstmdb_client *c)
             bufferevent_free(bev);
             continue;
         }
+        note_peer(c, ai);
         c->bev = bev;
         return 0;
     }
@@ -943,17 +959,29 @@ static void connect_failed(rstmdb_client *c)
                 strerror(c->last_errno ? c->last_errno : ECONNREFUSED));
 }
 
-static void client_tls_failed(rstmdb_client *c, struct bufferevent *bev, unsigned long e)
+static const char *const stage_names[] = {"start", "connect", "HELLO", "AUTH", "ready", "closed"};
+
+/* TLS failed on the connection (`errs`: libevent's codes for it): name
+ * the stage, the peer and why. With no reason at all, a TLS connection that
+ * ends before its handshake is likely a port that does not speak TLS; that
+ * stays a plain CLOSED/IO failure, since a busy server closes the same way. */
+static void client_tls_failed(rstmdb_client *c, struct bufferevent *bev, short what,
+                              const unsigned long *errs, size_t n)
 {
-    char reason[256];
-    SSL *ssl = bufferevent_openssl_get_ssl(bev);
-    long vr = ssl ? SSL_get_verify_result(ssl) : X509_V_OK;
-    ERR_error_string_n(e, reason, sizeof(reason));
-    if (vr != X509_V_OK)
-        client_fail(c, RSTMDB_ERR_TLS, "tls with %s: certificate verification failed: %s",
-                    c->address, X509_verify_cert_error_string(vr));
+    char why[320];
+    int status = RSTMDB_ERR_TLS;
+    if (!tls_describe_failure(bufferevent_openssl_get_ssl(bev), errs, n, &c->tls, why,
+                              sizeof(why))) {
+        status = (what & BEV_EVENT_EOF) ? RSTMDB_ERR_CLOSED : RSTMDB_ERR_IO;
+        snprintf(why, sizeof(why), "%s%s",
+                 (what & BEV_EVENT_EOF) ? "the server closed the connection" : "connection reset",
+                 c->stage == STAGE_CONNECTING ? " (is it a TLS port?)" : "");
+    }
+    if (c->stage == STAGE_CONNECTING)
+        client_fail(c, status, "TLS handshake with %s failed: %s", c->peer, why);
     else
-        client_fail(c, RSTMDB_ERR_TLS, "tls with %s: %s", c->address, reason);
+        client_fail(c, status, "TLS with %s failed after the handshake (during %s): %s", c->peer,
+                    stage_names[c->stage], why);
 }
 
 static void on_bev_event(struct bufferevent *bev, short what, void *arg)
@@ -968,25 +996,23 @@ static void on_bev_event(struct bufferevent *bev, short what, void *arg)
         send_hello(c);
     } else if (what & (BEV_EVENT_ERROR | BEV_EVENT_EOF)) {
         int e = EVUTIL_SOCKET_ERROR();
-        unsigned long ssl_err = 0;
-        if (c->opts->tls) {
-            unsigned long x;
-            while ((x = bufferevent_get_openssl_error(bev)) != 0)
-                ssl_err = x;
-        }
-        if (c->stage == STAGE_CONNECTING && !ssl_err && (what & BEV_EVENT_ERROR)) {
+        unsigned long errs[8];
+        size_t nerr = c->opts->tls ? tls_take_errors(bev, errs, 8) : 0;
+        bool tls_trouble = nerr > 0 || c->tls.alert != 0;
+        if (c->stage == STAGE_CONNECTING && !tls_trouble && (what & BEV_EVENT_ERROR)) {
+            /* TCP never connected: try the next address. */
             c->last_errno = e;
             bufferevent_free(bev);
             c->bev = NULL;
             if (connect_next(c) != 0)
                 connect_failed(c);
-        } else if (ssl_err) {
-            client_tls_failed(c, bev, ssl_err);
+        } else if (c->opts->tls && (tls_trouble || c->stage == STAGE_CONNECTING)) {
+            client_tls_failed(c, bev, what, errs, nerr < 8 ? nerr : 8);
         } else if (what & BEV_EVENT_EOF) {
-            client_fail(c, RSTMDB_ERR_CLOSED, "connection to %s closed by the server%s", c->address,
+            client_fail(c, RSTMDB_ERR_CLOSED, "connection to %s closed by the server%s", c->peer,
                         c->stage < STAGE_READY ? " during the handshake" : "");
         } else {
-            client_fail(c, RSTMDB_ERR_IO, "connection to %s: %s%s", c->address,
+            client_fail(c, RSTMDB_ERR_IO, "connection to %s: %s%s", c->peer,
                         e ? evutil_socket_error_to_string(e) : "I/O error",
                         c->stage < STAGE_READY ? " during the handshake" : "");
         }
@@ -997,8 +1023,6 @@ static void on_bev_event(struct bufferevent *bev, short what, void *arg)
 static void connect_timeout_cb(evutil_socket_t fd, short what, void *arg)
 {
     rstmdb_client *c = arg;
-    static const char *const stage_names[] = {"start", "connect", "HELLO",
-                                              "AUTH",  "ready",   "closed"};
     (void)fd;
     (void)what;
     client_enter(c);
@@ -1174,6 +1198,7 @@ static void client_drain_bev(rstmdb_client *c)
     struct bufferevent *bev = c->bev;
     struct timeval tv = {CLIENT_BYE_DRAIN_MS / 1000, (CLIENT_BYE_DRAIN_MS % 1000) * 1000};
     c->bev = NULL;
+    tls_unwatch(bufferevent_openssl_get_ssl(bev)); /* the notes go with c */
     if (evbuffer_get_length(bufferevent_get_output(bev)) == 0) {
         bufferevent_free(bev);
         return;

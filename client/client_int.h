@@ -50,6 +50,29 @@ rstmdb_tls *tls_ref(rstmdb_tls *tls);
  * literals) and the hostname/IP check unless insecure. NULL + *err on failure. */
 SSL *tls_new_ssl(rstmdb_tls *tls, const char *host, rstmdb_error **err);
 
+/* What a connection's SSL saw that its error queue may not keep: the last
+ * fatal alert the server sent (0 = none), and whether the server asked for
+ * a client certificate that is not configured (a TLS 1.3 server's alert
+ * about it can be lost to the reset that follows). */
+typedef struct tls_notes {
+    int alert;
+    bool cert_requested;
+} tls_notes;
+/* Fill `notes` (owned by the caller) from `ssl`'s callbacks; tls_unwatch
+ * before `notes` goes while the SSL lives on. */
+void tls_watch(SSL *ssl, tls_notes *notes);
+void tls_unwatch(SSL *ssl);
+struct bufferevent;
+/* Move libevent's OpenSSL error codes for `bev` into errs (newest first,
+ * at most cap kept); returns how many were taken. */
+size_t tls_take_errors(struct bufferevent *bev, unsigned long *errs, size_t cap);
+/* Why TLS failed, in words, into out: the certificate verify result of
+ * `ssl`, OpenSSL's most specific reason among errs (or else the alert in
+ * `notes`), and a missing client certificate. False when none of them is
+ * known (a bare EOF or reset). */
+bool tls_describe_failure(SSL *ssl, const unsigned long *errs, size_t n, const tls_notes *notes,
+                          char *out, size_t cap);
+
 /* ---- reply.c ---- */
 
 /* Lazily parsed parts of a reply (mutable behind a const reply). */

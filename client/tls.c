@@ -9,6 +9,8 @@
 #include <openssl/err.h>
 #include <openssl/x509v3.h>
 
+#include <event2/bufferevent_ssl.h>
+
 #include "client_int.h"
 #include "error_int.h"
 
@@ -21,6 +23,8 @@ static const char *tls_ossl_reason(char *buf, size_t len)
     ERR_error_string_n(e, buf, len);
     return buf;
 }
+
+static int tls_client_cert_cb(SSL *ssl, X509 **x509, EVP_PKEY **pkey);
 
 static int tls_new_ctx(rstmdb_tls **out, bool insecure, rstmdb_error **err)
 {
@@ -38,6 +42,7 @@ static int tls_new_ctx(rstmdb_tls **out, bool insecure, rstmdb_error **err)
     SSL_CTX_set_min_proto_version(t->ctx, TLS1_2_VERSION);
     SSL_CTX_set_mode(t->ctx, SSL_MODE_ENABLE_PARTIAL_WRITE | SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
     SSL_CTX_set_verify(t->ctx, insecure ? SSL_VERIFY_NONE : SSL_VERIFY_PEER, NULL);
+    SSL_CTX_set_client_cert_cb(t->ctx, tls_client_cert_cb);
     t->insecure = insecure;
     t->refs = 1;
     *out = t;
@@ -162,4 +167,99 @@ SSL *tls_new_ssl(rstmdb_tls *tls, const char *host, rstmdb_error **err)
         }
     }
     return ssl;
+}
+
+/* ---- failures in words ---- */
+
+static void tls_info_cb(const SSL *ssl, int where, int ret)
+{
+    tls_notes *notes = SSL_get_app_data(ssl);
+    /* Fatal alerts only: a warning (close notify) explains no failure. */
+    if (notes && (where & SSL_CB_READ_ALERT) == SSL_CB_READ_ALERT && (ret >> 8) == SSL3_AL_FATAL)
+        notes->alert = ret & 0xff;
+}
+
+/* Asked only when the server requests a client certificate and none is
+ * configured: remember it, send none (the server decides). */
+static int tls_client_cert_cb(SSL *ssl, X509 **x509, EVP_PKEY **pkey)
+{
+    (void)x509;
+    (void)pkey;
+    tls_notes *notes = SSL_get_app_data(ssl);
+    if (notes)
+        notes->cert_requested = true;
+    return 0;
+}
+
+void tls_watch(SSL *ssl, tls_notes *notes)
+{
+    memset(notes, 0, sizeof(*notes));
+    SSL_set_app_data(ssl, notes);
+    SSL_set_info_callback(ssl, tls_info_cb);
+}
+
+void tls_unwatch(SSL *ssl)
+{
+    if (ssl)
+        SSL_set_app_data(ssl, NULL);
+}
+
+/* Append "[; ]before text after" to out (truncating, NUL-terminated). */
+static void tls_add(char *out, size_t cap, size_t *len, const char *before, const char *text,
+                    const char *after)
+{
+    if (*len >= cap)
+        return;
+    int n = snprintf(out + *len, cap - *len, "%s%s%s%s", *len ? "; " : "", before, text, after);
+    if (n > 0)
+        *len += (size_t)n;
+}
+
+size_t tls_take_errors(struct bufferevent *bev, unsigned long *errs, size_t cap)
+{
+    size_t n = 0;
+    for (unsigned long e; (e = bufferevent_get_openssl_error(bev)) != 0;)
+        if (n < cap)
+            errs[n++] = e;
+    return n;
+}
+
+bool tls_describe_failure(SSL *ssl, const unsigned long *errs, size_t n, const tls_notes *notes,
+                          char *out, size_t cap)
+{
+    /* libevent hands its codes back newest first. Its own oldest entry is
+     * SSL_get_error()'s small number (no library, no reason string):
+     * OpenSSL's queued errors are the ones that name the cause, and the
+     * oldest of those is the most specific. An EOF is no cause: the caller
+     * words it. */
+    const char *reason = NULL;
+    int reason_code = 0;
+    for (size_t i = n; i-- > 0 && !reason;) {
+        if (ERR_GET_LIB(errs[i]) != 0 && ERR_GET_REASON(errs[i]) != SSL_R_UNEXPECTED_EOF_WHILE_READING &&
+            (reason = ERR_reason_error_string(errs[i])) != NULL)
+            reason_code = ERR_GET_REASON(errs[i]);
+    }
+    long vr = ssl ? SSL_get_verify_result(ssl) : X509_V_OK;
+    size_t len = 0;
+    out[0] = '\0';
+    if (vr != X509_V_OK)
+        tls_add(out, cap, &len, "certificate verification failed: ",
+                X509_verify_cert_error_string(vr), "");
+    /* "certificate verify failed" only repeats the verify result. */
+    if (reason && !(vr != X509_V_OK && reason_code == SSL_R_CERTIFICATE_VERIFY_FAILED))
+        tls_add(out, cap, &len, "", reason, "");
+    else if (!reason && notes && notes->alert) {
+        /* An alert seen by the info callback but not queued as an error. */
+        char num[16];
+        const char *desc = SSL_alert_desc_string_long(notes->alert);
+        if (strcmp(desc, "unknown") == 0) {
+            snprintf(num, sizeof(num), "%d", notes->alert);
+            desc = num;
+        }
+        tls_add(out, cap, &len, "the server sent alert \"", desc, "\"");
+    }
+    if (notes && notes->cert_requested)
+        tls_add(out, cap, &len, "", "the server asked for a client certificate and none is configured",
+                "");
+    return len > 0;
 }

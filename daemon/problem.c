@@ -165,9 +165,9 @@ void problem_upstream_down(problem *p, const rstmdb_error *last, unsigned retry_
         /* The server's own code when it refused us (AUTH_FAILED...), so a
          * script can tell bad credentials from an upstream that is down. */
         const char *code = tls ? "UPSTREAM_TLS" : rstmdb_error_code_str(last);
-        snprintf(d, sizeof d, "no upstream connection: %s: %s",
-                 tls ? "TLS with the upstream failed" : "the upstream refused the proxy",
-                 rstmdb_error_message(last));
+        /* A TLS failure's message already names the stage and the peer. */
+        snprintf(d, sizeof d, "no upstream connection: %s%s",
+                 tls ? "" : "the upstream refused the proxy: ", rstmdb_error_message(last));
         fill(p, 502, code, d, false);
         return;
     }

@@ -703,15 +703,35 @@ static long wait_status(penv *e, const char *path, long status)
     return st;
 }
 
-static void expect_readyz_says(penv *e, const char *code)
+/* /readyz is 503 with `code`, and its detail names `why` (NULL: any). */
+static void expect_readyz_why(penv *e, const char *code, const char *why)
 {
     hresp r;
     http_req(e, NULL, "GET", "/readyz", NULL, NULL, &r);
     ck_assert_int_eq(r.status, 503);
-    char v[256];
+    char v[512];
     ck_assert_msg(hresp_json(&r, "code", v, sizeof v), "readyz body: %s", r.body);
     ck_assert_str_eq(v, code);
     ck_assert(hresp_json(&r, "detail", v, sizeof v));
+    ck_assert_msg(why == NULL || strstr(v, why) != NULL, "no \"%s\" in the detail: %s", why, v);
+    hresp_free(&r);
+}
+
+static void expect_readyz_says(penv *e, const char *code)
+{
+    expect_readyz_why(e, code, NULL);
+}
+
+/* A request's 502 problem names `why` in its detail. */
+static void expect_detail(penv *e, const char *path, int status, const char *why)
+{
+    hresp r;
+    http_req(e, NULL, "GET", path, NULL, NULL, &r);
+    ck_assert_int_eq(r.status, status);
+    char v[512];
+    ck_assert_msg(hresp_json(&r, "detail", v, sizeof v), "body: %s", r.body);
+    ck_assert_msg(strstr(v, why) != NULL, "no \"%s\" in the detail: %s", why, v);
+    ck_assert_msg(strstr(v, "lib(0)") == NULL, "OpenSSL's bare code in the detail: %s", v);
     hresp_free(&r);
 }
 
@@ -873,12 +893,24 @@ START_TEST(upstream_tls_failure_is_502)
     penv_start_proxy(&e, e.testd.addr, bad);
     ck_assert_int_eq(wait_status(&e, "/v1/ping", 502), 502);
     expect(&e, "GET", "/v1/info", NULL, 502, "UPSTREAM_TLS");
-    expect_readyz_says(&e, "UPSTREAM_TLS");
+    /* The detail says what failed, where and why, in words. */
+    expect_readyz_why(&e, "UPSTREAM_TLS", "TLS handshake with 127.0.0.1:");
+    expect_detail(&e, "/v1/info", 502, "certificate verification failed: self-signed certificate");
     spawn_stop(&e.proxy, 5000);
     e.proxy.pid = -1;
     const char *ok[] = {"--upstream-tls", "--upstream-ca", good_pem, NULL};
     penv_start_proxy(&e, e.testd.addr, ok);
     ck_assert_int_eq(wait_status(&e, "/v1/ping", 200), 200);
+    ck_assert_int_eq(penv_stop(&e), 0);
+    /* An mTLS upstream refusing a proxy that has no client certificate. */
+    const char *mtls[] = {"--tls-cert", good_pem, "--tls-key", good_key, "--tls-client-ca",
+                          good_pem,     NULL};
+    ck_assert_int_eq(spawn_testd(&e.testd, mtls), 0);
+    const char *nocert[] = {"--upstream-tls",   "--upstream-ca", good_pem, "--backoff-initial-ms",
+                            "20",               "--backoff-max-ms", "200", NULL};
+    penv_start_proxy(&e, e.testd.addr, nocert);
+    ck_assert_int_eq(wait_status(&e, "/v1/ping", 502), 502);
+    expect_readyz_why(&e, "UPSTREAM_TLS", "asked for a client certificate and none is configured");
     ck_assert_int_eq(penv_stop(&e), 0);
     char rm[160];
     snprintf(rm, sizeof rm, "rm -rf %s", dir);
