@@ -17,6 +17,7 @@
 #include <event2/buffer.h>
 #include <event2/bufferevent.h>
 #include <event2/bufferevent_ssl.h>
+#include <event2/dns.h>
 #include <event2/event.h>
 #include <event2/util.h>
 #include <openssl/err.h>
@@ -96,12 +97,20 @@ struct rstmdb_sub {
 
 typedef enum client_stage {
     STAGE_START = 0,  /* created; the connect starts from the event loop */
+    STAGE_RESOLVING,  /* the host name is being looked up */
     STAGE_CONNECTING, /* TCP (and TLS) connect under way */
     STAGE_HELLO,      /* HELLO sent */
     STAGE_AUTH,       /* AUTH sent */
     STAGE_READY,      /* requests flow */
     STAGE_CLOSED      /* terminal */
 } client_stage;
+
+/* One lookup's link back to its client. The resolver owns it until its
+ * callback runs, which for a cancelled lookup is later, from the loop: the
+ * client clears `c` instead of being reached after it is gone. */
+typedef struct resolve_ticket {
+    rstmdb_client *c;
+} resolve_ticket;
 
 typedef enum in_mode {
     IN_NONE = 0, /* between documents */
@@ -115,8 +124,10 @@ struct rstmdb_client {
     char *address;
     char *host;
     char *port;
-    struct addrinfo *ai_list;
-    struct addrinfo *ai_next;
+    struct evutil_addrinfo *ai_list; /* this connect's addresses (evutil_freeaddrinfo) */
+    struct evutil_addrinfo *ai_next;
+    resolve_ticket *ticket;                /* a lookup in flight */
+    struct evdns_getaddrinfo_request *dns; /* its handle, once evdns_getaddrinfo returned */
     int last_errno;
     struct bufferevent *bev;
     rstmdb_conn_state state;
@@ -901,7 +912,7 @@ static void drain_event(struct bufferevent *bev, short what, void *arg)
 
 /* The address being tried, as "ADDRESS" or "ADDRESS (IP)" when the
  * address is a name, for failure messages. */
-static void note_peer(rstmdb_client *c, const struct addrinfo *ai)
+static void note_peer(rstmdb_client *c, const struct evutil_addrinfo *ai)
 {
     char ip[64];
     if (getnameinfo(ai->ai_addr, ai->ai_addrlen, ip, sizeof(ip), NULL, 0, NI_NUMERICHOST) != 0 ||
@@ -915,7 +926,7 @@ static void note_peer(rstmdb_client *c, const struct addrinfo *ai)
 static int connect_next(rstmdb_client *c)
 {
     while (c->ai_next) {
-        struct addrinfo *ai = c->ai_next;
+        struct evutil_addrinfo *ai = c->ai_next;
         struct bufferevent *bev;
         c->ai_next = ai->ai_next;
         if (c->opts->tls) {
@@ -959,7 +970,8 @@ static void connect_failed(rstmdb_client *c)
                 strerror(c->last_errno ? c->last_errno : ECONNREFUSED));
 }
 
-static const char *const stage_names[] = {"start", "connect", "HELLO", "AUTH", "ready", "closed"};
+static const char *const stage_names[] = {"start", "resolve", "connect", "HELLO",
+                                          "AUTH",  "ready",   "closed"};
 
 /* TLS failed on the connection (`errs`: libevent's codes for it): name
  * the stage, the peer and why. With no reason at all, a TLS connection that
@@ -1031,17 +1043,100 @@ static void connect_timeout_cb(evutil_socket_t fd, short what, void *arg)
     client_leave(c);
 }
 
+/* The lookup's outcome: connect to the first address, or fail naming the
+ * name and the resolver's error. */
+static void resolved(rstmdb_client *c, int err, struct evutil_addrinfo *res)
+{
+    if (err != 0) {
+        client_fail(c, err == EVUTIL_EAI_MEMORY ? RSTMDB_ERR_NOMEM : RSTMDB_ERR_IO,
+                    "resolve %s: %s", c->host, evutil_gai_strerror(err));
+        return;
+    }
+    c->ai_list = c->ai_next = res;
+    c->stage = STAGE_CONNECTING;
+    if (connect_next(c) != 0)
+        connect_failed(c);
+}
+
+static void on_resolved(int err, struct evutil_addrinfo *res, void *arg)
+{
+    resolve_ticket *t = arg;
+    rstmdb_client *c = t->c;
+    free(t);
+    if (!c) { /* cancelled: the client is closed or gone */
+        if (res)
+            evutil_freeaddrinfo(res);
+        return;
+    }
+    c->ticket = NULL;
+    c->dns = NULL;
+    client_enter(c);
+    resolved(c, err, res);
+    client_leave(c);
+}
+
+static bool is_address_literal(const char *host)
+{
+    unsigned char buf[sizeof(struct in6_addr)];
+    return evutil_inet_pton(AF_INET, host, buf) == 1 || evutil_inet_pton(AF_INET6, host, buf) == 1;
+}
+
+/* Look the host up for this connect: a literal at once, a name through the
+ * options' resolver (or, without one, the blocking system resolver). */
+static void resolve_start(rstmdb_client *c)
+{
+    struct evutil_addrinfo hints;
+    memset(&hints, 0, sizeof(hints));
+    hints.ai_family = AF_UNSPEC;
+    hints.ai_socktype = SOCK_STREAM;
+    hints.ai_protocol = IPPROTO_TCP;
+    hints.ai_flags = EVUTIL_AI_NUMERICSERV;
+    c->stage = STAGE_RESOLVING;
+    bool literal = is_address_literal(c->host);
+    if (literal || !c->opts->dns) {
+        struct evutil_addrinfo *res = NULL;
+        if (literal)
+            hints.ai_flags |= EVUTIL_AI_NUMERICHOST;
+        int err = evutil_getaddrinfo(c->host, c->port, &hints, &res);
+        resolved(c, err, err == 0 ? res : NULL);
+        return;
+    }
+    resolve_ticket *t = calloc(1, sizeof(*t));
+    if (!t) {
+        client_fail(c, RSTMDB_ERR_NOMEM, "out of memory resolving %s", c->host);
+        return;
+    }
+    t->c = c;
+    c->ticket = t;
+    /* The callback may run inside this call (a name in /etc/hosts). */
+    struct evdns_getaddrinfo_request *r =
+        evdns_getaddrinfo(c->opts->dns, c->host, c->port, &hints, on_resolved, t);
+    if (c->ticket == t)
+        c->dns = r;
+}
+
+/* Forget a lookup in flight; its callback still runs, later, and frees the
+ * ticket. */
+static void resolve_cancel(rstmdb_client *c)
+{
+    if (!c->ticket)
+        return;
+    c->ticket->c = NULL;
+    c->ticket = NULL;
+    struct evdns_getaddrinfo_request *r = c->dns;
+    c->dns = NULL;
+    if (r)
+        evdns_getaddrinfo_cancel(r);
+}
+
 static void later_cb(evutil_socket_t fd, short what, void *arg)
 {
     rstmdb_client *c = arg;
     (void)fd;
     (void)what;
     client_enter(c);
-    if (c->stage == STAGE_START) {
-        c->stage = STAGE_CONNECTING;
-        if (connect_next(c) != 0)
-            connect_failed(c);
-    }
+    if (c->stage == STAGE_START)
+        resolve_start(c);
     /* Subscriptions whose end was decided inside a caller's callback. */
     for (rstmdb_sub *s = c->sub_head, *next; s && !c->free_requested; s = next) {
         next = s->next;
@@ -1119,21 +1214,6 @@ int rstmdb_client_new(rstmdb_client **out, struct event_base *base, const char *
         error_set(err, rc, "out of memory");
         goto fail;
     }
-    struct addrinfo hints;
-    memset(&hints, 0, sizeof(hints));
-    hints.ai_family = AF_UNSPEC;
-    hints.ai_socktype = SOCK_STREAM;
-    hints.ai_flags = AI_NUMERICSERV;
-    /* Name resolution blocks: give an address literal for a fully
-     * non-blocking connect (the proxy resolves once at start-up). */
-    int gai = getaddrinfo(c->host, c->port, &hints, &c->ai_list);
-    if (gai != 0) {
-        rc = error_set(err, gai == EAI_MEMORY ? RSTMDB_ERR_NOMEM : RSTMDB_ERR_IO, "resolve %s: %s",
-                       c->host, gai_strerror(gai));
-        c->ai_list = NULL;
-        goto fail;
-    }
-    c->ai_next = c->ai_list;
     c->connect_timer = evtimer_new(base, connect_timeout_cb, c);
     c->later = event_new(base, -1, 0, later_cb, c);
     if (!c->connect_timer || !c->later) {
@@ -1225,6 +1305,7 @@ static void client_close_with(rstmdb_client *c, rstmdb_error *why, bool graceful
     const rstmdb_error *w = why ? why : c->nomem;
     if (c->connect_timer)
         evtimer_del(c->connect_timer);
+    resolve_cancel(c);
     /* Which requests reached the socket: decided before the buffer goes. */
     uint64_t pending = c->bev ? evbuffer_get_length(bufferevent_get_output(c->bev)) : 0;
     uint64_t flushed = c->out_total - pending;
@@ -1285,7 +1366,7 @@ static void client_destroy(rstmdb_client *c)
     if (c->later)
         event_free(c->later);
     if (c->ai_list)
-        freeaddrinfo(c->ai_list);
+        evutil_freeaddrinfo(c->ai_list);
     rstmdb_frame_decoder_free(c->fdec);
     rstmdb_line_decoder_free(c->ldec);
     hmap_deinit(&c->reqs);

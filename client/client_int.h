@@ -31,6 +31,7 @@ struct rstmdb_options {
     size_t max_queued;   /* requests queued before READY */
     size_t max_inflight; /* requests sent or queued, not answered */
     size_t max_events;   /* blocking API: events buffered per subscription */
+    struct evdns_base *dns; /* borrowed resolver for host names, or NULL */
 };
 
 /* A deep copy of `src`, or the defaults when src is NULL. NULL on OOM. */

@@ -156,6 +156,14 @@ int rstmdb_options_set_max_events(rstmdb_options *o, size_t n)
     return RSTMDB_OK;
 }
 
+int rstmdb_options_set_dns(rstmdb_options *o, struct evdns_base *dns)
+{
+    if (!o)
+        return RSTMDB_ERR_INVALID;
+    o->dns = dns;
+    return RSTMDB_OK;
+}
+
 rstmdb_options *options_dup(const rstmdb_options *src)
 {
     rstmdb_options *o = malloc(sizeof(*o));

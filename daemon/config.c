@@ -33,6 +33,8 @@ static const config_key keys[] = {
      "TLS server name (SNI and hostname check; empty = host of upstream)"},
     {"upstream_insecure", CFG_BOOL, OFF(upstream_insecure), "false", 0, 0, false, false,
      "skip TLS verification of the upstream (development only)"},
+    {"dns_server", CFG_ADDR, OFF(dns_server), "", 0, 0, false, false,
+     "DNS server (IP:PORT) for the upstream's name instead of /etc/resolv.conf's (empty = those)"},
     {"pool_size", CFG_UINT, OFF(pool_size), "2", 1, 64, false, false,
      "upstream connections, each multiplexing many requests"},
     {"connect_timeout_ms", CFG_UINT, OFF(connect_timeout_ms), "5000", 1, 600000, false, false,
@@ -212,7 +214,7 @@ static int set_key(proxy_config *c, const config_key *k, const char *value, laye
     case CFG_STR:
     case CFG_ADDR:
     case CFG_LEVEL: {
-        if (k->type == CFG_ADDR) {
+        if (k->type == CFG_ADDR && !(*value == '\0' && *k->def == '\0')) {
             char host[256];
             unsigned port;
             if (config_split_addr(value, host, sizeof host, &port) != 0) {

@@ -32,6 +32,7 @@ typedef struct proxy_config {
     char *upstream_key;
     char *upstream_server_name;
     bool upstream_insecure;
+    char *dns_server;
     uint64_t pool_size;
     uint64_t connect_timeout_ms;
     uint64_t request_timeout_ms;

@@ -43,11 +43,18 @@ typedef struct app {
     bool draining;
 } app;
 
+static void goodbyes_said(void *arg)
+{
+    app *a = arg;
+    event_base_loopexit(a->base, NULL);
+}
+
+/* Drained: say BYE upstream (still within the grace timer), then stop. */
 static void stop_loop(void *arg)
 {
     app *a = arg;
     log_info(&a->log, "drained: no request in flight");
-    event_base_loopexit(a->base, NULL);
+    pool_shutdown(a->upstream, goodbyes_said, a);
 }
 
 static void on_grace(evutil_socket_t fd, short what, void *arg)
@@ -160,6 +167,7 @@ static int start_upstream(app *a)
         .backoff_initial_ms = (unsigned)c->backoff_initial_ms,
         .backoff_max_ms = (unsigned)c->backoff_max_ms,
         .log = &a->log, /* the daemon's logger: SIGHUP's log_level applies to the pool */
+        .dns_server = *c->dns_server ? c->dns_server : NULL,
     };
     if (pool_new(&a->upstream, a->base, &pc, &err) != RSTMDB_OK) {
         log_error(&a->log, "upstream pool: %s", err ? rstmdb_error_message(err) : "failed");

@@ -4,6 +4,7 @@
  * knows nothing about HTTP or SSE and never blocks. */
 #include "pool.h"
 
+#include <event2/dns.h>
 #include <event2/event.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -24,7 +25,8 @@
 typedef enum conn_state {
     CONN_WAITING = 0,    /* no client: the retry timer runs until the next attempt */
     CONN_CONNECTING = 1, /* client created: TCP/TLS, HELLO and AUTH under way */
-    CONN_READY = 2       /* handshaken: takes calls and watches */
+    CONN_READY = 2,      /* handshaken: takes calls and watches */
+    CONN_BYE = 3         /* pool_shutdown: BYE sent, awaiting its answer or the close */
 } conn_state;
 
 typedef struct pool_conn {
@@ -91,6 +93,12 @@ struct pool {
     void *state_arg;
     pool_stats stats;
     uint64_t failure_seq; /* orders the slots' last_err */
+    struct evdns_base *dns; /* resolves the upstream's name on every connect */
+    bool closing;           /* pool_shutdown: no more connects */
+    unsigned byes;          /* BYEs not answered yet */
+    struct event *bye_done; /* runs `on_bye` from the loop */
+    void (*on_bye)(void *arg);
+    void *bye_arg;
 };
 
 static uint64_t now_ms(void)
@@ -179,6 +187,14 @@ static void conn_lost(pool_conn *pc, rstmdb_client *c, const rstmdb_error *why)
     const char *code = why ? rstmdb_error_code_str(why) : "CLOSED";
     const char *msg = why ? rstmdb_error_message(why) : "closed";
 
+    if (p->closing) {
+        if (pc->client == c) {
+            pc->client = NULL;
+            pc->dead = c; /* freed with the pool */
+        }
+        pc->state = CONN_WAITING;
+        return;
+    }
     conn_note_failure(pc, why, was_ready);
     if (pc->dead && pc->dead != c)
         conn_reap_dead(pc);
@@ -312,6 +328,59 @@ static void conn_connect(pool_conn *pc)
 
 /* ---- pool ------------------------------------------------------------------ */
 
+static void bye_done_cb(evutil_socket_t fd, short what, void *arg)
+{
+    pool *p = arg;
+    (void)fd;
+    (void)what;
+    if (p->on_bye)
+        p->on_bye(p->bye_arg);
+}
+
+/* `on_bye` from a timer, not from inside a client's callback, and after
+ * what is already active (the resolver's cancelled lookups). */
+static void bye_finish(pool *p)
+{
+    struct timeval zero = {0, 0};
+    evtimer_add(p->bye_done, &zero);
+}
+
+static void bye_reply_cb(rstmdb_client *c, const rstmdb_reply *r, void *arg)
+{
+    pool_conn *pc = arg;
+    pool *p = pc->p;
+    (void)c;
+    log_debug(p->log, "upstream connection %u: BYE %s", pc->idx,
+              rstmdb_reply_status(r) == RSTMDB_OK ? "answered" : "ended with the connection");
+    if (p->byes > 0 && --p->byes == 0)
+        bye_finish(p);
+}
+
+void pool_shutdown(pool *p, void (*done)(void *arg), void *arg)
+{
+    p->closing = true;
+    p->on_bye = done;
+    p->bye_arg = arg;
+    for (unsigned i = 0; i < p->size; i++) {
+        pool_conn *pc = &p->conns[i];
+        event_del(pc->retry_ev);
+        event_del(pc->keepalive_ev);
+        if (pc->state == CONN_READY && pc->client &&
+            rstmdb_call_json(pc->client, "BYE", "{}", 2, bye_reply_cb, pc, NULL) == RSTMDB_OK) {
+            pc->state = CONN_BYE; /* takes no more calls */
+            p->byes++;
+            continue;
+        }
+        /* Not handshaken (or BYE could not be queued): nothing to say. */
+        rstmdb_client_free(pc->client);
+        pc->client = NULL;
+        pc->state = CONN_WAITING;
+    }
+    log_info(p->log, "upstream: BYE sent on %u connection(s)", p->byes);
+    if (p->byes == 0)
+        bye_finish(p);
+}
+
 int pool_new(pool **out, struct event_base *base, const pool_config *cfg, rstmdb_error **err)
 {
     if (!out || !base || !cfg || !cfg->address)
@@ -346,6 +415,22 @@ int pool_new(pool **out, struct event_base *base, const pool_config *cfg, rstmdb
         goto fail;
     if (cfg->connect_timeout_ms)
         rstmdb_options_set_connect_timeout_ms(p->opts, cfg->connect_timeout_ms);
+    /* Names are looked up on the loop, never blocking it, and again on
+     * every reconnect. */
+    p->dns = evdns_base_new(base, EVDNS_BASE_DISABLE_WHEN_INACTIVE |
+                                      (cfg->dns_server ? 0 : EVDNS_BASE_INITIALIZE_NAMESERVERS));
+    p->bye_done = evtimer_new(base, bye_done_cb, p);
+    if (!p->dns || !p->bye_done)
+        goto fail;
+    if (cfg->dns_server) {
+        if (evdns_base_nameserver_ip_add(p->dns, cfg->dns_server) != 0) {
+            pool_free(p);
+            return error_set(err, RSTMDB_ERR_INVALID, "pool: bad dns_server \"%s\"",
+                             cfg->dns_server);
+        }
+        evdns_base_load_hosts(p->dns, NULL);
+    }
+    rstmdb_options_set_dns(p->opts, p->dns);
     rstmdb_options_set_request_timeout_ms(p->opts, p->request_timeout_ms);
 
     for (unsigned i = 0; i < p->size; i++) {
@@ -387,6 +472,11 @@ void pool_free(pool *p)
         if (pc->keepalive_ev)
             event_free(pc->keepalive_ev);
     }
+    /* After the clients: a lookup they cancelled still refers to it. */
+    if (p->dns)
+        evdns_base_free(p->dns, 0);
+    if (p->bye_done)
+        event_free(p->bye_done);
     while (p->calls) {
         pool_call *c = p->calls;
         p->calls = c->next;

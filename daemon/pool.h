@@ -35,6 +35,8 @@ typedef struct pool_config {
     unsigned keepalive_ms;  /* PING a connection idle this long, default 60000
                              * (the server drops connections idle for 300 s) */
     uint64_t jitter_seed;   /* backoff jitter seed; 0 = from the clock and pid */
+    const char *dns_server; /* "IP[:PORT]" to resolve the address's name with, instead of
+                             * /etc/resolv.conf's servers (/etc/hosts still applies); NULL = those */
 } pool_config;
 
 typedef struct pool_stats {
@@ -62,10 +64,16 @@ typedef void (*pool_reply_cb)(const rstmdb_reply *reply, void *arg);
 bool pool_status_is_conn_loss(int status);
 
 int pool_new(pool **out, struct event_base *base, const pool_config *cfg, rstmdb_error **err);
-/* Closes every connection; pending callbacks are not called after this.
- * (Implementation note: closed at once, without BYE, since the loop that
- * would flush it is stopping; the server treats both the same.) */
+/* Closes every connection at once; pending callbacks are not called after
+ * this. pool_shutdown first for a goodbye. A name lookup it cuts short
+ * still refers to the resolver: do not run the loop after this. */
 void pool_free(pool *p);
+
+/* Say goodbye before stopping: no more connects or calls; BYE on every
+ * READY connection, and the others closed. `done(arg)` runs from the loop
+ * once every BYE is answered or its connection ended. The caller bounds
+ * the wait (the shutdown grace) and frees the pool after. */
+void pool_shutdown(pool *p, void (*done)(void *arg), void *arg);
 
 bool pool_ready(const pool *p);
 /* Added: why nothing is READY, for the HTTP side's answer. Each connection

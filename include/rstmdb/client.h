@@ -32,6 +32,7 @@ extern "C" {
 #endif
 
 struct event_base;
+struct evdns_base;
 
 typedef struct rstmdb_options rstmdb_options;
 typedef struct rstmdb_tls rstmdb_tls;
@@ -89,6 +90,18 @@ int rstmdb_options_set_max_inflight(rstmdb_options *o, size_t n);
  * caller is not waiting (default 4096); on overflow the subscription ends
  * with RSTMDB_ERR_PROTOCOL "event buffer full". */
 int rstmdb_options_set_max_events(rstmdb_options *o, size_t n);
+/* Resolve host names asynchronously with this libevent resolver (borrowed:
+ * it must outlive every client made with these options, and run on the
+ * client's event_base). Each connect looks the name up again, so a name that
+ * moves is followed, and tries every address it returns, in order. A failed
+ * lookup fails the connect with RSTMDB_ERR_IO, naming the name and the
+ * resolver's error; the connect timeout covers the lookup. A lookup cut short
+ * by close or free completes on the event loop: run the loop once more before
+ * freeing the event_base (as for the BYE below). Without a resolver (the
+ * default), a host name is resolved with the system's blocking getaddrinfo
+ * at each connect, which stalls the loop while it waits: fine for the
+ * blocking API, not for a server. Address literals never wait. */
+int rstmdb_options_set_dns(rstmdb_options *o, struct evdns_base *dns);
 
 /* ---- Connection ------------------------------------------------------------ */
 
