@@ -918,6 +918,53 @@ START_TEST(upstream_tls_failure_is_502)
 }
 END_TEST
 
+START_TEST(bye_on_each_pooled_connection)
+{
+    /* SIGTERM: after the drain, each pooled connection says BYE, which
+     * testd logs as the reason it closed. */
+    char log[] = "/tmp/rstmdb-px-bye-XXXXXX";
+    int fd = mkstemp(log);
+    ck_assert_int_ge(fd, 0);
+    close(fd);
+    penv e;
+    memset(&e, 0, sizeof e);
+    curl_global_init(CURL_GLOBAL_DEFAULT);
+    const char *targv[] = {spawn_testd_path(), "--listen", "127.0.0.1:0", NULL};
+    ck_assert_int_eq(spawn_start(&e.testd, targv, log, 10000), 0);
+    const char *args[] = {"--pool-size", "3", NULL};
+    penv_start_proxy(&e, e.testd.addr, args);
+    ck_assert_int_eq(wait_status(&e, "/readyz", 200), 200);
+    for (int i = 0; i < 100; i++) { /* all three handshaken */
+        hresp r;
+        http_req(&e, NULL, "GET", "/metrics", NULL, NULL, &r);
+        bool all = strstr(r.body, "rstmdb_proxy_upstream_connections{state=\"ready\"} 3") != NULL;
+        hresp_free(&r);
+        if (all)
+            break;
+        usleep(20000);
+    }
+    int st = spawn_stop(&e.proxy, 5000);
+    e.proxy.pid = -1;
+    ck_assert(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+    spawn_stop(&e.testd, 2000);
+    FILE *f = fopen(log, "r");
+    ck_assert_ptr_nonnull(f);
+    char line[1024];
+    int byes = 0, others = 0;
+    while (fgets(line, sizeof line, f)) {
+        if (strstr(line, " closed: BYE "))
+            byes++;
+        else if (strstr(line, " closed: "))
+            others++;
+    }
+    fclose(f);
+    unlink(log);
+    ck_assert_int_eq(byes, 3);
+    ck_assert_int_eq(others, 0);
+    penv_stop(&e);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("proxy");
@@ -940,6 +987,7 @@ int main(void)
     tcase_add_test(tc, upstream_tls_failure_is_502);
     tcase_add_test(tc, any_string_is_an_id);
     tcase_add_test(tc, sigterm_finishes_in_flight_requests);
+    tcase_add_test(tc, bye_on_each_pooled_connection);
     suite_add_tcase(s, tc);
     SRunner *sr = srunner_create(s);
     srunner_set_fork_status(sr, CK_NOFORK);
