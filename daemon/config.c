@@ -3,6 +3,7 @@
  * open sockets, read certificates or touch the running daemon. */
 #include "config.h"
 
+#include <arpa/inet.h>
 #include <ctype.h>
 #include <errno.h>
 #include <stdarg.h>
@@ -577,6 +578,17 @@ int config_validate(const proxy_config *c, config_error *err)
     if (c->backoff_max_ms < c->backoff_initial_ms) {
         fail(err, "backoff_max_ms: must be >= backoff_initial_ms");
         return -1;
+    }
+    if (c->dns_server && *c->dns_server) {
+        /* A resolver is reached by address: naming it would need a resolver. */
+        char host[256];
+        unsigned port;
+        unsigned char ip[16];
+        if (config_split_addr(c->dns_server, host, sizeof host, &port) != 0 ||
+            (inet_pton(AF_INET, host, ip) != 1 && inet_pton(AF_INET6, host, ip) != 1)) {
+            fail(err, "dns_server: expected IP:PORT, got \"%s\"", c->dns_server);
+            return -1;
+        }
     }
     if (c->listen_unix && strlen(c->listen_unix) >= 108) {
         fail(err, "listen_unix: path longer than 107 bytes");

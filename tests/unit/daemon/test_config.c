@@ -227,6 +227,8 @@ START_TEST(bad_values_name_the_key)
     expect_bad(3, a9, "cors_origin");
     char *a10[] = {A("p"), A("--listen"), NULL};
     expect_bad(2, a10, "listen");
+    char *a13[] = {A("p"), A("--dns-server"), A("dns.example:53"), NULL};
+    expect_bad(3, a13, "dns_server");
     char *path = write_tmp("pool_size = 2\nbogus_key = 1\n");
     char *a11[] = {A("p"), A("--config"), path, NULL};
     expect_bad(3, a11, "bogus_key");
