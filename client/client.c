@@ -1075,7 +1075,7 @@ static void on_resolved(int err, struct evutil_addrinfo *res, void *arg)
     client_leave(c);
 }
 
-static bool is_address_literal(const char *host)
+bool client_is_address_literal(const char *host)
 {
     unsigned char buf[sizeof(struct in6_addr)];
     return evutil_inet_pton(AF_INET, host, buf) == 1 || evutil_inet_pton(AF_INET6, host, buf) == 1;
@@ -1092,7 +1092,7 @@ static void resolve_start(rstmdb_client *c)
     hints.ai_protocol = IPPROTO_TCP;
     hints.ai_flags = EVUTIL_AI_NUMERICSERV;
     c->stage = STAGE_RESOLVING;
-    bool literal = is_address_literal(c->host);
+    bool literal = client_is_address_literal(c->host);
     if (literal || !c->opts->dns) {
         struct evutil_addrinfo *res = NULL;
         if (literal)

@@ -37,6 +37,12 @@ struct rstmdb_options {
 /* A deep copy of `src`, or the defaults when src is NULL. NULL on OOM. */
 rstmdb_options *options_dup(const rstmdb_options *src);
 
+/* ---- client.c ---- */
+
+/* True for an IPv4 or IPv6 address literal (no brackets), which is never
+ * looked up and never sent as SNI. */
+bool client_is_address_literal(const char *host);
+
 /* ---- tls.c ---- */
 
 struct rstmdb_tls {

@@ -1,7 +1,6 @@
 /* tls.c: rstmdb_tls, a shared OpenSSL client context (CA, client cert,
  * verification mode) and the per-connection SSL with SNI and the hostname
  * check. Verification is on unless rstmdb_tls_insecure() built it. No I/O. */
-#include <arpa/inet.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -129,12 +128,6 @@ void rstmdb_tls_free(rstmdb_tls *tls)
     free(tls);
 }
 
-static bool tls_is_ip(const char *host)
-{
-    unsigned char buf[sizeof(struct in6_addr)];
-    return inet_pton(AF_INET, host, buf) == 1 || inet_pton(AF_INET6, host, buf) == 1;
-}
-
 SSL *tls_new_ssl(rstmdb_tls *tls, const char *host, rstmdb_error **err)
 {
     char why[256];
@@ -145,7 +138,7 @@ SSL *tls_new_ssl(rstmdb_tls *tls, const char *host, rstmdb_error **err)
         error_set(err, RSTMDB_ERR_TLS, "SSL_new: %s", tls_ossl_reason(why, sizeof(why)));
         return NULL;
     }
-    bool ip = tls_is_ip(name);
+    bool ip = client_is_address_literal(name);
     /* A mutable copy: OpenSSL's macro casts its argument to void *. */
     char sni[256];
     int sn = snprintf(sni, sizeof(sni), "%s", name);
