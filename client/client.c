@@ -155,8 +155,8 @@ struct rstmdb_client {
     void *state_arg;
     unsigned depth;
     bool free_requested;
-    char peer[320];                  /* the address tried, for messages (note_peer) */
-    tls_notes tls;                   /* what the SSL saw (tls_watch) */
+    char peer[320]; /* the address tried, for messages (note_peer) */
+    tls_notes tls;  /* what the SSL saw (tls_watch) */
 };
 
 static void client_fail(rstmdb_client *c, int status, const char *fmt, ...)

@@ -28,9 +28,9 @@ struct rstmdb_options {
     char *features[OPTIONS_MAX_FEATURES];
     size_t nfeatures;
     size_t max_frame;
-    size_t max_queued;   /* requests queued before READY */
-    size_t max_inflight; /* requests sent or queued, not answered */
-    size_t max_events;   /* blocking API: events buffered per subscription */
+    size_t max_queued;      /* requests queued before READY */
+    size_t max_inflight;    /* requests sent or queued, not answered */
+    size_t max_events;      /* blocking API: events buffered per subscription */
     struct evdns_base *dns; /* borrowed resolver for host names, or NULL */
 };
 

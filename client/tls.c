@@ -228,7 +228,8 @@ bool tls_describe_failure(SSL *ssl, const unsigned long *errs, size_t n, const t
     const char *reason = NULL;
     int reason_code = 0;
     for (size_t i = n; i-- > 0 && !reason;) {
-        if (ERR_GET_LIB(errs[i]) != 0 && ERR_GET_REASON(errs[i]) != SSL_R_UNEXPECTED_EOF_WHILE_READING &&
+        if (ERR_GET_LIB(errs[i]) != 0 &&
+            ERR_GET_REASON(errs[i]) != SSL_R_UNEXPECTED_EOF_WHILE_READING &&
             (reason = ERR_reason_error_string(errs[i])) != NULL)
             reason_code = ERR_GET_REASON(errs[i]);
     }
@@ -236,8 +237,8 @@ bool tls_describe_failure(SSL *ssl, const unsigned long *errs, size_t n, const t
     size_t len = 0;
     out[0] = '\0';
     if (vr != X509_V_OK)
-        tls_add(out, cap, &len, "certificate verification failed: ",
-                X509_verify_cert_error_string(vr), "");
+        tls_add(out, cap, &len,
+                "certificate verification failed: ", X509_verify_cert_error_string(vr), "");
     /* "certificate verify failed" only repeats the verify result. */
     if (reason && !(vr != X509_V_OK && reason_code == SSL_R_CERTIFICATE_VERIFY_FAILED))
         tls_add(out, cap, &len, "", reason, "");
@@ -252,7 +253,7 @@ bool tls_describe_failure(SSL *ssl, const unsigned long *errs, size_t n, const t
         tls_add(out, cap, &len, "the server sent alert \"", desc, "\"");
     }
     if (notes && notes->cert_requested)
-        tls_add(out, cap, &len, "", "the server asked for a client certificate and none is configured",
-                "");
+        tls_add(out, cap, &len, "",
+                "the server asked for a client certificate and none is configured", "");
     return len > 0;
 }

@@ -92,7 +92,7 @@ struct pool {
     pool_state_cb state_cb;
     void *state_arg;
     pool_stats stats;
-    uint64_t failure_seq; /* orders the slots' last_err */
+    uint64_t failure_seq;   /* orders the slots' last_err */
     struct evdns_base *dns; /* resolves the upstream's name on every connect */
     bool closing;           /* pool_shutdown: no more connects */
     unsigned byes;          /* BYEs not answered yet */

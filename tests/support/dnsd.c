@@ -61,12 +61,12 @@ static void answer(dnsd *d, const uint8_t *q, size_t len, const struct sockaddr_
         return;
     uint8_t r[DNSD_PKT];
     memcpy(r, q, qend);
-    r[2] = 0x80 | (q[2] & 0x01); /* QR, opcode 0, RD copied */
+    r[2] = 0x80 | (q[2] & 0x01);                /* QR, opcode 0, RD copied */
     r[3] = (uint8_t)(0x80 | (d->rcode & 0x0F)); /* RA, rcode */
     unsigned an = (d->rcode == 0 && qtype == 1) ? d->nips : 0;
-    r[4] = 0, r[5] = 1;                      /* one question */
-    r[6] = 0, r[7] = (uint8_t)an;            /* answers */
-    r[8] = r[9] = r[10] = r[11] = 0;         /* no authority, no additional */
+    r[4] = 0, r[5] = 1;              /* one question */
+    r[6] = 0, r[7] = (uint8_t)an;    /* answers */
+    r[8] = r[9] = r[10] = r[11] = 0; /* no authority, no additional */
     size_t o = qend;
     for (unsigned i = 0; i < an; i++) {
         const uint8_t rr[] = {0xC0, 0x0C, 0, 1, 0, 1, 0, 0, 0, 0, 0, 4};

@@ -73,13 +73,9 @@ static spawned srv;
 
 static void start_tls_with(const char *cert, const char *key, bool mtls)
 {
-    const char *args[] = {"--tls-cert",
-                          P(cert),
-                          "--tls-key",
-                          P(key),
-                          mtls ? "--tls-client-ca" : NULL,
-                          P("ca.pem"),
-                          NULL};
+    const char *args[] = {
+        "--tls-cert", P(cert), "--tls-key", P(key), mtls ? "--tls-client-ca" : NULL,
+        P("ca.pem"),  NULL};
     ck_assert_int_eq(spawn_testd(&srv, args), 0);
 }
 
@@ -192,7 +188,8 @@ START_TEST(test_tls_expired)
     rstmdb_tls *tls = NULL;
     ck_assert_int_eq(rstmdb_tls_from_files(&tls, P("ca.pem"), NULL, NULL, NULL), RSTMDB_OK);
     ck_assert_int_eq(try_connect(tls, msg, sizeof(msg)), RSTMDB_ERR_TLS);
-    expect_reason(msg, "TLS handshake with", "certificate verification failed: certificate has expired");
+    expect_reason(msg, "TLS handshake with",
+                  "certificate verification failed: certificate has expired");
     rstmdb_tls_free(tls);
     spawn_stop(&srv, 5000);
     remove_certs();

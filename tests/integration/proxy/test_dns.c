@@ -51,8 +51,15 @@ static void start_named_proxy(penv *e, int port, const char *extra)
 {
     char upstream[128];
     snprintf(upstream, sizeof upstream, NAME ":%d", port);
-    const char *args[] = {"--dns-server", dns_addr, "--backoff-initial-ms", "20",
-                          "--backoff-max-ms", "200", extra ? extra : NULL, extra ? "3" : NULL, NULL};
+    const char *args[] = {"--dns-server",
+                          dns_addr,
+                          "--backoff-initial-ms",
+                          "20",
+                          "--backoff-max-ms",
+                          "200",
+                          extra ? extra : NULL,
+                          extra ? "3" : NULL,
+                          NULL};
     penv_start_proxy(e, upstream, args);
 }
 

@@ -903,11 +903,12 @@ START_TEST(upstream_tls_failure_is_502)
     ck_assert_int_eq(wait_status(&e, "/v1/ping", 200), 200);
     ck_assert_int_eq(penv_stop(&e), 0);
     /* An mTLS upstream refusing a proxy that has no client certificate. */
-    const char *mtls[] = {"--tls-cert", good_pem, "--tls-key", good_key, "--tls-client-ca",
-                          good_pem,     NULL};
+    const char *mtls[] = {"--tls-cert",      good_pem, "--tls-key", good_key,
+                          "--tls-client-ca", good_pem, NULL};
     ck_assert_int_eq(spawn_testd(&e.testd, mtls), 0);
-    const char *nocert[] = {"--upstream-tls",   "--upstream-ca", good_pem, "--backoff-initial-ms",
-                            "20",               "--backoff-max-ms", "200", NULL};
+    const char *nocert[] = {
+        "--upstream-tls",   "--upstream-ca", good_pem, "--backoff-initial-ms", "20",
+        "--backoff-max-ms", "200",           NULL};
     penv_start_proxy(&e, e.testd.addr, nocert);
     ck_assert_int_eq(wait_status(&e, "/v1/ping", 502), 502);
     expect_readyz_why(&e, "UPSTREAM_TLS", "asked for a client certificate and none is configured");
