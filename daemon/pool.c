@@ -189,6 +189,8 @@ static void conn_lost(pool_conn *pc, rstmdb_client *c, const rstmdb_error *why)
 
     if (p->closing) {
         if (pc->client == c) {
+            if (pc->dead && pc->dead != c)
+                conn_reap_dead(pc);
             pc->client = NULL;
             pc->dead = c; /* freed with the pool */
         }
