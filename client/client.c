@@ -1009,7 +1009,7 @@ static void on_bev_event(struct bufferevent *bev, short what, void *arg)
     } else if (what & (BEV_EVENT_ERROR | BEV_EVENT_EOF)) {
         int e = EVUTIL_SOCKET_ERROR();
         unsigned long errs[8];
-        size_t nerr = c->opts->tls ? tls_take_errors(bev, errs, 8) : 0;
+        size_t nerr = c->opts->tls ? tls_take_errors(bev, errs, sizeof(errs) / sizeof(errs[0])) : 0;
         bool tls_trouble = nerr > 0 || c->tls.alert != 0;
         if (c->stage == STAGE_CONNECTING && !tls_trouble && (what & BEV_EVENT_ERROR)) {
             /* TCP never connected: try the next address. */
@@ -1019,7 +1019,7 @@ static void on_bev_event(struct bufferevent *bev, short what, void *arg)
             if (connect_next(c) != 0)
                 connect_failed(c);
         } else if (c->opts->tls && (tls_trouble || c->stage == STAGE_CONNECTING)) {
-            client_tls_failed(c, bev, what, errs, nerr < 8 ? nerr : 8);
+            client_tls_failed(c, bev, what, errs, nerr);
         } else if (what & BEV_EVENT_EOF) {
             client_fail(c, RSTMDB_ERR_CLOSED, "connection to %s closed by the server%s", c->peer,
                         c->stage < STAGE_READY ? " during the handshake" : "");

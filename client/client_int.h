@@ -70,8 +70,8 @@ typedef struct tls_notes {
 void tls_watch(SSL *ssl, tls_notes *notes);
 void tls_unwatch(SSL *ssl);
 struct bufferevent;
-/* Move libevent's OpenSSL error codes for `bev` into errs (newest first,
- * at most cap kept); returns how many were taken. */
+/* Move libevent's OpenSSL error codes for `bev` into errs (newest first);
+ * returns how many were kept (at most cap; the rest are dropped). */
 size_t tls_take_errors(struct bufferevent *bev, unsigned long *errs, size_t cap);
 /* Why TLS failed, in words, into out: the certificate verify result of
  * `ssl`, OpenSSL's most specific reason among errs (or else the alert in

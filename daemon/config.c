@@ -3,12 +3,13 @@
  * open sockets, read certificates or touch the running daemon. */
 #include "config.h"
 
-#include <arpa/inet.h>
 #include <ctype.h>
 #include <errno.h>
+#include <event2/util.h>
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 
 #define OFF(f) offsetof(proxy_config, f)
 #define U64MAX UINT64_MAX
@@ -581,11 +582,9 @@ int config_validate(const proxy_config *c, config_error *err)
     }
     if (c->dns_server && *c->dns_server) {
         /* A resolver is reached by address: naming it would need a resolver. */
-        char host[256];
-        unsigned port;
-        unsigned char ip[16];
-        if (config_split_addr(c->dns_server, host, sizeof host, &port) != 0 ||
-            (inet_pton(AF_INET, host, ip) != 1 && inet_pton(AF_INET6, host, ip) != 1)) {
+        struct sockaddr_storage ss;
+        int sl = (int)sizeof ss;
+        if (evutil_parse_sockaddr_port(c->dns_server, (struct sockaddr *)&ss, &sl) != 0) {
             fail(err, "dns_server: expected IP:PORT, got \"%s\"", c->dns_server);
             return -1;
         }

@@ -46,20 +46,15 @@ static long wait_status(penv *e, const char *path, long status)
     return st;
 }
 
-/* Start the proxy on NAME:port of `testd` through the test DNS server. */
-static void start_named_proxy(penv *e, int port, const char *extra)
+/* Start the proxy on NAME:port through the test DNS server, with
+ * `pool_size` upstream connections. */
+static void start_named_proxy(penv *e, int port, const char *pool_size)
 {
     char upstream[128];
     snprintf(upstream, sizeof upstream, NAME ":%d", port);
-    const char *args[] = {"--dns-server",
-                          dns_addr,
-                          "--backoff-initial-ms",
-                          "20",
-                          "--backoff-max-ms",
-                          "200",
-                          extra ? extra : NULL,
-                          extra ? "3" : NULL,
-                          NULL};
+    const char *args[] = {"--dns-server", dns_addr,           "--backoff-initial-ms",
+                          "20",           "--backoff-max-ms", "200",
+                          "--pool-size",  pool_size,          NULL};
     penv_start_proxy(e, upstream, args);
 }
 
@@ -71,7 +66,7 @@ START_TEST(lookup_never_blocks_http)
     /* The first address has no server: the pool must go on to the second. */
     dnsd_answer(dns, "127.0.0.3,127.0.0.1");
     dnsd_hold(dns, true);
-    start_named_proxy(&e, e.testd.port, NULL);
+    start_named_proxy(&e, e.testd.port, "2");
     for (int i = 0; i < 250 && dnsd_waiting(dns) == 0; i++)
         usleep(20000);
     ck_assert_uint_gt(dnsd_waiting(dns), 0);
@@ -92,7 +87,7 @@ START_TEST(failed_lookup_is_a_connect_failure)
     memset(&e, 0, sizeof e);
     ck_assert_int_eq(spawn_testd(&e.testd, NULL), 0);
     dnsd_fail(dns, 3); /* NXDOMAIN */
-    start_named_proxy(&e, e.testd.port, NULL);
+    start_named_proxy(&e, e.testd.port, "2");
     hresp r;
     char detail[512] = "";
     for (int i = 0; i < 250 && !strstr(detail, "resolve " NAME); i++) {
@@ -127,7 +122,7 @@ START_TEST(follows_a_moved_name)
     const char *argv_b[] = {spawn_testd_path(), "--listen", listen_b, NULL};
     ck_assert_int_eq(spawn_start(&b, argv_b, NULL, 10000), 0);
     dnsd_answer(dns, "127.0.0.1");
-    start_named_proxy(&e, e.testd.port, "--pool-size");
+    start_named_proxy(&e, e.testd.port, "3");
     ck_assert_int_eq(wait_status(&e, "/v1/ping", 200), 200);
     seed_machines(&e); /* on the first server only */
     hresp r;
