@@ -35,9 +35,9 @@ typedef struct pool_config {
     unsigned keepalive_ms;  /* PING a connection idle this long, default 60000
                              * (the server drops connections idle for 300 s) */
     uint64_t jitter_seed;   /* backoff jitter seed; 0 = from the clock and pid */
-    const char
-        *dns_server; /* "IP[:PORT]" to resolve the address's name with, instead of
-                      * /etc/resolv.conf's servers (/etc/hosts still applies); NULL = those */
+    /* "IP[:PORT]" to resolve the address's name with, instead of
+     * /etc/resolv.conf's servers (/etc/hosts still applies); NULL = those. */
+    const char *dns_server;
 } pool_config;
 
 typedef struct pool_stats {
