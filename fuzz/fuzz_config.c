@@ -21,42 +21,26 @@ static char *print_config(const proxy_config *c)
     return buf;
 }
 
-static size_t count(const char *hay, const char *needle)
-{
-    size_t n = 0;
-    const char *p = hay;
-    while ((p = strstr(p, needle)) != NULL) {
-        n++;
-        p++;
-    }
-    return n;
-}
-
 /* Secrets never show in --check-config output: printing with the secrets
- * and with them blanked must show each secret value equally often (a value
- * may legitimately appear as a key name or another setting's value). */
+ * and with each replaced by a harmless stand-in must give the same text.
+ * (Counting each secret in both outputs was wrong: a value such as
+ * "n = <" also matches the redaction marker's surroundings.) */
 static void check_redacted(proxy_config *c)
 {
     char *with = print_config(c);
-    char *without;
-    char *secrets[CONFIG_LIST_MAX + 1];
-    size_t ns = 0, i;
-
     if (with == NULL)
         return;
     if (c->upstream_token != NULL && c->upstream_token[0] != '\0') {
-        secrets[ns++] = c->upstream_token;
-        c->upstream_token = strdup("");
+        free(c->upstream_token);
+        c->upstream_token = strdup("x");
     }
-    for (i = 0; i < c->token.n && ns < CONFIG_LIST_MAX + 1; i++)
-        secrets[ns++] = c->token.v[i];
-    c->token.n = 0;
-    without = print_config(c);
-    for (i = 0; without != NULL && i < ns; i++) {
-        if (strlen(secrets[i]) >= 4)
-            FUZZ_CHECK(count(with, secrets[i]) == count(without, secrets[i]));
-        free(secrets[i]);
+    for (size_t i = 0; i < c->token.n; i++) {
+        free(c->token.v[i]);
+        c->token.v[i] = strdup("x");
     }
+    char *without = print_config(c);
+    if (without != NULL)
+        FUZZ_CHECK(strcmp(with, without) == 0);
     free(with);
     free(without);
 }
