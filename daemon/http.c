@@ -1,17 +1,20 @@
 /* http.c: libmicrohttpd on the daemon's libevent loop. Owns the request
  * lifecycle (enum req_state), body limits, auth/CORS headers, local
- * endpoints, and the suspend/resume dance with the pool. It must not parse
- * RCP params (rest.c) nor format SSE (sse.c), and it never blocks. */
+ * endpoints, the suspend/resume dance with the pool, and taking an SSE
+ * request's socket away from libmicrohttpd for sse.c. It must not parse
+ * RCP params (rest.c) nor write SSE (sse.c), and it never blocks. */
 #include "http.h"
 
 #include <cjson/cJSON.h>
 #include <errno.h>
 #include <event2/event.h>
+#include <fcntl.h>
 #include <microhttpd.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -21,12 +24,11 @@
 
 /* Request lifecycle; every transition is in this file. */
 typedef enum req_state {
-    REQ_RECEIVING,   /* headers seen; body (if any) arriving; nothing queued yet */
-    REQ_UPSTREAM,    /* upstream call in flight; connection suspended */
-    REQ_SUBSCRIBING, /* SSE: waiting for the hub's on_ready; connection suspended */
-    REQ_READY,       /* a response is prepared; the next handler call queues it */
-    REQ_QUEUED,      /* a plain response is queued; MHD is sending it */
-    REQ_STREAMING    /* an SSE response is queued; sse.c feeds it */
+    REQ_RECEIVING, /* headers seen; body (if any) arriving; nothing queued yet */
+    REQ_UPSTREAM,  /* upstream call in flight; connection suspended */
+    REQ_READY,     /* a response is prepared; the next handler call queues it */
+    REQ_QUEUED,    /* a plain response is queued; MHD is sending it */
+    REQ_TAKEN      /* SSE: the socket is sse.c's; MHD only closes its stand-in */
 } req_state;
 
 typedef struct mhd_slot {
@@ -54,7 +56,6 @@ struct http_req {
     bool if_match;
     bool raw_envelope;
     pool_call *call;
-    sse_stream *stream;
     struct MHD_Response *resp; /* REQ_READY: to queue */
     int resp_status;
     uint64_t id;
@@ -131,7 +132,8 @@ static void on_idle_event(evutil_socket_t fd, short what, void *arg)
     }
 }
 
-void http_req_suspend(http_req *r)
+/* Each is a no-op when the connection is already in that state. */
+static void http_req_suspend(http_req *r)
 {
     if (r != NULL && !r->suspended) {
         MHD_suspend_connection(r->conn);
@@ -139,7 +141,7 @@ void http_req_suspend(http_req *r)
     }
 }
 
-void http_req_resume(http_req *r)
+static void http_req_resume(http_req *r)
 {
     if (r != NULL && r->suspended) {
         r->suspended = false;
@@ -194,56 +196,13 @@ static struct MHD_Response *make_buffer(http_req *q, const char *ctype, char *bo
     return resp;
 }
 
-/* Append for the access line: text, or a decimal number; b stays
- * NUL-terminated (cap > 0). */
-static size_t acc_put(char *b, size_t n, size_t cap, const char *s)
+static void log_request(http_req *q, int status)
 {
-    size_t len = strlen(s);
-    if (n + len >= cap)
-        len = n < cap - 1 ? cap - 1 - n : 0;
-    memcpy(b + n, s, len);
-    b[n + len] = '\0';
-    return n + len;
-}
-
-static size_t acc_num(char *b, size_t n, size_t cap, unsigned long long v)
-{
-    char d[24];
-    size_t k = sizeof d;
-    d[--k] = '\0';
-    do {
-        d[--k] = (char)('0' + v % 10);
-        v /= 10;
-    } while (v > 0);
-    return acc_put(b, n, cap, d + k);
-}
-
-static void log_access(http_req *q, int status)
-{
-    const plog *l = q->h->d.log;
-    if (l == NULL || l->level > LOG_INFO)
-        return; /* no formatting at all when access lines are off */
-    /* Built by hand: vfprintf with %f was most of the line's cost (bench/RESULTS.md). */
     struct timespec t;
     clock_gettime(CLOCK_MONOTONIC, &t);
     long long us = (long long)(t.tv_sec - q->t0.tv_sec) * 1000000LL +
                    (long long)(t.tv_nsec - q->t0.tv_nsec) / 1000LL;
-    char rid[24], msg[400];
-    size_t n = 0, cap = sizeof msg;
-    acc_num(rid, 0, sizeof rid, (unsigned long long)q->id);
-    n = acc_put(msg, n, cap, "request id=");
-    n = acc_put(msg, n, cap, rid);
-    n = acc_put(msg, n, cap, " method=");
-    n = acc_put(msg, n, cap, q->method);
-    n = acc_put(msg, n, cap, " path=");
-    n = acc_put(msg, n, cap, q->path);
-    n = acc_put(msg, n, cap, " route=");
-    n = acc_put(msg, n, cap, q->r ? q->r->metric_name : "-");
-    n = acc_put(msg, n, cap, " status=");
-    n = acc_num(msg, n, cap, (unsigned long long)(status > 0 ? status : 0));
-    n = acc_put(msg, n, cap, " us=");
-    acc_num(msg, n, cap, (unsigned long long)(us > 0 ? us : 0));
-    log_text(l, LOG_INFO, rid, msg);
+    log_access(q->h->d.log, q->id, q->method, q->path, q->r ? q->r->metric_name : "-", status, us);
 }
 
 /* Queue now (only from the access handler). */
@@ -254,7 +213,7 @@ static enum MHD_Result queue(http_req *q, int status, struct MHD_Response *resp)
     enum MHD_Result rc = MHD_queue_response(q->conn, (unsigned)status, resp);
     MHD_destroy_response(resp);
     metrics_observe(q->h->d.m, q->r, status, elapsed_s(&q->t0));
-    log_access(q, status);
+    log_request(q, status);
     q->state = REQ_QUEUED;
     return rc;
 }
@@ -462,18 +421,85 @@ static enum MHD_Result collect_query(void *cls, enum MHD_ValueKind kind, const c
     return route_query_add(rq, key, value) == 0 ? MHD_YES : MHD_NO;
 }
 
-static enum MHD_Result start_sse(http_req *q, route_query *rq)
+/* Take the connection's socket away from libmicrohttpd before it wrote
+ * anything. libmicrohttpd ends a connection with shutdown(SHUT_WR) and
+ * close() on its descriptor number, and shutdown acts on the socket itself,
+ * so a plain dup() would see its stream cut. Instead the socket moves to a
+ * new descriptor, and libmicrohttpd's number is pointed at one end of a
+ * socketpair whose other end is closed: what libmicrohttpd then does to
+ * "its" socket (epoll, a read that sees end of file, shutdown, close)
+ * happens to that stand-in, and the connection ends there. The swap is
+ * made while the connection is suspended, that is out of libmicrohttpd's
+ * epoll set. Returns the socket (non-blocking, close-on-exec) or -1. */
+static int take_socket(http_req *q)
 {
+    const union MHD_ConnectionInfo *ci =
+        MHD_get_connection_info(q->conn, MHD_CONNECTION_INFO_CONNECTION_FD);
+    if (ci == NULL)
+        return -1;
+    int fd = ci->connect_fd, sv[2];
+    if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0, sv) != 0)
+        return -1;
+    int ours = fcntl(fd, F_DUPFD_CLOEXEC, 3);
+    http_req_suspend(q);
+    if (ours < 0 || dup3(sv[0], fd, O_CLOEXEC) < 0) {
+        if (ours >= 0)
+            close(ours);
+        ours = -1;
+    }
+    close(sv[0]);
+    close(sv[1]);
+    http_req_resume(q);
+    return ours;
+}
+
+/* The response headers every answer carries, as header lines for sse.c. */
+static void common_header_lines(http_req *q, char *b, size_t cap)
+{
+    const char *origin = MHD_lookup_connection_value(q->conn, MHD_HEADER_KIND, "Origin");
+    const char *allow = cors_allow(q->h->cors, origin);
+    int n = 0;
+    if (allow != NULL)
+        n = snprintf(b, cap,
+                     "Access-Control-Allow-Origin: %s\r\nAccess-Control-Expose-Headers: %s\r\n",
+                     allow, CORS_EXPOSE_HEADERS);
+    if (n < 0 || (size_t)n >= cap)
+        n = 0;
+    snprintf(b + n, cap - (size_t)n, "%s", cors_enabled(q->h->cors) ? "Vary: Origin\r\n" : "");
+}
+
+static enum MHD_Result start_sse(http_req *q, route_query *rq, const char *version)
+{
+    http *h = q->h;
     problem p;
     const char *leid = MHD_lookup_connection_value(q->conn, MHD_HEADER_KIND, "Last-Event-ID");
-    if (sse_stream_open(q->h->d.sse, q, q->m, rq->out, leid, &q->stream, &p) != 0)
+    sse_stream *s = NULL;
+    if (sse_stream_open(h->d.sse, q->m, rq->out, leid, &s, &p) != 0)
         return queue_problem(q, &p);
-    q->state = REQ_SUBSCRIBING;
-    http_req_suspend(q);
+    int fd = take_socket(q);
+    if (fd < 0) {
+        sse_stream_abort(s);
+        log_msg(h->d.log, LOG_WARN, NULL, "request id=%llu: cannot take the SSE socket: %s",
+                (unsigned long long)q->id, strerror(errno));
+        return queue_local_problem(q, 503, "TOO_MANY_STREAMS", "no descriptor for the stream");
+    }
+    char headers[512];
+    common_header_lines(q, headers, sizeof headers);
+    sse_conn conn = {
+        .fd = fd,
+        .chunked = strcmp(version, MHD_HTTP_VERSION_1_0) != 0,
+        .request_id = q->id,
+        .headers = headers,
+        .t0 = q->t0,
+        .method = q->method,
+        .path = q->path,
+    };
+    sse_stream_attach(s, &conn);
+    q->state = REQ_TAKEN;
     return MHD_YES;
 }
 
-static enum MHD_Result dispatch(http_req *q, const char *path)
+static enum MHD_Result dispatch(http_req *q, const char *path, const char *version)
 {
     http *h = q->h;
     if (strcmp(q->method, "OPTIONS") == 0)
@@ -517,7 +543,7 @@ static enum MHD_Result dispatch(http_req *q, const char *path)
     if (q->r->kind == ROUTE_LOCAL) {
         ret = serve_local(q);
     } else if (q->r->kind == ROUTE_SSE) {
-        ret = start_sse(q, &rq);
+        ret = start_sse(q, &rq, version);
     } else {
         rest_input in = {
             .m = q->m,
@@ -616,7 +642,6 @@ static enum MHD_Result on_access(void *cls, struct MHD_Connection *conn, const c
                                  const char *method, const char *version, const char *upload_data,
                                  size_t *upload_data_size, void **con_cls)
 {
-    (void)version;
     http *h = cls;
     http_req *q = *con_cls;
     if (q == NULL) {
@@ -679,46 +704,19 @@ static enum MHD_Result on_access(void *cls, struct MHD_Connection *conn, const c
             }
             return MHD_YES;
         }
-        return dispatch(q, url);
+        return dispatch(q, url, version);
     case REQ_READY: {
         struct MHD_Response *resp = q->resp;
         q->resp = NULL;
         return queue(q, q->resp_status, resp);
     }
-    case REQ_SUBSCRIBING: {
-        sse_state st = sse_stream_state(q->stream);
-        if (st == SSE_FAILED) {
-            problem p;
-            sse_stream_take_problem(q->stream, &p);
-            sse_stream_detach(q->stream);
-            q->stream = NULL;
-            return queue_problem(q, &p);
-        }
-        if (st == SSE_SUBSCRIBING) {
-            http_req_suspend(q); /* spurious resume: keep waiting */
-            return MHD_YES;
-        }
-        struct MHD_Response *resp = sse_stream_response(q->stream);
-        if (resp == NULL)
-            return MHD_NO;
-        MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, "text/event-stream");
-        MHD_add_response_header(resp, MHD_HTTP_HEADER_CACHE_CONTROL, "no-cache");
-        MHD_add_response_header(resp, "X-Accel-Buffering", "no");
-        add_common_headers(q, resp);
-        enum MHD_Result rc = MHD_queue_response(conn, MHD_HTTP_OK, resp);
-        MHD_destroy_response(resp);
-        metrics_observe(h->d.m, q->r, 200, elapsed_s(&q->t0));
-        log_access(q, 200);
-        q->state = REQ_STREAMING;
-        free(q->m);
-        q->m = NULL;
-        return rc;
-    }
+    case REQ_TAKEN:
+        /* Only the stand-in is left: end it without a word. */
+        return MHD_NO;
     case REQ_UPSTREAM:
         http_req_suspend(q); /* resumed before the reply: keep waiting */
         return MHD_YES;
     case REQ_QUEUED:
-    case REQ_STREAMING:
         *upload_data_size = 0;
         return MHD_YES;
     }
@@ -742,10 +740,6 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
         q->call = NULL;
         if (h->d.m->inflight)
             h->d.m->inflight--;
-    }
-    if (q->stream != NULL) {
-        sse_stream_detach(q->stream);
-        q->stream = NULL;
     }
     if (q->resp != NULL)
         MHD_destroy_response(q->resp);
@@ -880,16 +874,10 @@ void http_free(http *h)
             q->resp_status = 503;
             q->state = REQ_READY;
         }
-        if (q->stream != NULL) {
-            sse_stream_detach(q->stream);
-            q->stream = NULL;
-            if (q->state == REQ_SUBSCRIBING)
-                q->state = REQ_QUEUED;
-        }
         http_req_resume(q);
     }
     /* A few passes so MHD takes the resumed connections back and writes
-     * what is ready (a stream's final event) before stopping. */
+     * what is ready before stopping. */
     for (int pass = 0; pass < 3; pass++)
         for (size_t i = 0; i < h->nslots; i++)
             if (h->slots[i].d != NULL)
@@ -925,7 +913,6 @@ void http_drain(http *h, void (*idle)(void *arg), void *arg)
             close(fd);
         s->listen_fd = -1;
     }
-    sse_close_all(h->d.sse, "SHUTDOWN", "the proxy is shutting down; reconnect elsewhere");
     check_idle(h);
 }
 

@@ -43,14 +43,9 @@ void http_free(http *h);
 /* SIGHUP: swap tokens and CORS origins (ownership taken; old ones freed). */
 void http_reload(http *h, auth *a, cors *c);
 
-/* SIGTERM: stop accepting, end SSE streams with a final event, and call
- * `idle(arg)` (from the event loop, once) when no request is in flight. */
+/* SIGTERM: stop accepting and call `idle(arg)` (from the event loop, once)
+ * when no request is in flight. SSE streams are sse.c's (sse_drain). */
 void http_drain(http *h, void (*idle)(void *arg), void *arg);
 size_t http_inflight(const http *h);
-
-/* For sse.c: suspend/resume a request's connection; each is a no-op when
- * the connection is already in that state. */
-void http_req_suspend(http_req *r);
-void http_req_resume(http_req *r);
 
 #endif

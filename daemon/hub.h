@@ -1,7 +1,7 @@
 /* hub.h: the proxy's subscription hub.
  *
  * Turns upstream WATCH subscriptions into gap-free, duplicate-free event
- * feeds for SSE streams. Streams with identical filters share one upstream
+ * feeds for subscribers (SSE streams, webhooks). Streams with identical filters share one upstream
  * WATCH; a stream that resumes from an older offset (Last-Event-ID,
  * from_offset, or after an upstream loss) is served first by replay through
  * WAL_READ, then joins the live feed. The hub reads its upstream promptly no
@@ -35,18 +35,31 @@ typedef struct hub_filter {
     bool include_ctx;                 /* default true */
 } hub_filter;
 
+/* One delivery. Every subscriber reached by the same delivery sees the same
+ * `seq` (and the same bytes): work done per event, such as formatting it
+ * for the wire, can be done once per seq and shared. */
+typedef struct hub_event {
+    uint64_t seq;
+    uint64_t wal_offset;
+    const char *data; /* one line of compact JSON (the SSE data), borrowed */
+    size_t len;
+} hub_event;
+
 typedef struct hub_sub_ops {
     /* Once: the subscription is live (err NULL), or it failed before any event
-     * (err set: e.g. INSTANCE_NOT_FOUND, BAD_REQUEST, UPSTREAM_UNAVAILABLE) and
-     * the sub is already released when this returns. */
+     * (err set: e.g. INSTANCE_NOT_FOUND, BAD_REQUEST) and the sub is already
+     * released when this returns. */
     void (*on_ready)(void *arg, const rstmdb_error *err);
-    /* Each event, ids strictly increasing, no gap against the WAL, no duplicate.
-     * `data` is one line of compact JSON (the SSE data), borrowed. */
-    void (*on_event)(void *arg, uint64_t wal_offset, const char *data, size_t len);
+    /* Each event, ids strictly increasing, no gap against the WAL, no duplicate. */
+    void (*on_event)(void *arg, const hub_event *ev);
     /* Terminal: the feed cannot continue without a gap (code e.g.
      * "WAL_COMPACTED", "UPSTREAM_ERROR", "SHUTDOWN"); the sub is released
      * when this returns. */
     void (*on_error)(void *arg, const char *code, const char *message);
+    /* Optional, at most once and before on_ready: no upstream connection is
+     * ready; the sub waits and is subscribed (from its resume offset) as soon
+     * as one is. */
+    void (*on_waiting)(void *arg);
 } hub_sub_ops;
 
 typedef struct hub_config {
@@ -61,16 +74,16 @@ typedef struct hub_config {
  * the server was reset or replaced), "REPLAY_OVERFLOW" (more than max_held_events live
  * events arrived during a replay), "UPSTREAM_ERROR" (the server refused a
  * re-subscribe or a replay read), "INTERNAL_ERROR" (OOM), "SHUTDOWN".
- * hub_subscribe returns RSTMDB_ERR_CLOSED at once when no upstream
- * connection is READY (answer 503), RSTMDB_ERR_INVALID for a bad filter. */
+ * hub_subscribe returns RSTMDB_ERR_INVALID for a bad filter; without a
+ * READY upstream connection it still succeeds and says on_waiting. */
 int hub_new(hub **out, struct event_base *base, pool *upstream, const hub_config *cfg);
 /* Ends every sub with on_error("SHUTDOWN", ...) and releases the hub. */
 void hub_free(hub *h);
 
 /* Subscribe. `from_offset` (when has_from) is inclusive: events with
  * wal_offset >= from_offset are replayed first (Last-Event-ID N => N + 1).
- * Returns RSTMDB_OK (on_ready follows, never from inside this call) or a
- * negative status. `ops`/`arg` must stay valid until a terminal callback or
+ * Returns RSTMDB_OK (on_ready or on_waiting follows, never from inside this
+ * call) or a negative status (RSTMDB_ERR_CLOSED while the hub is freed). `ops`/`arg` must stay valid until a terminal callback or
  * hub_unsubscribe. */
 int hub_subscribe(hub *h, const hub_filter *f, bool has_from, uint64_t from_offset,
                   const hub_sub_ops *ops, void *arg, hub_sub **out);

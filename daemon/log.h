@@ -4,6 +4,7 @@
 #ifndef PROXY_LOG_H
 #define PROXY_LOG_H
 
+#include <stdint.h>
 #include <stdio.h>
 
 typedef enum log_level { LOG_DEBUG = 0, LOG_INFO = 1, LOG_WARN = 2, LOG_ERROR = 3 } log_level;
@@ -33,6 +34,11 @@ void log_msg(const plog *l, log_level lv, const char *req, const char *fmt, ...)
 
 /* Same with a ready message (the access log builds its own, printf-free). */
 void log_text(const plog *l, log_level lv, const char *req, const char *msg);
+
+/* The access line of one request (info level): id, method, path, route,
+ * status and microseconds, formatted without printf. */
+void log_access(const plog *l, uint64_t id, const char *method, const char *path, const char *route,
+                int status, long long us);
 
 #define log_debug(l, ...) log_msg((l), LOG_DEBUG, NULL, __VA_ARGS__)
 #define log_info(l, ...)  log_msg((l), LOG_INFO, NULL, __VA_ARGS__)

@@ -41,6 +41,7 @@ typedef struct app {
     const char *notify_socket;
     struct event *ev_term, *ev_int, *ev_hup, *ev_grace;
     bool draining;
+    int draining_parts; /* HTTP requests, SSE streams: each says when it is done */
 } app;
 
 static void goodbyes_said(void *arg)
@@ -49,11 +50,14 @@ static void goodbyes_said(void *arg)
     event_base_loopexit(a->base, NULL);
 }
 
-/* Drained: say BYE upstream (still within the grace timer), then stop. */
-static void stop_loop(void *arg)
+/* Drained (no request in flight, every stream closed): say BYE upstream
+ * (still within the grace timer), then stop. */
+static void one_drained(void *arg)
 {
     app *a = arg;
-    log_info(&a->log, "drained: no request in flight");
+    if (--a->draining_parts > 0)
+        return;
+    log_info(&a->log, "drained: no request in flight, no stream open");
     pool_shutdown(a->upstream, goodbyes_said, a);
 }
 
@@ -62,8 +66,8 @@ static void on_grace(evutil_socket_t fd, short what, void *arg)
     (void)fd;
     (void)what;
     app *a = arg;
-    log_warn(&a->log, "shutdown grace expired with %zu request(s) in flight",
-             http_inflight(a->http));
+    log_warn(&a->log, "shutdown grace expired with %zu request(s) in flight, %zu stream(s) open",
+             http_inflight(a->http), sse_count(a->sse));
     event_base_loopexit(a->base, NULL);
 }
 
@@ -85,7 +89,9 @@ static void on_term(evutil_socket_t sig, short what, void *arg)
     a->ev_grace = evtimer_new(a->base, on_grace, a);
     if (a->ev_grace)
         evtimer_add(a->ev_grace, &tv);
-    http_drain(a->http, stop_loop, a);
+    a->draining_parts = 2;
+    sse_drain(a->sse, one_drained, a);
+    http_drain(a->http, one_drained, a);
 }
 
 static int make_auth_cors(const proxy_config *c, auth **au, cors **co)
@@ -326,15 +332,12 @@ int main(int argc, char **argv)
     rc = 0;
     log_info(&a.log, "stopped");
 out:
-    /* Order: streams still open (grace expired, second signal) get their
-     * final `event: error` SHUTDOWN first, while http_free can still flush
-     * it; hub_free would otherwise end them with a bare on_error. Every
-     * module above holds the pool, so it goes last. */
-    if (a.sse != NULL)
-        sse_close_all(a.sse, "SHUTDOWN", "the proxy is shutting down; reconnect elsewhere");
+    /* Order: streams still open (grace expired, second signal) are closed
+     * with the SSE context, before the hub they subscribe to; every module
+     * above holds the pool, so it goes last. */
     http_free(a.http);
-    hub_free(a.hub);
     sse_ctx_free(a.sse);
+    hub_free(a.hub);
     pool_free(a.upstream);
     rstmdb_tls_free(a.tls);
     if (a.cfg.listen_unix && *a.cfg.listen_unix && a.http != NULL)

@@ -1,23 +1,51 @@
-/* sse.c: SSE streams between the hub and MHD: formatting, the bounded
- * per-stream buffer, heartbeats, slow-reader cut-off and teardown. It must
- * not talk to the upstream (hub.c does) nor queue HTTP responses (http.c). */
+/* sse.c: SSE streams on their own sockets (see sse.h): the shared event
+ * chunks, each stream's bounded queue, its answer (200 head or problem),
+ * heartbeats on the timer wheel, the slow-reader cut-off, drain and close.
+ * It must not talk to the upstream (hub.c does) nor know libmicrohttpd
+ * (http.c hands over the socket). */
 #include "sse.h"
 
 #include <cjson/cJSON.h>
+#include <errno.h>
 #include <event2/event.h>
 #include <event2/event_struct.h>
-#include <microhttpd.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
-#include "http.h"
 #include "json.h"
+#include "wheel.h"
 
-/* Room always kept free for the final `event: error`, so a full buffer can
+/* Room always kept free for the final `event: error`, so a full queue can
  * still tell its reader why it is being closed. */
 #define SSE_RESERVE    320
 #define SSE_FILTER_MAX 256
+#define SSE_MAX_INPUT  65536 /* bytes a client may send after its request */
+#define CHUNK_ROOM     18    /* room before an event for its chunk-size line */
+
+/* Bytes shared by every stream that sends them. `framed`: the bytes carry
+ * HTTP/1.1 chunk framing [start, end) around the raw text [body, body+len);
+ * an HTTP/1.0 stream sends only the raw text. */
+typedef struct chunk {
+    unsigned refs;
+    bool framed;
+    uint32_t start, end, body, body_len;
+    char b[];
+} chunk;
+
+typedef struct qnode {
+    chunk *c;
+    struct qnode *next;
+} qnode;
+
+typedef enum stream_state {
+    ST_NEW,     /* validated and subscribed; no socket yet */
+    ST_PENDING, /* socket attached; waiting for the hub before answering */
+    ST_LIVE,    /* answered 200: events, heartbeats */
+    ST_CLOSING  /* final bytes queued: closed once they are written */
+} stream_state;
 
 struct sse_ctx {
     struct event_base *base;
@@ -26,130 +54,274 @@ struct sse_ctx {
     metrics *m;
     const plog *log;
     sse_config cfg;
-    const struct timeval *hb_tv; /* libevent common timeout: O(1) for 10,000 equal timers */
+    wheel *wheel;
+    unsigned slack_ms; /* a heartbeat is sent this much before its deadline */
+    uint64_t rng;
+    chunk *open, *keepalive, *eos; /* constant chunks, one ref held here */
+    uint64_t memo_seq;             /* hub_event.seq of memo */
+    chunk *memo;                   /* the last event, formatted once for all */
+    uint64_t memo_now;             /* wheel_now_ms() when memo was made */
     sse_stream *head;
     size_t count;
+    bool draining;
+    void (*drained)(void *);
+    void *drained_arg;
+    struct event *drained_ev;
 };
 
 struct sse_stream {
-    sse_stream *prev, *next;
-    sse_ctx *ctx;
-    http_req *req;   /* NULL once detached */
-    hub_sub *sub;    /* NULL once released */
-    problem *failed; /* SSE_FAILED */
-    char *buf;       /* pending bytes: buf[start .. start+len) */
-    size_t start, len, cap;
+    sse_stream *prev, *next; /* every stream of the ctx */
+    sse_ctx *c;
+    stream_state st;
+    int fd;
+    bool chunked;
+    bool writing; /* EV_WRITE is part of the event */
+    bool answered;
+    hub_sub *sub; /* NULL once released */
+    qnode *qhead, *qtail;
+    uint32_t qoff; /* bytes of qhead already written */
+    size_t queued; /* bytes not written yet */
+    size_t input;  /* bytes received after the request */
     uint64_t last_id;
-    struct event hb; /* heartbeat, and deferred work (cut-off) */
-    sse_state state;
-    bool req_ref;     /* the request still refers to the stream */
-    bool resp_ref;    /* an MHD response refers to the stream */
-    bool wrote;       /* bytes queued since the last heartbeat tick */
-    bool cut_pending; /* buffer overflowed inside a hub callback: cut at next tick */
-    bool linked;
+    uint64_t last_write_ms;
+    wheel_node wn; /* heartbeat, or the CLOSING deadline */
+    struct event ev;
+    const route *r;
+    uint64_t request_id;
+    char *headers; /* until answered */
+    struct timespec t0;
+    char method[8];
+    char path[120];
 };
 
-/* ---- formatting ------------------------------------------------------- */
+/* ---- chunks -------------------------------------------------------------- */
 
-size_t sse_format_open(char *out, size_t cap, unsigned retry_ms)
+static chunk *chunk_alloc(size_t room)
 {
-    int n = snprintf(out, cap, "retry: %u\n: rstmdb-proxy stream open\n\n", retry_ms);
-    return (n < 0 || (size_t)n >= cap) ? 0 : (size_t)n;
+    chunk *c = malloc(sizeof *c + room);
+    if (c != NULL) {
+        c->refs = 1;
+        c->framed = false;
+    }
+    return c;
 }
 
-size_t sse_format_event(char *out, size_t cap, uint64_t id, const char *data, size_t len)
+static void chunk_unref(chunk *c)
 {
-    int n = snprintf(out, cap, "id: %llu\n", (unsigned long long)id);
-    if (n < 0 || (size_t)n >= cap)
-        return 0;
-    size_t o = (size_t)n;
-    /* One data: line per line of the payload (compact JSON has none, but a
-     * stray newline must never end the event early). CR, LF and CRLF all end
-     * a line for an SSE reader: a lone CR passed through would let data such
-     * as "a\r\rid: 9" dispatch early and forge an id (fuzz_sse_format). */
-    size_t i = 0;
-    do {
-        size_t l = 0;
-        while (i + l < len && data[i + l] != '\n' && data[i + l] != '\r')
-            l++;
-        if (o + 6 + l + 1 >= cap)
-            return 0;
-        memcpy(out + o, "data: ", 6);
-        o += 6;
-        memcpy(out + o, data + i, l);
-        o += l;
-        out[o++] = '\n';
-        i += l;
-        if (i < len && data[i] == '\r' && i + 1 < len && data[i + 1] == '\n')
-            i += 2;
-        else if (i < len)
-            i++;
-    } while (i < len);
-    if (o + 2 > cap)
-        return 0;
-    out[o++] = '\n';
-    if (o < cap)
-        out[o] = '\0';
-    return o;
+    if (c != NULL && --c->refs == 0)
+        free(c);
 }
 
-size_t sse_format_error(char *out, size_t cap, const char *code, const char *message)
+/* Frame the text at c->b[CHUNK_ROOM .. + n) as one HTTP/1.1 chunk. */
+static void chunk_frame(chunk *c, size_t n)
 {
-    cJSON *o = cJSON_CreateObject();
-    if (o == NULL)
-        return 0;
-    char msg[200];
-    snprintf(msg, sizeof msg, "%s", message ? message : "");
-    if (!json_utf8_valid(msg, strlen(msg)))
-        snprintf(msg, sizeof msg, "(message not valid UTF-8)");
-    cJSON_AddStringToObject(o, "code", code);
-    cJSON_AddStringToObject(o, "message", msg);
-    char *j = cJSON_PrintUnformatted(o);
-    cJSON_Delete(o);
-    if (j == NULL)
-        return 0;
-    int n = snprintf(out, cap, "event: error\ndata: %s\n\n", j);
-    free(j);
-    return (n < 0 || (size_t)n >= cap) ? 0 : (size_t)n;
+    char hdr[CHUNK_ROOM + 1];
+    int hl = snprintf(hdr, sizeof hdr, "%zx\r\n", n);
+    c->start = (uint32_t)(CHUNK_ROOM - (size_t)hl);
+    memcpy(c->b + c->start, hdr, (size_t)hl);
+    c->body = CHUNK_ROOM;
+    c->body_len = (uint32_t)n;
+    memcpy(c->b + CHUNK_ROOM + n, "\r\n", 2);
+    c->end = (uint32_t)(CHUNK_ROOM + n + 2);
+    c->framed = true;
 }
 
-/* ---- buffer ------------------------------------------------------------- */
-
-/* Append; `force` may use the reserve (final events only). -1 = over the cap. */
-static int buf_append(sse_stream *s, const char *data, size_t n, bool force)
+static chunk *chunk_text(const char *s, size_t n, bool framed)
 {
-    size_t limit = s->ctx->cfg.buffer_bytes;
-    size_t soft = limit > SSE_RESERVE ? limit - SSE_RESERVE : 0;
-    if (s->len + n > (force ? limit : soft))
+    chunk *c = chunk_alloc(CHUNK_ROOM + n + 2);
+    if (c == NULL)
+        return NULL;
+    memcpy(c->b + CHUNK_ROOM, s, n);
+    if (framed) {
+        chunk_frame(c, n);
+    } else {
+        c->start = c->body = CHUNK_ROOM;
+        c->end = c->body_len = (uint32_t)n;
+        c->end += CHUNK_ROOM;
+    }
+    return c;
+}
+
+static chunk *chunk_event(uint64_t id, const char *data, size_t len)
+{
+    size_t need = 32 + len + 8 * (memchr(data, '\n', len) || memchr(data, '\r', len) ? len : 1);
+    chunk *c = chunk_alloc(CHUNK_ROOM + need + 2);
+    if (c == NULL)
+        return NULL;
+    size_t n = sse_format_event(c->b + CHUNK_ROOM, need, id, data, len);
+    if (n == 0) {
+        free(c);
+        return NULL;
+    }
+    chunk_frame(c, n);
+    return c;
+}
+
+static void chunk_view(const chunk *c, bool chunked, const char **p, size_t *n)
+{
+    if (chunked && c->framed) {
+        *p = c->b + c->start;
+        *n = c->end - c->start;
+    } else {
+        *p = c->b + c->body;
+        *n = c->body_len;
+    }
+}
+
+/* ---- the socket ---------------------------------------------------------------- */
+
+static void on_io(evutil_socket_t fd, short what, void *arg);
+static void stream_close(sse_stream *s, const char *why);
+
+static uint64_t jitter(sse_ctx *c, uint64_t range)
+{
+    /* xorshift64: spreading heartbeats needs no more than this */
+    c->rng ^= c->rng << 13;
+    c->rng ^= c->rng >> 7;
+    c->rng ^= c->rng << 17;
+    return range ? c->rng % range : 0;
+}
+
+/* When the next heartbeat is due: at most heartbeat_ms after the last
+ * bytes (less the wheel's slack), anywhere in the last quarter of that
+ * interval so that streams written together do not all beat in the same
+ * tick. */
+static uint64_t heartbeat_due(sse_stream *s)
+{
+    sse_ctx *c = s->c;
+    uint64_t hb = c->cfg.heartbeat_ms, late = hb - c->slack_ms;
+    return s->last_write_ms + late - jitter(c, hb / 4 < late ? hb / 4 : 0);
+}
+
+static void schedule_heartbeat(sse_stream *s)
+{
+    wheel_add(s->c->wheel, &s->wn, heartbeat_due(s));
+}
+
+static void set_writing(sse_stream *s, bool on)
+{
+    if (s->writing == on)
+        return;
+    event_del(&s->ev);
+    event_assign(&s->ev, s->c->base, s->fd, EV_READ | EV_PERSIST | (on ? EV_WRITE : 0), on_io, s);
+    event_add(&s->ev, NULL);
+    s->writing = on;
+}
+
+static void queue_drop(sse_stream *s)
+{
+    while (s->qhead) {
+        qnode *q = s->qhead;
+        s->qhead = q->next;
+        chunk_unref(q->c);
+        free(q);
+    }
+    s->qtail = NULL;
+    s->qoff = 0;
+    s->queued = 0;
+}
+
+/* Queue c (a reference) after what is there, or before it (`first`). */
+static int queue_put(sse_stream *s, chunk *c, bool first)
+{
+    qnode *q = malloc(sizeof *q);
+    if (q == NULL)
         return -1;
-    if (s->start + s->len + n > s->cap && s->start > 0) {
-        memmove(s->buf, s->buf + s->start, s->len);
-        s->start = 0;
+    const char *p;
+    size_t n;
+    chunk_view(c, s->chunked, &p, &n);
+    c->refs++;
+    q->c = c;
+    if (first) {
+        q->next = s->qhead;
+        s->qhead = q;
+        if (s->qtail == NULL)
+            s->qtail = q;
+    } else {
+        q->next = NULL;
+        if (s->qtail)
+            s->qtail->next = q;
+        else
+            s->qhead = q;
+        s->qtail = q;
     }
-    if (s->len + n > s->cap) {
-        size_t ncap = s->cap ? s->cap : 256;
-        while (ncap < s->len + n)
-            ncap *= 2;
-        if (ncap > limit)
-            ncap = limit;
-        char *nb = realloc(s->buf, ncap);
-        if (nb == NULL)
-            return -1;
-        s->buf = nb;
-        s->cap = ncap;
-    }
-    memcpy(s->buf + s->start + s->len, data, n);
-    s->len += n;
-    s->wrote = true;
+    s->queued += n;
     return 0;
 }
 
-/* Wake the connection so MHD pulls the new bytes: only once the streaming
- * response exists (before that, the request waits for on_ready). */
-static void wake(sse_stream *s)
+/* Write what the socket takes. Returns -1 when the stream was closed. */
+static int flush(sse_stream *s)
 {
-    if (s->req != NULL && s->resp_ref)
-        http_req_resume(s->req);
+    if (!s->answered || s->fd < 0)
+        return 0;
+    while (s->qhead) {
+        const char *p;
+        size_t n;
+        chunk_view(s->qhead->c, s->chunked, &p, &n);
+        ssize_t k = send(s->fd, p + s->qoff, n - s->qoff, MSG_NOSIGNAL | MSG_DONTWAIT);
+        if (k < 0) {
+            if (errno == EAGAIN) {
+                set_writing(s, true);
+                return 0;
+            }
+            if (errno == EINTR)
+                continue;
+            stream_close(s, "write failed");
+            return -1;
+        }
+        s->queued -= (size_t)k;
+        s->qoff += (uint32_t)k;
+        if (s->qoff < n) {
+            set_writing(s, true);
+            return 0;
+        }
+        qnode *q = s->qhead;
+        s->qhead = q->next;
+        if (s->qhead == NULL)
+            s->qtail = NULL;
+        s->qoff = 0;
+        chunk_unref(q->c);
+        free(q);
+    }
+    set_writing(s, false);
+    if (s->st == ST_CLOSING) {
+        stream_close(s, NULL);
+        return -1;
+    }
+    return 0;
+}
+
+/* Send c: straight to the socket when nothing waits before it (an idle
+ * stream queues nothing), the rest queued. `force`: may use the reserve.
+ * -1: over the limit (nothing sent), or OOM. */
+static int stream_send(sse_stream *s, chunk *c, bool force, uint64_t now)
+{
+    const char *p;
+    size_t n;
+    chunk_view(c, s->chunked, &p, &n);
+    size_t limit = s->c->cfg.buffer_bytes;
+    size_t soft = limit > SSE_RESERVE ? limit - SSE_RESERVE : 0;
+    if (s->queued + n > (force ? limit : soft))
+        return -1;
+    size_t done = 0;
+    if (s->answered && s->qhead == NULL && s->fd >= 0) {
+        ssize_t k = send(s->fd, p, n, MSG_NOSIGNAL | MSG_DONTWAIT);
+        if (k > 0)
+            done = (size_t)k;
+        else if (k < 0 && errno != EAGAIN && errno != EINTR)
+            return 0; /* the peer is gone: on_io sees it and closes */
+    }
+    s->last_write_ms = now;
+    if (done == n)
+        return 0;
+    if (queue_put(s, c, false) != 0)
+        return -1;
+    if (s->qhead == s->qtail)
+        s->qoff = (uint32_t)done;
+    s->queued -= done;
+    if (s->answered) /* before the answer nothing may be written */
+        set_writing(s, true);
+    return 0;
 }
 
 static void release_sub(sse_stream *s)
@@ -161,197 +333,328 @@ static void release_sub(sse_stream *s)
     }
 }
 
-static void finish(sse_stream *s, const char *code, const char *message)
+static void on_drained(evutil_socket_t fd, short what, void *arg)
 {
-    char ev[SSE_RESERVE];
-    size_t n = sse_format_error(ev, sizeof ev, code, message);
-    if (n > 0)
-        (void)buf_append(s, ev, n, true);
-    s->state = SSE_CLOSING;
-    wake(s);
-}
-
-static void stream_free(sse_stream *s)
-{
-    if (s->failed) {
-        problem_deinit(s->failed);
-        free(s->failed);
+    (void)fd;
+    (void)what;
+    sse_ctx *c = arg;
+    if (c->drained != NULL && c->count == 0) {
+        void (*cb)(void *) = c->drained;
+        c->drained = NULL;
+        cb(c->drained_arg);
     }
-    free(s->buf);
-    free(s);
 }
 
 static void unlink_stream(sse_stream *s)
 {
-    if (!s->linked)
-        return;
+    sse_ctx *c = s->c;
     if (s->prev)
         s->prev->next = s->next;
     else
-        s->ctx->head = s->next;
+        c->head = s->next;
     if (s->next)
         s->next->prev = s->prev;
-    s->linked = false;
-    s->ctx->count--;
-    if (s->ctx->m->sse_streams)
-        s->ctx->m->sse_streams--;
+    c->count--;
+    if (c->m->sse_streams)
+        c->m->sse_streams--;
+    if (c->draining && c->count == 0 && c->drained_ev != NULL)
+        event_active(c->drained_ev, EV_TIMEOUT, 1);
 }
 
-/* ---- hub callbacks ---------------------------------------------------------- */
+static void stream_free(sse_stream *s)
+{
+    release_sub(s);
+    queue_drop(s);
+    wheel_del(s->c->wheel, &s->wn);
+    if (s->fd >= 0) {
+        event_del(&s->ev);
+        close(s->fd);
+    }
+    unlink_stream(s);
+    free(s->headers);
+    free(s);
+}
+
+static void stream_close(sse_stream *s, const char *why)
+{
+    if (why != NULL)
+        log_msg(s->c->log, LOG_DEBUG, NULL, "sse stream id=%llu closed: %s",
+                (unsigned long long)s->request_id, why);
+    if (s->fd >= 0)
+        shutdown(s->fd, SHUT_WR);
+    stream_free(s);
+}
+
+/* ---- answers ---------------------------------------------------------------------- */
+
+static void log_answer(sse_stream *s, int status)
+{
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    double secs = (double)(t.tv_sec - s->t0.tv_sec) + (double)(t.tv_nsec - s->t0.tv_nsec) / 1e9;
+    metrics_observe(s->c->m, s->r, status, secs);
+    log_access(s->c->log, s->request_id, s->method, s->path, s->r ? s->r->metric_name : "-", status,
+               (long long)(secs * 1e6));
+}
+
+static size_t head_common(sse_stream *s, char *b, size_t cap, int status, const char *ctype)
+{
+    char date[64];
+    time_t now = time(NULL);
+    struct tm tm;
+    gmtime_r(&now, &tm);
+    strftime(date, sizeof date, "%a, %d %b %Y %H:%M:%S GMT", &tm);
+    int n = snprintf(b, cap,
+                     "HTTP/1.1 %d %s\r\nDate: %s\r\nContent-Type: %s\r\n"
+                     "X-Request-Id: %llu\r\nConnection: close\r\n%s",
+                     status, problem_title(status), date, ctype, (unsigned long long)s->request_id,
+                     s->headers ? s->headers : "");
+    return n < 0 ? 0 : (size_t)n >= cap ? cap - 1 : (size_t)n;
+}
+
+/* 200: the head, then the opening lines, before whatever events came. */
+static void answer_ok(sse_stream *s)
+{
+    char b[2048];
+    size_t n = head_common(s, b, sizeof b, 200, "text/event-stream");
+    n += (size_t)snprintf(b + n, sizeof b - n,
+                          "Cache-Control: no-cache\r\nX-Accel-Buffering: no\r\n%s\r\n",
+                          s->chunked ? "Transfer-Encoding: chunked\r\n" : "");
+    chunk *head = n < sizeof b ? chunk_text(b, n, false) : NULL;
+    free(s->headers);
+    s->headers = NULL;
+    if (head == NULL || queue_put(s, s->c->open, true) != 0 || queue_put(s, head, true) != 0) {
+        chunk_unref(head);
+        stream_close(s, "out of memory");
+        return;
+    }
+    chunk_unref(head);
+    s->st = ST_LIVE;
+    s->answered = true;
+    s->last_write_ms = wheel_now_ms();
+    log_answer(s, 200);
+    if (flush(s) == 0)
+        schedule_heartbeat(s);
+}
+
+static void close_later(sse_stream *s)
+{
+    s->st = ST_CLOSING;
+    wheel_add(s->c->wheel, &s->wn, wheel_now_ms() + s->c->cfg.heartbeat_ms);
+    flush(s);
+}
+
+/* Not answered yet: a problem+json, then the end. */
+static void answer_problem(sse_stream *s, problem *p)
+{
+    release_sub(s);
+    queue_drop(s);
+    char *body = problem_render(p);
+    char b[2560];
+    size_t blen = body ? strlen(body) : 0;
+    size_t n = head_common(s, b, sizeof b, p->status, "application/problem+json");
+    if (p->retry_after_s > 0)
+        n += (size_t)snprintf(b + n, sizeof b - n, "Retry-After: %u\r\n", p->retry_after_s);
+    n += (size_t)snprintf(b + n, sizeof b - n, "Content-Length: %zu\r\n\r\n", blen);
+    chunk *c = n < sizeof b ? chunk_alloc(CHUNK_ROOM + n + blen) : NULL;
+    int status = p->status;
+    problem_deinit(p);
+    free(s->headers);
+    s->headers = NULL;
+    if (c == NULL) {
+        free(body);
+        stream_close(s, "out of memory");
+        return;
+    }
+    memcpy(c->b + CHUNK_ROOM, b, n);
+    if (blen)
+        memcpy(c->b + CHUNK_ROOM + n, body, blen);
+    free(body);
+    c->start = c->body = CHUNK_ROOM;
+    c->body_len = (uint32_t)(n + blen);
+    c->end = c->body + c->body_len;
+    int rc = queue_put(s, c, false);
+    chunk_unref(c);
+    s->answered = true;
+    log_answer(s, status);
+    if (rc != 0) {
+        stream_close(s, "out of memory");
+        return;
+    }
+    close_later(s);
+}
+
+/* Answered: the final `event: error`, then the end of the stream. */
+static void finish(sse_stream *s, const char *code, const char *message)
+{
+    release_sub(s);
+    char ev[SSE_RESERVE];
+    size_t n = sse_format_error(ev, sizeof ev, code, message);
+    chunk *c = n > 0 ? chunk_text(ev, n, true) : NULL;
+    uint64_t now = wheel_now_ms();
+    if (c != NULL)
+        (void)stream_send(s, c, true, now);
+    chunk_unref(c);
+    if (s->chunked && stream_send(s, s->c->eos, true, now) != 0) {
+        stream_close(s, "no room for the end of the stream");
+        return;
+    }
+    close_later(s);
+}
+
+/* A terminal condition, whatever the stream's stage. */
+static void end_stream(sse_stream *s, int status, const char *code, const char *message)
+{
+    if (s->st == ST_CLOSING)
+        return;
+    if (s->answered) {
+        finish(s, code, message);
+    } else {
+        problem p;
+        problem_local(&p, status, code, message);
+        answer_problem(s, &p);
+    }
+}
+
+/* ---- hub callbacks -------------------------------------------------------------------- */
 
 static void on_ready(void *arg, const rstmdb_error *err)
 {
     sse_stream *s = arg;
-    if (err != NULL) {
-        s->sub = NULL; /* released by the hub */
-        s->failed = calloc(1, sizeof *s->failed);
-        pool *up = s->ctx->upstream;
-        if (s->failed == NULL)
-            ;
-        else if (rstmdb_error_status(err) == RSTMDB_ERR_CLOSED && !pool_ready(up))
-            problem_upstream_down(s->failed, pool_last_failure(up), pool_retry_after_s(up));
-        else
-            problem_from_error(s->failed, err, false, pool_retry_after_s(up));
-        s->state = SSE_FAILED;
-    } else if (s->state == SSE_SUBSCRIBING) {
-        s->state = SSE_LIVE;
+    if (err == NULL) {
+        if (!s->answered && s->st == ST_PENDING)
+            answer_ok(s);
+        return;
     }
-    if (s->req)
-        http_req_resume(s->req);
+    s->sub = NULL; /* released by the hub */
+    if (s->answered) {
+        finish(s, rstmdb_error_code_str(err), rstmdb_error_message(err));
+        return;
+    }
+    problem p;
+    problem_from_error(&p, err, false, pool_retry_after_s(s->c->upstream));
+    answer_problem(s, &p);
 }
 
-static void on_event(void *arg, uint64_t wal_offset, const char *data, size_t len)
+static void on_waiting(void *arg)
 {
     sse_stream *s = arg;
-    if (s->cut_pending || (s->state != SSE_LIVE && s->state != SSE_SUBSCRIBING))
+    if (!s->answered && s->st == ST_PENDING) {
+        log_msg(s->c->log, LOG_INFO, NULL,
+                "sse stream id=%llu: no upstream connection yet; answered, subscribes when one "
+                "is ready",
+                (unsigned long long)s->request_id);
+        answer_ok(s);
+    }
+}
+
+static void cut_off(sse_stream *s)
+{
+    s->c->m->sse_dropped++;
+    log_msg(s->c->log, LOG_WARN, NULL,
+            "sse stream id=%llu cut off: reader fell more than %zu bytes behind",
+            (unsigned long long)s->request_id, s->c->cfg.buffer_bytes);
+    end_stream(s, 503, "SLOW_READER",
+               "the client read slower than events arrived; the per-stream buffer "
+               "(sse_buffer_bytes) overflowed. Reconnect with Last-Event-ID to resume.");
+}
+
+static void on_event(void *arg, const hub_event *ev)
+{
+    sse_stream *s = arg;
+    sse_ctx *c = s->c;
+    if (s->st == ST_CLOSING)
         return;
-    if (s->last_id != 0 && wal_offset <= s->last_id)
+    if (s->last_id != 0 && ev->wal_offset <= s->last_id)
         return; /* the hub promises increasing ids; never forward one twice anyway */
-    size_t need = 32 + len + 8 * (memchr(data, '\n', len) ? len : 1);
-    char small[2048];
-    char *tmp = need <= sizeof small ? small : malloc(need);
-    if (tmp == NULL) {
-        s->cut_pending = true;
-        event_active(&s->hb, EV_TIMEOUT, 1);
+    if (c->memo == NULL || c->memo_seq != ev->seq) {
+        chunk_unref(c->memo);
+        c->memo = chunk_event(ev->wal_offset, ev->data, ev->len);
+        c->memo_seq = ev->seq;
+        c->memo_now = wheel_now_ms();
+        if (c->memo == NULL) {
+            end_stream(s, 503, "INTERNAL_ERROR", "out of memory formatting an event");
+            return;
+        }
+    }
+    if (stream_send(s, c->memo, false, c->memo_now) != 0) {
+        cut_off(s);
         return;
     }
-    size_t n = sse_format_event(tmp, need, wal_offset, data, len);
-    int rc = n ? buf_append(s, tmp, n, false) : -1;
-    if (tmp != small)
-        free(tmp);
-    if (rc != 0) {
-        /* Unsubscribing from inside the hub's own callback is not allowed:
-         * cut the stream at the next loop turn. */
-        s->cut_pending = true;
-        event_active(&s->hb, EV_TIMEOUT, 1);
-        return;
-    }
-    s->last_id = wal_offset;
-    s->ctx->m->sse_events++;
-    wake(s);
+    s->last_id = ev->wal_offset;
+    c->m->sse_events++;
 }
 
 static void on_error(void *arg, const char *code, const char *message)
 {
     sse_stream *s = arg;
     s->sub = NULL; /* released by the hub when this returns */
-    if (s->state == SSE_SUBSCRIBING) {
-        s->failed = calloc(1, sizeof *s->failed);
-        if (s->failed)
-            problem_local(s->failed, 503, code, message);
-        s->state = SSE_FAILED;
-        if (s->req)
-            http_req_resume(s->req);
-        return;
-    }
-    if (s->state == SSE_LIVE)
-        finish(s, code, message);
+    end_stream(s, 503, code, message);
 }
 
-static const hub_sub_ops sse_ops = {on_ready, on_event, on_error};
+static const hub_sub_ops sse_ops = {on_ready, on_event, on_error, on_waiting};
 
-static void on_tick(evutil_socket_t fd, short what, void *arg)
+/* ---- socket and timer events ------------------------------------------------------------ */
+
+static void on_io(evutil_socket_t fd, short what, void *arg)
 {
-    (void)fd;
-    (void)what;
     sse_stream *s = arg;
-    if (s->cut_pending) {
-        s->cut_pending = false;
-        if (s->state == SSE_LIVE || s->state == SSE_SUBSCRIBING) {
-            release_sub(s);
-            s->ctx->m->sse_dropped++;
-            log_msg(s->ctx->log, LOG_WARN, NULL,
-                    "sse stream cut off: reader fell more than %zu bytes behind",
-                    s->ctx->cfg.buffer_bytes);
-            if (s->state == SSE_SUBSCRIBING) {
-                s->failed = calloc(1, sizeof *s->failed);
-                if (s->failed)
-                    problem_local(s->failed, 503, "SLOW_READER", "stream buffer overflow");
-                s->state = SSE_FAILED;
-                if (s->req)
-                    http_req_resume(s->req);
-            } else {
-                finish(s, "SLOW_READER",
-                       "the client read slower than events arrived; the per-stream buffer "
-                       "(sse_buffer_bytes) overflowed. Reconnect with Last-Event-ID to resume.");
+    if (what & EV_READ) {
+        /* A client has nothing to say after its request: what it sends is
+         * read and dropped (bounded); end of file means it went away. */
+        char scratch[4096];
+        for (;;) {
+            ssize_t k = recv(fd, scratch, sizeof scratch, MSG_DONTWAIT);
+            if (k > 0) {
+                s->input += (size_t)k;
+                if (s->input > SSE_MAX_INPUT) {
+                    stream_close(s, "the client sent too much after its request");
+                    return;
+                }
+                continue;
             }
-        }
-        return;
-    }
-    if (s->state != SSE_LIVE)
-        return;
-    if (!s->wrote) {
-        if (buf_append(s, SSE_KEEPALIVE, sizeof SSE_KEEPALIVE - 1, false) != 0) {
-            s->cut_pending = true;
-            event_active(&s->hb, EV_TIMEOUT, 1);
+            if (k < 0 && errno == EINTR)
+                continue;
+            if (k < 0 && (errno == EAGAIN))
+                break;
+            stream_close(s, k == 0 ? "the client closed the connection" : "read failed");
             return;
         }
-        wake(s);
     }
-    s->wrote = false;
+    if (what & EV_WRITE)
+        flush(s);
 }
 
-/* ---- MHD content reader ------------------------------------------------------- */
-
-static ssize_t reader(void *cls, uint64_t pos, char *out, size_t max)
+static void on_timer(wheel_node *n, void *arg)
 {
-    (void)pos;
-    sse_stream *s = cls;
-    if (s->len > 0) {
-        size_t n = s->len < max ? s->len : max;
-        memcpy(out, s->buf + s->start, n);
-        s->start += n;
-        s->len -= n;
-        if (s->len == 0) {
-            s->start = 0;
-            /* An idle stream keeps no buffer at all: 10,000 idle streams
-             * must stay small, and the next event allocates again. */
-            free(s->buf);
-            s->buf = NULL;
-            s->cap = 0;
+    sse_ctx *c = arg;
+    sse_stream *s = (sse_stream *)((char *)n - offsetof(sse_stream, wn));
+    uint64_t now = wheel_now_ms();
+    switch (s->st) {
+    case ST_CLOSING:
+        stream_close(s, "the final bytes were not read in time");
+        return;
+    case ST_LIVE: {
+        /* Written since this timer was set: the deadline moved with it. */
+        uint64_t due = heartbeat_due(s);
+        if (due > now) {
+            wheel_add(c->wheel, &s->wn, due);
+            return;
         }
-        return (ssize_t)n;
+        if (stream_send(s, c->keepalive, false, now) != 0) {
+            cut_off(s);
+            return;
+        }
+        schedule_heartbeat(s);
+        return;
     }
-    if (s->state == SSE_CLOSING)
-        return MHD_CONTENT_READER_END_OF_STREAM;
-    if (s->req == NULL)
-        return MHD_CONTENT_READER_END_WITH_ERROR;
-    /* Nothing to send: returning 0 alone would make MHD call us again on
-     * every MHD_run (a busy loop in external-poll mode). Suspend instead;
-     * new data or the heartbeat resumes the connection. */
-    http_req_suspend(s->req);
-    return 0;
+    case ST_NEW:
+    case ST_PENDING:
+        return;
+    }
 }
 
-static void reader_free(void *cls)
-{
-    sse_stream *s = cls;
-    s->resp_ref = false;
-    if (!s->req_ref)
-        stream_free(s);
-}
-
-/* ---- public ------------------------------------------------------------------- */
+/* ---- public ----------------------------------------------------------------------------- */
 
 int sse_ctx_new(sse_ctx **out, struct event_base *base, hub *h, pool *p, metrics *m,
                 const plog *log, const sse_config *cfg)
@@ -365,11 +668,22 @@ int sse_ctx_new(sse_ctx **out, struct event_base *base, hub *h, pool *p, metrics
     c->m = m;
     c->log = log;
     c->cfg = *cfg;
-    struct timeval tv = {(time_t)(cfg->heartbeat_ms / 1000),
-                         (suseconds_t)((cfg->heartbeat_ms % 1000) * 1000)};
-    c->hb_tv = event_base_init_common_timeout(base, &tv);
-    if (c->hb_tv == NULL) {
-        free(c);
+    if (c->cfg.heartbeat_ms < 10)
+        c->cfg.heartbeat_ms = 10;
+    unsigned tick = c->cfg.heartbeat_ms / 50;
+    tick = tick < 1 ? 1 : tick > 500 ? 500 : tick;
+    c->slack_ms = 2 * tick;
+    c->rng = (uint64_t)(uintptr_t)c ^ 0x9e3779b97f4a7c15ULL;
+    c->wheel = wheel_new(base, tick, c->cfg.heartbeat_ms, on_timer, c);
+    char open[96];
+    size_t on = sse_format_open(open, sizeof open, c->cfg.retry_ms);
+    c->open = chunk_text(open, on, true);
+    c->keepalive = chunk_text(SSE_KEEPALIVE, sizeof SSE_KEEPALIVE - 1, true);
+    c->eos = chunk_text("0\r\n\r\n", 5, false);
+    c->drained_ev = event_new(base, -1, 0, on_drained, c);
+    if (c->wheel == NULL || c->open == NULL || c->keepalive == NULL || c->eos == NULL ||
+        c->drained_ev == NULL) {
+        sse_ctx_free(c);
         return -1;
     }
     *out = c;
@@ -378,6 +692,17 @@ int sse_ctx_new(sse_ctx **out, struct event_base *base, hub *h, pool *p, metrics
 
 void sse_ctx_free(sse_ctx *c)
 {
+    if (c == NULL)
+        return;
+    while (c->head)
+        stream_close(c->head, "the proxy stopped");
+    chunk_unref(c->open);
+    chunk_unref(c->keepalive);
+    chunk_unref(c->eos);
+    chunk_unref(c->memo);
+    if (c->drained_ev)
+        event_free(c->drained_ev);
+    wheel_free(c->wheel);
     free(c);
 }
 
@@ -386,21 +711,18 @@ size_t sse_count(const sse_ctx *c)
     return c->count;
 }
 
-void sse_close_all(sse_ctx *c, const char *code, const char *message)
+void sse_drain(sse_ctx *c, void (*done)(void *arg), void *arg)
 {
-    for (sse_stream *s = c->head; s != NULL; s = s->next) {
-        release_sub(s);
-        if (s->state == SSE_SUBSCRIBING) {
-            s->failed = calloc(1, sizeof *s->failed);
-            if (s->failed)
-                problem_local(s->failed, 503, code, message);
-            s->state = SSE_FAILED;
-            if (s->req)
-                http_req_resume(s->req);
-        } else if (s->state == SSE_LIVE) {
-            finish(s, code, message);
-        }
+    c->draining = true;
+    c->drained = done;
+    c->drained_arg = arg;
+    for (sse_stream *s = c->head, *nx; s != NULL; s = nx) {
+        nx = s->next;
+        if (s->st == ST_PENDING || s->st == ST_LIVE)
+            end_stream(s, 503, "SHUTDOWN", "the proxy is shutting down; reconnect elsewhere");
     }
+    if (c->count == 0)
+        event_active(c->drained_ev, EV_TIMEOUT, 1);
 }
 
 static int get_u64(const cJSON *q, const char *name, bool *has, uint64_t *v)
@@ -443,23 +765,17 @@ static int get_list(const cJSON *q, const char *name, const char ***out, size_t 
     return 0;
 }
 
-int sse_stream_open(sse_ctx *c, http_req *req, const route_match *m, const cJSON *query,
-                    const char *last_event_id, sse_stream **out, problem *p)
+/* The resume point: Last-Event-ID (header or parameter) wins over
+ * from_offset, since a browser's EventSource reconnects to the same URL
+ * (with its original from_offset) and adds the id of the last event it saw. */
+static int resume_point(const cJSON *query, const char *last_event_id, bool *has_from,
+                        uint64_t *from, problem *p)
 {
-    if (c->count >= c->cfg.max_streams) {
-        problem_local(p, 503, "TOO_MANY_STREAMS", "sse_max_streams reached");
-        return -1;
-    }
-    hub_filter f;
-    memset(&f, 0, sizeof f);
-    f.include_ctx = true;
-    const cJSON *ic = query ? cJSON_GetObjectItemCaseSensitive(query, "include_ctx") : NULL;
-    if (ic != NULL)
-        f.include_ctx = cJSON_IsTrue(ic);
-
-    bool has_from = false, has_q = false, has_h = false;
-    uint64_t from = 0, qid = 0, hid = 0;
-    if (query != NULL && (get_u64(query, "from_offset", &has_from, &from) != 0 ||
+    bool has_q = false, has_h = false;
+    uint64_t qid = 0, hid = 0;
+    *has_from = false;
+    *from = 0;
+    if (query != NULL && (get_u64(query, "from_offset", has_from, from) != 0 ||
                           get_u64(query, "last_event_id", &has_q, &qid) != 0)) {
         problem_local(p, 400, "BAD_REQUEST", "from_offset/last_event_id must be integers");
         return -1;
@@ -483,12 +799,40 @@ int sse_stream_open(sse_ctx *c, http_req *req, const route_match *m, const cJSON
             problem_local(p, 400, "BAD_REQUEST", "Last-Event-ID is out of range");
             return -1;
         }
-        /* Resuming wins over from_offset: a browser's EventSource reconnects
-         * to the same URL (with its original from_offset) and adds the id of
-         * the last event it saw. */
-        has_from = true;
-        from = id + 1;
+        *has_from = true;
+        *from = id + 1;
     }
+    return 0;
+}
+
+int sse_stream_open(sse_ctx *c, const route_match *m, const cJSON *query, const char *last_event_id,
+                    sse_stream **out, problem *p)
+{
+    if (c->draining) {
+        problem_local(p, 503, "SHUTTING_DOWN", "the proxy is shutting down");
+        return -1;
+    }
+    if (c->count >= c->cfg.max_streams) {
+        problem_local(p, 503, "TOO_MANY_STREAMS", "sse_max_streams reached");
+        return -1;
+    }
+    const rstmdb_error *last = pool_last_failure(c->upstream);
+    if (!pool_ready(c->upstream) && last != NULL && pool_failure_is_definitive(last)) {
+        /* The upstream refuses the proxy itself: only a configuration
+         * change helps, so say it now rather than hold the stream open. */
+        problem_upstream_down(p, last, 0);
+        return -1;
+    }
+    hub_filter f;
+    memset(&f, 0, sizeof f);
+    f.include_ctx = true;
+    const cJSON *ic = query ? cJSON_GetObjectItemCaseSensitive(query, "include_ctx") : NULL;
+    if (ic != NULL)
+        f.include_ctx = cJSON_IsTrue(ic);
+    bool has_from;
+    uint64_t from;
+    if (resume_point(query, last_event_id, &has_from, &from, p) != 0)
+        return -1;
 
     const char **lists[4] = {NULL, NULL, NULL, NULL};
     if (m->r->id == R_WATCH_INSTANCE) {
@@ -513,44 +857,31 @@ int sse_stream_open(sse_ctx *c, http_req *req, const route_match *m, const cJSON
         f.to_states = lists[3];
     }
 
-    sse_stream *s = calloc(1, sizeof *s);
     int rc = -1;
+    sse_stream *s = calloc(1, sizeof *s);
     if (s == NULL) {
         problem_local(p, 500, "INTERNAL_ERROR", "out of memory");
         goto out;
     }
-    s->ctx = c;
-    s->req = req;
-    s->req_ref = true;
-    s->state = SSE_SUBSCRIBING;
-    char open[96];
-    size_t on = sse_format_open(open, sizeof open, c->cfg.retry_ms);
-    if (buf_append(s, open, on, true) != 0) {
-        problem_local(p, 500, "INTERNAL_ERROR", "out of memory");
-        free(s->buf);
-        free(s);
-        goto out;
-    }
-    event_assign(&s->hb, c->base, -1, EV_PERSIST, on_tick, s);
+    s->c = c;
+    s->fd = -1;
+    s->r = m->r;
+    s->st = ST_NEW;
     int hrc = hub_subscribe(c->hub, &f, has_from, from, &sse_ops, s, &s->sub);
     if (hrc != RSTMDB_OK) {
-        if (hrc == RSTMDB_ERR_CLOSED)
-            problem_upstream_down(p, pool_last_failure(c->upstream),
-                                  pool_retry_after_s(c->upstream));
-        else if (hrc == RSTMDB_ERR_INVALID)
+        if (hrc == RSTMDB_ERR_INVALID)
             problem_local(p, 400, "BAD_REQUEST", "the subscription filter is not valid");
+        else if (hrc == RSTMDB_ERR_CLOSED)
+            problem_local(p, 503, "SHUTTING_DOWN", "the proxy is shutting down");
         else
             problem_local(p, 500, "INTERNAL_ERROR", rstmdb_strerror(hrc));
-        free(s->buf);
         free(s);
         goto out;
     }
-    event_add(&s->hb, c->hb_tv);
     s->next = c->head;
     if (c->head)
         c->head->prev = s;
     c->head = s;
-    s->linked = true;
     c->count++;
     c->m->sse_streams++;
     c->m->sse_total++;
@@ -562,43 +893,26 @@ out:
     return rc;
 }
 
-sse_state sse_stream_state(const sse_stream *s)
+void sse_stream_attach(sse_stream *s, const sse_conn *conn)
 {
-    return s->state;
-}
-
-void sse_stream_take_problem(sse_stream *s, problem *out)
-{
-    if (s->failed) {
-        *out = *s->failed;
-        free(s->failed);
-        s->failed = NULL;
-    } else {
-        problem_local(out, 503, "UPSTREAM_UNAVAILABLE", "subscription failed");
-    }
-}
-
-struct MHD_Response *sse_stream_response(sse_stream *s)
-{
-    /* MHD mallocs a block of this size per response: small, because 10,000
-     * idle streams each hold one (events larger than a block take several
-     * reader calls). */
-    struct MHD_Response *r =
-        MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, 512, reader, s, reader_free);
-    if (r != NULL)
-        s->resp_ref = true;
-    return r;
-}
-
-void sse_stream_detach(sse_stream *s)
-{
-    if (s == NULL)
+    s->fd = conn->fd;
+    s->chunked = conn->chunked;
+    s->request_id = conn->request_id;
+    s->t0 = conn->t0;
+    snprintf(s->method, sizeof s->method, "%s", conn->method ? conn->method : "GET");
+    snprintf(s->path, sizeof s->path, "%s", conn->path ? conn->path : "");
+    s->headers = strdup(conn->headers ? conn->headers : "");
+    event_assign(&s->ev, s->c->base, s->fd, EV_READ | EV_PERSIST, on_io, s);
+    s->st = ST_PENDING;
+    if (s->headers == NULL || event_add(&s->ev, NULL) != 0) {
+        stream_close(s, "out of memory");
         return;
-    s->req = NULL;
-    s->req_ref = false;
-    release_sub(s);
-    event_del(&s->hb);
-    unlink_stream(s);
-    if (!s->resp_ref)
-        stream_free(s);
+    }
+    /* The hub answers from its kick, never from here: on_ready, or
+     * on_waiting when no upstream connection is ready. */
+}
+
+void sse_stream_abort(sse_stream *s)
+{
+    stream_free(s);
 }

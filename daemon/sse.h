@@ -1,10 +1,21 @@
-/* sse.h: the HTTP side of Server-Sent Events streams.
+/* sse.h: Server-Sent Events streams, served on sockets of their own.
  *
- * A stream turns one hub subscription into text/event-stream bytes kept in a
- * bounded per-stream buffer, drained by MHD's content reader. When the buffer
- * is empty the connection is suspended (no busy loop); new data or a
- * heartbeat resumes it. A reader that falls behind the buffer is cut off with
- * a final `event: error`.
+ * The HTTP side (http.c) lets libmicrohttpd parse an SSE request, validates
+ * it with sse_stream_open, then takes the socket away from libmicrohttpd and
+ * hands it to sse_stream_attach. From there the stream is this module's: it
+ * answers (200 with the stream's head, or a problem+json when the
+ * subscription fails before any event), writes events, heartbeats and the
+ * final `event: error`, and closes the socket. Idle streams cost libmicrohttpd
+ * nothing, so REST requests do not slow down with the number of streams.
+ *
+ * Per stream: a small struct, one socket, and a bounded queue of references
+ * to shared, reference-counted event bytes: an event is formatted once per
+ * delivery (hub_event.seq) whatever the number of streams, and an idle
+ * stream whose socket takes the bytes at once queues nothing. A reader that
+ * falls more than sse_buffer_bytes behind is cut off with a final
+ * `event: error` (SLOW_READER). Heartbeats come from one timer wheel, at
+ * most heartbeat_ms after the stream's last bytes, spread over the last
+ * quarter of that interval.
  */
 #ifndef PROXY_SSE_H
 #define PROXY_SSE_H
@@ -12,16 +23,16 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <time.h>
 
 #include "hub.h"
 #include "log.h"
 #include "metrics.h"
 #include "problem.h"
 #include "route.h"
+#include "sse_format.h"
 
 struct event_base;
-struct MHD_Response;
-typedef struct http_req http_req;
 
 typedef struct sse_ctx sse_ctx;
 typedef struct sse_stream sse_stream;
@@ -29,47 +40,41 @@ typedef struct sse_stream sse_stream;
 typedef struct sse_config {
     unsigned heartbeat_ms;
     unsigned retry_ms;
-    size_t buffer_bytes; /* hard cap of one stream's buffer */
+    size_t buffer_bytes; /* hard cap of one stream's queued bytes */
     size_t max_streams;
 } sse_config;
 
 int sse_ctx_new(sse_ctx **out, struct event_base *base, hub *h, pool *p, metrics *m,
                 const plog *log, const sse_config *cfg);
-/* All streams must have been detached (http_free does). */
+/* Closes whatever streams are left, at once. */
 void sse_ctx_free(sse_ctx *c);
 size_t sse_count(const sse_ctx *c);
-/* Shutdown: every stream gets a final `event: error` (code) and ends. */
-void sse_close_all(sse_ctx *c, const char *code, const char *message);
+/* Shutdown: every stream gets its final bytes (`event: error` SHUTDOWN, or
+ * a 503 problem when it was not answered yet); `done` runs once every
+ * stream has been flushed and closed (or at once when there are none). A
+ * reader that does not take its final bytes within heartbeat_ms is closed
+ * anyway. */
+void sse_drain(sse_ctx *c, void (*done)(void *arg), void *arg);
 
-/* Parse the stream's query/headers and subscribe. 0: subscribing (the caller
- * suspends the connection; sse resumes it when the hub answers). -1: *p set
- * (400 bad parameters, 503 too many streams or no upstream). */
-int sse_stream_open(sse_ctx *c, http_req *req, const route_match *m, const cJSON *query,
-                    const char *last_event_id, sse_stream **out, problem *p);
+/* Validate an SSE request and subscribe. 0: *out is a stream waiting for
+ * its socket (sse_stream_attach, or sse_stream_abort when the socket cannot
+ * be taken). -1: *p set (400 bad parameters, 503 too many streams, 502 the
+ * upstream refuses the proxy). A stream opened while no upstream is ready
+ * is answered 200 at once and subscribed when one is. */
+int sse_stream_open(sse_ctx *c, const route_match *m, const cJSON *query, const char *last_event_id,
+                    sse_stream **out, problem *p);
 
-typedef enum sse_state {
-    SSE_SUBSCRIBING, /* waiting for the hub's on_ready; connection suspended */
-    SSE_FAILED,      /* on_ready said no: answer the problem, no stream */
-    SSE_LIVE,        /* events flow into the buffer */
-    SSE_CLOSING      /* final bytes in the buffer, then end of stream */
-} sse_state;
+/* What the HTTP side knows of the connection and the request. */
+typedef struct sse_conn {
+    int fd;              /* taken from libmicrohttpd: now the stream's */
+    bool chunked;        /* HTTP/1.1: chunked transfer coding; 1.0: until close */
+    uint64_t request_id; /* X-Request-Id and the access log */
+    const char *headers; /* extra response header lines, each ending CRLF (copied) */
+    struct timespec t0;  /* CLOCK_MONOTONIC at the request's start */
+    const char *method, *path;
+} sse_conn;
 
-sse_state sse_stream_state(const sse_stream *s);
-/* For SSE_FAILED: move the problem out (caller owns it afterwards). */
-void sse_stream_take_problem(sse_stream *s, problem *out);
-/* For SSE_LIVE: the streaming response (MHD_SIZE_UNKNOWN, content reader);
- * the response shares ownership of the stream until MHD frees it. */
-struct MHD_Response *sse_stream_response(sse_stream *s);
-/* The request is over (completed, or failed before streaming): no more
- * resumes; the hub subscription is released. Frees the stream once the
- * response (if any) is gone too. */
-void sse_stream_detach(sse_stream *s);
-
-/* Formatting (pure; unit-tested). Each returns the bytes written to out, or
- * 0 when cap is too small. */
-size_t sse_format_open(char *out, size_t cap, unsigned retry_ms);
-size_t sse_format_event(char *out, size_t cap, uint64_t id, const char *data, size_t len);
-size_t sse_format_error(char *out, size_t cap, const char *code, const char *message);
-#define SSE_KEEPALIVE ": keepalive\n\n"
+void sse_stream_attach(sse_stream *s, const sse_conn *conn);
+void sse_stream_abort(sse_stream *s);
 
 #endif

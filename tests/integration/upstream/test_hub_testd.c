@@ -34,8 +34,11 @@ static void rec_ready(void *arg, const rstmdb_error *err)
     }
 }
 
-static void rec_event(void *arg, uint64_t off, const char *data, size_t len)
+static void rec_event(void *arg, const hub_event *ev)
 {
+    uint64_t off = ev->wal_offset;
+    const char *data = ev->data;
+    size_t len = ev->len;
     rec *r = arg;
     ck_assert_uint_lt(r->n, MAXEV);
     if (r->n > 0 && off <= r->offs[r->n - 1])
@@ -53,7 +56,7 @@ static void rec_error(void *arg, const char *code, const char *msg)
     snprintf(r->code, sizeof r->code, "%s", code);
 }
 
-static const hub_sub_ops rec_ops = {rec_ready, rec_event, rec_error};
+static const hub_sub_ops rec_ops = {rec_ready, rec_event, rec_error, NULL};
 
 static rec *rec_new(void)
 {
@@ -856,8 +859,11 @@ static void light_ready(void *arg, const rstmdb_error *err)
         l->bad = true;
 }
 
-static void light_event(void *arg, uint64_t off, const char *data, size_t len)
+static void light_event(void *arg, const hub_event *ev)
 {
+    uint64_t off = ev->wal_offset;
+    const char *data = ev->data;
+    size_t len = ev->len;
     light *l = arg;
     (void)data;
     (void)len;
@@ -875,7 +881,7 @@ static void light_error(void *arg, const char *code, const char *msg)
     l->ended = true;
 }
 
-static const hub_sub_ops light_ops = {light_ready, light_event, light_error};
+static const hub_sub_ops light_ops = {light_ready, light_event, light_error, NULL};
 
 #define NLIGHT 1000
 typedef struct lights {

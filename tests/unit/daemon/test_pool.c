@@ -76,13 +76,13 @@ START_TEST(test_refused_upstream_fails_fast)
     ck_assert_uint_ge(pool_retry_after_s(p), 1);
     ck_assert_int_eq(cb_calls, 0);
 
-    /* the hub refuses new streams at once too (HTTP answers 503) */
+    /* a subscription without callbacks is refused */
     hub *h = NULL;
     ck_assert_int_eq(hub_new(&h, base, p, NULL), RSTMDB_OK);
     hub_filter f;
     memset(&f, 0, sizeof f);
     hub_sub *s = NULL;
-    static const hub_sub_ops ops = {NULL, NULL, NULL};
+    static const hub_sub_ops ops = {NULL, NULL, NULL, NULL};
     ck_assert_int_eq(hub_subscribe(h, &f, false, 0, &ops, NULL, &s), RSTMDB_ERR_INVALID);
     hub_stats hst;
     hub_get_stats(h, &hst);
@@ -93,26 +93,35 @@ START_TEST(test_refused_upstream_fails_fast)
 }
 END_TEST
 
+typedef struct waiter {
+    int ready, waiting, errors;
+} waiter;
+
 static void nop_ready(void *arg, const rstmdb_error *err)
 {
-    (void)arg;
     (void)err;
+    ((waiter *)arg)->ready++;
 }
-static void nop_event(void *arg, uint64_t off, const char *data, size_t len)
+static void count_waiting(void *arg)
+{
+    ((waiter *)arg)->waiting++;
+}
+static void nop_event(void *arg, const hub_event *ev)
 {
     (void)arg;
-    (void)off;
-    (void)data;
-    (void)len;
+    (void)ev;
 }
 static void nop_error(void *arg, const char *code, const char *msg)
 {
-    (void)arg;
     (void)code;
     (void)msg;
+    ((waiter *)arg)->errors++;
 }
 
-START_TEST(test_hub_refuses_without_upstream)
+/* Without any READY upstream connection a subscription is accepted and
+ * told once, from the loop, that it waits (an SSE stream then answers 200
+ * and keeps its client); it is neither ready nor failed. */
+START_TEST(test_hub_waits_without_upstream)
 {
     char addr[64];
     dead_address(addr, sizeof addr);
@@ -125,13 +134,24 @@ START_TEST(test_hub_refuses_without_upstream)
     ck_assert_int_eq(pool_new(&p, base, &cfg, NULL), RSTMDB_OK);
     hub *h = NULL;
     ck_assert_int_eq(hub_new(&h, base, p, NULL), RSTMDB_OK);
-    static const hub_sub_ops ops = {nop_ready, nop_event, nop_error};
+    static const hub_sub_ops ops = {nop_ready, nop_event, nop_error, count_waiting};
     hub_filter f;
     memset(&f, 0, sizeof f);
     f.include_ctx = true;
     hub_sub *s = NULL;
-    ck_assert_int_eq(hub_subscribe(h, &f, true, 5, &ops, NULL, &s), RSTMDB_ERR_CLOSED);
-    hub_free(h);
+    waiter w = {0, 0, 0};
+    ck_assert_int_eq(hub_subscribe(h, &f, true, 5, &ops, &w, &s), RSTMDB_OK);
+    ck_assert_int_eq(w.waiting, 0); /* never from inside hub_subscribe */
+    run_ms(base, 200);
+    ck_assert_int_eq(w.waiting, 1);
+    ck_assert_int_eq(w.ready, 0);
+    ck_assert_int_eq(w.errors, 0);
+    hub_stats st;
+    hub_get_stats(h, &st);
+    ck_assert_uint_eq(st.streams, 1);
+    ck_assert_uint_eq(st.upstream_subs, 0);
+    hub_free(h); /* ends it with SHUTDOWN */
+    ck_assert_int_eq(w.errors, 1);
     pool_free(p);
     event_base_free(base);
 }
@@ -175,7 +195,7 @@ int main(void)
     Suite *s = suite_create("pool");
     TCase *tc = tcase_create("refused");
     tcase_add_test(tc, test_refused_upstream_fails_fast);
-    tcase_add_test(tc, test_hub_refuses_without_upstream);
+    tcase_add_test(tc, test_hub_waits_without_upstream);
     tcase_add_test(tc, test_arguments);
     suite_add_tcase(s, tc);
     SRunner *sr = srunner_create(s);
