@@ -54,9 +54,10 @@ static const config_key keys[] = {
     {"max_body_bytes", CFG_UINT, OFF(max_body_bytes), "1048576", 2, 67108864, false, false,
      "largest request body; larger gets 413"},
     {"max_connections", CFG_UINT, OFF(max_connections), "16384", 1, 1000000, false, false,
-     "concurrent HTTP connections (SSE streams included)"},
+     "concurrent HTTP connections besides SSE streams (those count in sse_max_streams)"},
     {"idle_timeout_s", CFG_UINT, OFF(idle_timeout_s), "60", 1, 86400, false, false,
-     "close an idle keep-alive HTTP connection after this many seconds"},
+     "close an idle keep-alive HTTP connection after this many seconds; also the longest a "
+     "request head may take to arrive"},
     {"connection_memory_bytes", CFG_UINT, OFF(connection_memory_bytes), "16384", 4096, 1048576,
      false, false,
      "per-connection memory for headers and MHD's buffers (request headers must fit)"},

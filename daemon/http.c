@@ -64,6 +64,17 @@ struct http_req {
     char path[160]; /* for the access log only (truncated) */
 };
 
+/* One libmicrohttpd connection, for the head deadline: its idle timeout is
+ * reset by every byte, so a client sending a head one byte at a time
+ * (slowloris) would hold its connection forever. A request head must be
+ * complete within idle_timeout_s of the connection's start or of the end of
+ * its previous request. */
+typedef struct http_conn {
+    struct http_conn *prev, *next;
+    struct MHD_Connection *conn;
+    uint64_t deadline_ms; /* 0 while a request is being served */
+} http_conn;
+
 struct http {
     http_deps d;
     auth *auth;
@@ -78,7 +89,16 @@ struct http {
     void (*idle_cb)(void *);
     void *idle_arg;
     struct event *idle_ev;
+    http_conn *conns;
+    struct event *sweep_ev; /* every second: heads past their deadline */
 };
+
+static uint64_t mono_ms(void)
+{
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (uint64_t)t.tv_sec * 1000u + (uint64_t)t.tv_nsec / 1000000u;
+}
 
 static double elapsed_s(const struct timespec *t0)
 {
@@ -618,6 +638,19 @@ static int body_append(http_req *q, const char *data, size_t n, uint64_t max)
     return 0;
 }
 
+static http_conn *conn_of(struct MHD_Connection *conn)
+{
+    const union MHD_ConnectionInfo *ci =
+        MHD_get_connection_info(conn, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
+    return ci ? ci->socket_context : NULL;
+}
+
+static void conn_expect_head(http *h, http_conn *c)
+{
+    if (c != NULL)
+        c->deadline_ms = mono_ms() + h->d.cfg->idle_timeout_s * 1000u;
+}
+
 static void req_link(http *h, http_req *q)
 {
     q->next = h->reqs;
@@ -664,6 +697,9 @@ static enum MHD_Result on_access(void *cls, struct MHD_Connection *conn, const c
         q->state = REQ_RECEIVING;
         req_link(h, q);
         *con_cls = q;
+        http_conn *hc = conn_of(conn);
+        if (hc != NULL)
+            hc->deadline_ms = 0; /* the head is complete */
         /* A declared body over the limit is refused before it is read; MHD
          * then closes the connection, which is right for a 413. */
         const char *cl =
@@ -726,7 +762,6 @@ static enum MHD_Result on_access(void *cls, struct MHD_Connection *conn, const c
 static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
                          enum MHD_RequestTerminationCode toe)
 {
-    (void)conn;
     http *h = cls;
     http_req *q = *con_cls;
     if (q == NULL)
@@ -747,19 +782,66 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
     free(q->m);
     free(q->body);
     free(q);
+    if (toe == MHD_REQUEST_TERMINATED_COMPLETED_OK)
+        conn_expect_head(h, conn_of(conn)); /* the next request's head, if any */
     check_idle(h);
 }
 
 static void on_connection(void *cls, struct MHD_Connection *conn, void **socket_context,
                           enum MHD_ConnectionNotificationCode toe)
 {
-    (void)conn;
-    (void)socket_context;
     http *h = cls;
-    if (toe == MHD_CONNECTION_NOTIFY_STARTED)
+    if (toe == MHD_CONNECTION_NOTIFY_STARTED) {
         h->d.m->connections++;
-    else if (h->d.m->connections)
+        http_conn *c = calloc(1, sizeof *c);
+        *socket_context = c;
+        if (c == NULL)
+            return; /* no deadline for this one: the idle timeout still applies */
+        c->conn = conn;
+        conn_expect_head(h, c);
+        c->next = h->conns;
+        if (h->conns)
+            h->conns->prev = c;
+        h->conns = c;
+        return;
+    }
+    if (h->d.m->connections)
         h->d.m->connections--;
+    http_conn *c = *socket_context;
+    if (c != NULL) {
+        if (c->prev)
+            c->prev->next = c->next;
+        else
+            h->conns = c->next;
+        if (c->next)
+            c->next->prev = c->prev;
+        free(c);
+        *socket_context = NULL;
+    }
+}
+
+/* Shut the socket of every connection whose head is late: libmicrohttpd
+ * then sees the end of the connection and closes it as usual. */
+static void on_sweep(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    http *h = arg;
+    uint64_t now = mono_ms();
+    for (http_conn *c = h->conns; c != NULL; c = c->next) {
+        if (c->deadline_ms == 0 || now < c->deadline_ms)
+            continue;
+        c->deadline_ms = 0;
+        const union MHD_ConnectionInfo *ci =
+            MHD_get_connection_info(c->conn, MHD_CONNECTION_INFO_CONNECTION_FD);
+        if (ci != NULL) {
+            log_msg(h->d.log, LOG_INFO, NULL,
+                    "closing a connection whose request head did not arrive within "
+                    "idle_timeout_s (%llu s)",
+                    (unsigned long long)h->d.cfg->idle_timeout_s);
+            shutdown(ci->connect_fd, SHUT_RDWR);
+        }
+    }
 }
 
 /* Keep the path percent-encoded: route.c matches on raw segments so that
@@ -837,6 +919,12 @@ int http_new(http **out, const http_deps *deps, int tcp_fd, int unix_fd, auth *a
     h->cors = c;
     h->idle_ev = event_new(deps->base, -1, 0, on_idle_event, h);
     h->kick_ev = event_new(deps->base, -1, 0, on_kick, h);
+    h->sweep_ev = event_new(deps->base, -1, EV_PERSIST, on_sweep, h);
+    struct timeval sweep = {1, 0};
+    if (h->sweep_ev == NULL || event_add(h->sweep_ev, &sweep) != 0) {
+        http_free(h);
+        return -1;
+    }
     int fds[2] = {tcp_fd, unix_fd};
     const char *names[2] = {"tcp", "unix"};
     for (int i = 0; i < 2; i++) {
@@ -888,6 +976,8 @@ void http_free(http *h)
         event_free(h->idle_ev);
     if (h->kick_ev)
         event_free(h->kick_ev);
+    if (h->sweep_ev)
+        event_free(h->sweep_ev);
     auth_free(h->auth);
     cors_free(h->cors);
     free(h);

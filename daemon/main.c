@@ -188,14 +188,16 @@ static int start_upstream(app *a)
     return 0;
 }
 
-/* 10,000 SSE streams need 10,000 sockets: lift the soft descriptor limit
- * toward what max_connections asks (never above the hard limit). */
+/* 100,000 SSE streams need 100,000 sockets: lift the soft descriptor limit
+ * toward what max_connections and sse_max_streams ask (never above the hard
+ * limit). Streams are served outside libmicrohttpd, so they add to its
+ * connections. */
 static void raise_fd_limit(app *a)
 {
     struct rlimit rl;
     if (getrlimit(RLIMIT_NOFILE, &rl) != 0)
         return;
-    rlim_t want = (rlim_t)a->cfg.max_connections + 256;
+    rlim_t want = (rlim_t)a->cfg.max_connections + (rlim_t)a->cfg.sse_max_streams + 256;
     if (rl.rlim_max != RLIM_INFINITY && want > rl.rlim_max)
         want = rl.rlim_max;
     if (rl.rlim_cur != RLIM_INFINITY && rl.rlim_cur < want) {
@@ -203,9 +205,12 @@ static void raise_fd_limit(app *a)
         setrlimit(RLIMIT_NOFILE, &rl);
     }
     if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY &&
-        rl.rlim_cur < (rlim_t)a->cfg.max_connections + 64)
-        log_warn(&a->log, "open-file limit %llu is below max_connections %llu: raise LimitNOFILE",
-                 (unsigned long long)rl.rlim_cur, (unsigned long long)a->cfg.max_connections);
+        rl.rlim_cur < (rlim_t)a->cfg.max_connections + (rlim_t)a->cfg.sse_max_streams + 64)
+        log_warn(&a->log,
+                 "open-file limit %llu is below max_connections + sse_max_streams (%llu): raise "
+                 "LimitNOFILE",
+                 (unsigned long long)rl.rlim_cur,
+                 (unsigned long long)(a->cfg.max_connections + a->cfg.sse_max_streams));
 }
 
 static int start_http(app *a)

@@ -77,6 +77,7 @@ struct sse_stream {
     bool chunked;
     bool writing; /* EV_WRITE is part of the event */
     bool answered;
+    bool torn;    /* an event went out in part and its rest could not be queued */
     hub_sub *sub; /* NULL once released */
     qnode *qhead, *qtail;
     uint32_t qoff; /* bytes of qhead already written */
@@ -292,17 +293,14 @@ static int flush(sse_stream *s)
 }
 
 /* Send c: straight to the socket when nothing waits before it (an idle
- * stream queues nothing), the rest queued. `force`: may use the reserve.
- * -1: over the limit (nothing sent), or OOM. */
+ * stream queues nothing), the rest queued. The limit bounds what the proxy
+ * holds, not the size of an event the socket takes at once. `force`: may
+ * use the reserve. -1: over the limit (the rest not queued), or OOM. */
 static int stream_send(sse_stream *s, chunk *c, bool force, uint64_t now)
 {
     const char *p;
     size_t n;
     chunk_view(c, s->chunked, &p, &n);
-    size_t limit = s->c->cfg.buffer_bytes;
-    size_t soft = limit > SSE_RESERVE ? limit - SSE_RESERVE : 0;
-    if (s->queued + n > (force ? limit : soft))
-        return -1;
     size_t done = 0;
     if (s->answered && s->qhead == NULL && s->fd >= 0) {
         ssize_t k = send(s->fd, p, n, MSG_NOSIGNAL | MSG_DONTWAIT);
@@ -310,18 +308,27 @@ static int stream_send(sse_stream *s, chunk *c, bool force, uint64_t now)
             done = (size_t)k;
         else if (k < 0 && errno != EAGAIN && errno != EINTR)
             return 0; /* the peer is gone: on_io sees it and closes */
+        s->last_write_ms = now;
+        if (done == n)
+            return 0;
     }
-    s->last_write_ms = now;
-    if (done == n)
-        return 0;
-    if (queue_put(s, c, false) != 0)
+    size_t limit = s->c->cfg.buffer_bytes;
+    size_t soft = limit > SSE_RESERVE ? limit - SSE_RESERVE : 0;
+    bool over = s->queued + (n - done) > (force ? limit : soft);
+    /* Part of it is on the wire already: the rest must follow, over the
+     * limit or not, or the reader would see a torn event. */
+    if (over && done == 0)
         return -1;
+    if (queue_put(s, c, false) != 0) {
+        s->torn = done > 0;
+        return -1;
+    }
     if (s->qhead == s->qtail)
         s->qoff = (uint32_t)done;
     s->queued -= done;
     if (s->answered) /* before the answer nothing may be written */
         set_writing(s, true);
-    return 0;
+    return over ? -1 : 0;
 }
 
 static void release_sub(sse_stream *s)
@@ -488,6 +495,10 @@ static void answer_problem(sse_stream *s, problem *p)
 static void finish(sse_stream *s, const char *code, const char *message)
 {
     release_sub(s);
+    if (s->torn) { /* nothing more can be framed after a torn event */
+        stream_close(s, "out of memory in the middle of an event");
+        return;
+    }
     char ev[SSE_RESERVE];
     size_t n = sse_format_error(ev, sizeof ev, code, message);
     chunk *c = n > 0 ? chunk_text(ev, n, true) : NULL;
