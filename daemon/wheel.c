@@ -70,7 +70,7 @@ static void fire_slot(wheel *w, size_t idx, uint64_t now)
 {
     wheel_node *head = &w->slots[idx];
     /* Detach the slot: timers added while it fires go to later slots. */
-    wheel_node local = {head->next, head->prev, 0, false};
+    wheel_node local = {.prev = head->prev, .next = head->next};
     if (head->next == head)
         return;
     local.next->prev = &local;
