@@ -1,12 +1,19 @@
 /* sse_fanout.c: bench/run's SSE meter. Opens N idle Server-Sent Events
  * streams (raw sockets on one epoll loop: 10,000 curl handles would cost more
  * than the proxy they measure), reads the proxy's VmRSS before and after
- * (RSS per stream), then applies events straight at the upstream with
- * librstmdb and times, per stream, from just before the APPLY_EVENT to the
- * read that brings that event's `data:` line. It must hold no more than a
- * few dozen bytes per stream of its own and never block on one stream.
+ * (RSS per stream) and its CPU for each half of the opening, then applies
+ * events straight at the upstream with librstmdb and times, per stream,
+ * from just before the APPLY_EVENT to the read that brings that event's
+ * `data:` line. It must hold no more than a few dozen bytes per stream of
+ * its own and never block on one stream.
  *   sse_fanout --addr PROXY --path /v1/watch -n 10000 --pid PROXY_PID \
- *              --upstream TESTD --params '{"instance_id":"b0","event":"tick"}' */
+ *              --upstream TESTD --params '{"instance_id":"b0","event":"tick"}' \
+ *              [--record FILE]         keep the first event's bytes as received
+ * The floor (bench/sse_floor) is read the same way; its events are fired by
+ * sending it the recorded bytes:
+ *   sse_fanout --addr FLOOR -n 10000 --pid FLOOR_PID --floor --sample FILE
+ * --src-addrs K spreads the streams over 127.0.0.1 .. 127.0.0.K (each source
+ * address has its own ephemeral port range: 100,000 streams need 4). */
 #include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -18,6 +25,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
@@ -52,7 +60,10 @@ typedef struct fan {
     unsigned n, opened, dead, connecting, next;
     char *req;
     size_t reqlen;
-    char (*head)[64]; /* tail of the head per stream (ST_HEAD only) */
+    char (*head)[64];   /* tail of the head per stream (ST_HEAD only) */
+    unsigned src_addrs; /* > 0: bind stream i to 127.0.0.(1 + i % src_addrs) */
+    char sample[4096];  /* the first event's bytes on stream 0 (--record) */
+    size_t sample_len;
 } fan;
 
 static uint64_t now_ns(void)
@@ -134,6 +145,16 @@ static void start_one(fan *f, stream *s)
     s->fd = fd;
     s->state = ST_CONNECTING;
     f->connecting++;
+    if (f->src_addrs > 0) {
+        struct sockaddr_in src;
+        memset(&src, 0, sizeof src);
+        src.sin_family = AF_INET;
+        src.sin_addr.s_addr = htonl(0x7f000001u + (uint32_t)((s - f->s) % f->src_addrs));
+        if (bind(fd, (const struct sockaddr *)&src, sizeof src) != 0) {
+            kill_stream(f, s);
+            return;
+        }
+    }
     int r = connect(fd, (const struct sockaddr *)&f->addr, sizeof f->addr);
     struct epoll_event ev = {.events = EPOLLOUT | EPOLLIN, .data.ptr = s};
     if ((r != 0 && errno != EINPROGRESS) || epoll_ctl(f->ep, EPOLL_CTL_ADD, fd, &ev) != 0)
@@ -210,6 +231,10 @@ static void on_event(fan *f, stream *s, uint32_t evmask, uint64_t t)
         unsigned hits = count_data(s, buf, (size_t)n);
         if (hits > 0 && s->t_recv == 0)
             s->t_recv = t;
+        if (hits > 0 && s == f->s && f->sample_len == 0 && (size_t)n <= sizeof f->sample) {
+            memcpy(f->sample, buf, (size_t)n);
+            f->sample_len = (size_t)n;
+        }
         s->events += hits;
     }
 }
@@ -221,6 +246,60 @@ static void pump(fan *f, int timeout_ms)
     uint64_t t = now_ns();
     for (int i = 0; i < n; i++)
         on_event(f, evs[i].data.ptr, evs[i].events, t);
+}
+
+/* Descriptors for n streams (and the proxy, started by the same shell,
+ * needs as many): the soft limit up to the hard one, the hard one up when
+ * allowed (root). */
+static void raise_nofile(unsigned n)
+{
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_NOFILE, &rl) != 0)
+        return;
+    rlim_t want = (rlim_t)n + 1000;
+    if (rl.rlim_max < want) {
+        struct rlimit up = {want, want};
+        if (setrlimit(RLIMIT_NOFILE, &up) == 0)
+            return;
+    }
+    rl.rlim_cur = rl.rlim_max;
+    setrlimit(RLIMIT_NOFILE, &rl);
+}
+
+/* TCP sockets in use and their memory, from /proc/net/sockstat. */
+static void sockstat(long *inuse, long *mem_kb)
+{
+    char line[256];
+    FILE *fp = fopen("/proc/net/sockstat", "r");
+    *inuse = *mem_kb = -1;
+    if (fp == NULL)
+        return;
+    while (fgets(line, sizeof line, fp)) {
+        long iu, orph, tw, alloc, mem;
+        if (sscanf(line, "TCP: inuse %ld orphan %ld tw %ld alloc %ld mem %ld", &iu, &orph, &tw,
+                   &alloc, &mem) == 5) {
+            *inuse = iu;
+            *mem_kb = mem * (sysconf(_SC_PAGESIZE) / 1024);
+        }
+    }
+    fclose(fp);
+}
+
+/* Fire one event at the floor: "FIRE <len>\n" and the bytes; wait for "ok". */
+static int fire_floor(const struct sockaddr_in *addr, const char *b, size_t n)
+{
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    char hdr[32], ok[8];
+    int hl = snprintf(hdr, sizeof hdr, "FIRE %zu\n", n);
+    if (fd < 0 || connect(fd, (const struct sockaddr *)addr, sizeof *addr) != 0 ||
+        send(fd, hdr, (size_t)hl, MSG_NOSIGNAL) != hl ||
+        send(fd, b, n, MSG_NOSIGNAL) != (ssize_t)n || recv(fd, ok, sizeof ok, 0) <= 0) {
+        if (fd >= 0)
+            close(fd);
+        return -1;
+    }
+    close(fd);
+    return 0;
 }
 
 static int cmp_u64(const void *a, const void *b)
@@ -236,8 +315,17 @@ int main(int argc, char **argv)
     unsigned n = 10000, nevents = 5;
     double hold = 0;
     int pid = 0;
+    bool floor_mode = false;
+    const char *record = NULL, *sample = NULL;
+    unsigned src_addrs = 0;
+    for (int i = 1; i < argc; i++)
+        floor_mode |= strcmp(argv[i], "--floor") == 0;
     for (int i = 1; i + 1 < argc; i += 2) {
         const char *a = argv[i], *v = argv[i + 1];
+        if (strcmp(a, "--floor") == 0) {
+            i--; /* a flag: no value */
+            continue;
+        }
         if (strcmp(a, "--addr") == 0)
             addr = v;
         else if (strcmp(a, "--path") == 0)
@@ -254,14 +342,33 @@ int main(int argc, char **argv)
             nevents = (unsigned)atoi(v);
         else if (strcmp(a, "--hold") == 0)
             hold = atof(v);
+        else if (strcmp(a, "--record") == 0)
+            record = v;
+        else if (strcmp(a, "--sample") == 0)
+            sample = v;
+        else if (strcmp(a, "--src-addrs") == 0)
+            src_addrs = (unsigned)atoi(v);
     }
     fan f = {.path = path, .n = n};
-    if (addr == NULL || upstream == NULL || n == 0 || parse_addr(addr, &f.addr) != 0) {
+    f.src_addrs = src_addrs;
+    char fire[4096];
+    size_t fire_len = 0;
+    if (floor_mode && sample != NULL) {
+        FILE *sf = fopen(sample, "rb");
+        if (sf != NULL) {
+            fire_len = fread(fire, 1, sizeof fire, sf);
+            fclose(sf);
+        }
+    }
+    if (addr == NULL || (upstream == NULL && !floor_mode) || (floor_mode && fire_len == 0) ||
+        n == 0 || parse_addr(addr, &f.addr) != 0) {
         fprintf(stderr, "usage: sse_fanout --addr PROXY --upstream RSTMDB [--path P] [-n N]\n"
                         "                  [--pid PROXY_PID] [--params JSON] [--events E]\n"
-                        "                  [--hold SECONDS]\n");
+                        "                  [--hold SECONDS] [--record FILE] [--src-addrs K]\n"
+                        "       sse_fanout --addr FLOOR --floor --sample FILE [-n N] [--pid P]\n");
         return 2;
     }
+    raise_nofile(n);
     char req[512];
     int rl = snprintf(req, sizeof req,
                       "GET %s HTTP/1.1\r\nHost: bench\r\nAccept: text/event-stream\r\n\r\n", path);
@@ -277,17 +384,25 @@ int main(int argc, char **argv)
     for (unsigned i = 0; i < n; i++)
         f.s[i].fd = -1;
 
-    long rss0 = pid ? vmrss_kb(pid) : -1;
-    double open_cpu0 = pid ? proc_cpu_us(pid) : 0;
+    long rss0 = pid ? vmrss_kb(pid) : -1, sk_inuse0, sk_mem0;
+    sockstat(&sk_inuse0, &sk_mem0);
+    double open_cpu0 = pid ? proc_cpu_us(pid) : 0, open_cpu_half = 0;
     uint64_t t_open = now_ns();
-    uint64_t deadline = t_open + 120000000000ull;
-    while (f.opened + f.dead < n && now_ns() < deadline) {
-        while (f.next < n && f.connecting < MAX_CONNECTING)
-            start_one(&f, &f.s[f.next++]);
-        pump(&f, 100);
+    uint64_t deadline = t_open + 300000000000ull;
+    /* In two halves, the CPU of each measured: opening must stay linear. */
+    for (unsigned half = 0; half < 2; half++) {
+        unsigned upto = half == 0 ? n / 2 : n;
+        while (f.opened + f.dead < upto && now_ns() < deadline) {
+            while (f.next < upto && f.connecting < MAX_CONNECTING)
+                start_one(&f, &f.s[f.next++]);
+            pump(&f, 100);
+        }
+        if (half == 0)
+            open_cpu_half = pid ? proc_cpu_us(pid) - open_cpu0 : 0;
     }
     double open_s = (double)(now_ns() - t_open) / 1e9;
     double open_cpu_s = pid ? (proc_cpu_us(pid) - open_cpu0) / 1e6 : 0;
+    double open_h1_s = open_cpu_half / 1e6, open_h2_s = open_cpu_s - open_h1_s;
     fprintf(stderr, "sse_fanout: %u streams open in %.1f s\n", f.opened, open_s);
     free(f.head);
     f.head = NULL;
@@ -295,11 +410,12 @@ int main(int argc, char **argv)
     uint64_t settle = now_ns() + 1000000000ull;
     while (now_ns() < settle)
         pump(&f, 100);
-    long rss1 = pid ? vmrss_kb(pid) : -1;
+    long rss1 = pid ? vmrss_kb(pid) : -1, sk_inuse1, sk_mem1;
+    sockstat(&sk_inuse1, &sk_mem1);
 
     rstmdb_sync *cli = NULL;
     rstmdb_error *err = NULL;
-    if (rstmdb_sync_connect(&cli, upstream, NULL, &err) != RSTMDB_OK) {
+    if (!floor_mode && rstmdb_sync_connect(&cli, upstream, NULL, &err) != RSTMDB_OK) {
         fprintf(stderr, "sse_fanout: connect %s: %s\n", upstream,
                 err ? rstmdb_error_message(err) : "?");
         return 1;
@@ -312,10 +428,17 @@ int main(int argc, char **argv)
             f.s[i].t_recv = 0;
         double c0 = pid ? proc_cpu_us(pid) : 0;
         uint64_t t0 = now_ns();
-        int st = rstmdb_sync_call_json(cli, "APPLY_EVENT", params, strlen(params), NULL);
-        if (st != RSTMDB_OK) {
-            fprintf(stderr, "sse_fanout: APPLY_EVENT: %s\n", rstmdb_strerror(st));
-            return 1;
+        if (floor_mode) {
+            if (fire_floor(&f.addr, fire, fire_len) != 0) {
+                fprintf(stderr, "sse_fanout: cannot fire the floor\n");
+                return 1;
+            }
+        } else {
+            int st = rstmdb_sync_call_json(cli, "APPLY_EVENT", params, strlen(params), NULL);
+            if (st != RSTMDB_OK) {
+                fprintf(stderr, "sse_fanout: APPLY_EVENT: %s\n", rstmdb_strerror(st));
+                return 1;
+            }
         }
         uint64_t until = now_ns() + 10000000000ull;
         for (;;) {
@@ -356,16 +479,26 @@ int main(int argc, char **argv)
         while (now_ns() < gap)
             pump(&f, 50);
     }
-    rstmdb_sync_close(cli);
+    if (cli != NULL)
+        rstmdb_sync_close(cli);
+    if (record != NULL && f.sample_len > 0) {
+        FILE *rf = fopen(record, "wb");
+        if (rf != NULL) {
+            fwrite(f.sample, 1, f.sample_len, rf);
+            fclose(rf);
+        }
+    }
     qsort(all, nall, sizeof *all, cmp_u64);
     double per_stream = (rss0 >= 0 && rss1 >= 0 && f.opened > 0)
                             ? (double)(rss1 - rss0) * 1024.0 / (double)f.opened
                             : -1;
-    printf("streams=%u opened=%u failed=%u open_s=%.2f open_cpu_s=%.2f rss0_kb=%ld rss1_kb=%ld "
-           "rss_per_stream_b=%.0f events=%u missed=%u fan_p50_ms=%.2f fan_p99_ms=%.2f "
+    printf("streams=%u opened=%u failed=%u open_s=%.2f open_cpu_s=%.2f open_cpu_h1_s=%.3f "
+           "open_cpu_h2_s=%.3f rss0_kb=%ld rss1_kb=%ld "
+           "rss_per_stream_b=%.0f tcp_inuse=%ld tcp_mem_kb=%ld tcp_mem0_kb=%ld "
+           "events=%u missed=%u fan_p50_ms=%.2f fan_p99_ms=%.2f "
            "fan_max_ms=%.2f fan_mean_max_ms=%.2f proxy_cpu_ms_per_event=%.1f\n",
-           n, f.opened, f.dead, open_s, open_cpu_s, rss0, rss1, per_stream, nevents, missed,
-           nall ? (double)all[nall / 2] / 1e6 : 0,
+           n, f.opened, f.dead, open_s, open_cpu_s, open_h1_s, open_h2_s, rss0, rss1, per_stream,
+           sk_inuse1, sk_mem1, sk_mem0, nevents, missed, nall ? (double)all[nall / 2] / 1e6 : 0,
            nall ? (double)all[(size_t)(0.99 * (double)(nall - 1))] / 1e6 : 0, worst_max_ms,
            nevents ? sum_max_ms / nevents : 0, nevents ? proxy_cpu_us / nevents / 1000.0 : 0);
     fflush(stdout);
