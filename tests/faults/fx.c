@@ -485,10 +485,36 @@ static int wal_push(fx_wal *w, const fx_walrec *rec)
     return 0;
 }
 
+/* The WAL's last offset now (WAL_STATS latest_offset); false when unknown. */
+static bool wal_head(const char *addr, uint64_t *head)
+{
+    fx_resp r;
+    cJSON *j, *lo;
+    bool ok = false;
+
+    if (fx_http(addr, "GET", "/v1/wal/stats", NULL, 0, NULL, 10000, &r) != 0 || r.status != 200) {
+        fx_resp_free(&r);
+        return false;
+    }
+    j = cJSON_Parse(r.body);
+    fx_resp_free(&r);
+    lo = j != NULL ? cJSON_GetObjectItemCaseSensitive(j, "latest_offset") : NULL;
+    if (cJSON_IsNumber(lo)) {
+        *head = (uint64_t)lo->valuedouble;
+        ok = true;
+    }
+    cJSON_Delete(j);
+    return ok;
+}
+
 int fx_wal_read(const char *addr, fx_wal *w, char *why, size_t whycap)
 {
-    uint64_t from = 0;
+    uint64_t from = 0, head = 0;
     int pages = 0;
+    /* Writers may still be running: read up to the head as of now, or a
+     * reader that is barely faster than they are chases the head for
+     * ever (each page bringing the few records written since the last). */
+    bool bounded = wal_head(addr, &head);
 
     memset(w, 0, sizeof *w);
     for (pages = 0; pages < 10000; pages++) {
@@ -534,7 +560,8 @@ int fx_wal_read(const char *addr, fx_wal *w, char *why, size_t whycap)
                 return -1;
             }
         }
-        if (!cJSON_IsNumber(next) || cJSON_GetArraySize(recs) == 0) {
+        if (!cJSON_IsNumber(next) || cJSON_GetArraySize(recs) == 0 ||
+            (bounded && w->n > 0 && w->v[w->n - 1].offset >= head)) {
             cJSON_Delete(j);
             return 0;
         }
@@ -546,7 +573,7 @@ int fx_wal_read(const char *addr, fx_wal *w, char *why, size_t whycap)
         from = (uint64_t)next->valuedouble;
         cJSON_Delete(j);
     }
-    snprintf(why, whycap, "WAL too long");
+    snprintf(why, whycap, "WAL too long (%zu records, next %" PRIu64 ")", w->n, from);
     return -1;
 }
 

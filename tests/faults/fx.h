@@ -77,7 +77,8 @@ const char *fx_relay_bin(void);
 /* A fresh temporary directory for logs and certificates. */
 void fx_tmpdir(char *out, size_t cap, const char *tag);
 
-/* The upstream WAL as read through the proxy (GET /v1/wal, paged). */
+/* The upstream WAL as read through the proxy (GET /v1/wal, paged), up to
+ * its head when the read starts (WAL_STATS): writers may still be running. */
 typedef struct fx_walrec {
     uint64_t offset;
     char type[24]; /* "apply_event", "create_instance", ... */
