@@ -414,7 +414,7 @@ static size_t head_common(sse_stream *s, char *b, size_t cap, int status, const 
     int n = snprintf(b, cap,
                      "HTTP/1.1 %d %s\r\nDate: %s\r\nContent-Type: %s\r\n"
                      "X-Request-Id: %llu\r\nConnection: close\r\n%s",
-                     status, problem_title(status), date, ctype, (unsigned long long)s->request_id,
+                     status, status == 200 ? "OK" : problem_title(status), date, ctype, (unsigned long long)s->request_id,
                      s->headers ? s->headers : "");
     return n < 0 ? 0 : (size_t)n >= cap ? cap - 1 : (size_t)n;
 }

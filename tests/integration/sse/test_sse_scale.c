@@ -177,8 +177,10 @@ START_TEST(stream_after_rest_on_keepalive)
     size_t mark = r.len;
     raw_send(&r, "GET /v1/instances/k1/watch HTTP/1.1\r\nHost: x\r\n\r\n");
     ck_assert_msg(raw_wait_for(&r, "retry: ", 5000), "no stream: %s", r.buf + mark);
-    ck_assert_int_eq(strncmp(r.buf + mark, "HTTP/1.1 200", 12), 0);
+    ck_assert_int_eq(strncmp(r.buf + mark, "HTTP/1.1 200 OK\r\n", 17), 0);
     ck_assert_ptr_nonnull(strstr(r.buf + mark, "Content-Type: text/event-stream\r\n"));
+    ck_assert_ptr_nonnull(strstr(r.buf + mark, "Cache-Control: no-cache\r\n"));
+    ck_assert_ptr_nonnull(strstr(r.buf + mark, "X-Request-Id: "));
     ck_assert_ptr_nonnull(strstr(r.buf + mark, "Transfer-Encoding: chunked\r\n"));
     uint64_t off = apply_event(&e, "k1", "GO", NULL);
     char id[48];
