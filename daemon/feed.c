@@ -293,6 +293,24 @@ static void feed_tell_waiting(feed *f)
     }
 }
 
+/* The upstream refused the feed: subscribers not ready yet fail with its
+ * error (HTTP answers it before any stream), the others end with
+ * UPSTREAM_ERROR and `msg`. */
+static void feed_fail(feed *f, const rstmdb_error *e, const char *msg)
+{
+    while (f->fresh.head)
+        sub_fail_ready(f->fresh.head, e);
+    while (f->starting.head)
+        sub_fail_ready(f->starting.head, e);
+    while (f->waiting.head)
+        sub_error(f->waiting.head, "UPSTREAM_ERROR", msg);
+    while (f->live.head)
+        sub_error(f->live.head, "UPSTREAM_ERROR", msg);
+    for (replay *j = f->jobs; j; j = j->next)
+        if (!j->dead)
+            job_abort(j, "UPSTREAM_ERROR", msg);
+}
+
 static void feed_watch_reply(void *arg, const rstmdb_reply *r)
 {
     feed *f = arg;
@@ -332,17 +350,7 @@ static void feed_watch_reply(void *arg, const rstmdb_reply *r)
     char msg[512];
     snprintf(msg, sizeof msg, "upstream refused the subscription: %s: %s",
              e ? rstmdb_error_code_str(e) : "?", e ? rstmdb_error_message(e) : "?");
-    while (f->fresh.head)
-        sub_fail_ready(f->fresh.head, e); /* HTTP answers the error before any stream */
-    while (f->starting.head)
-        sub_fail_ready(f->starting.head, e);
-    while (f->waiting.head)
-        sub_error(f->waiting.head, "UPSTREAM_ERROR", msg);
-    while (f->live.head)
-        sub_error(f->live.head, "UPSTREAM_ERROR", msg);
-    for (replay *j = f->jobs; j; j = j->next)
-        if (!j->dead)
-            job_abort(j, "UPSTREAM_ERROR", msg);
+    feed_fail(f, e, msg);
     feed_mark(f);
 }
 
@@ -421,12 +429,7 @@ static void feed_subscribe(feed *f)
     char msg[160];
     snprintf(msg, sizeof msg, "cannot subscribe upstream: %s", rstmdb_strerror(rc));
     rstmdb_error *e = error_newf(rc, "%s", msg);
-    while (f->fresh.head)
-        sub_fail_ready(f->fresh.head, e);
-    while (f->starting.head)
-        sub_fail_ready(f->starting.head, e);
-    while (f->waiting.head)
-        sub_error(f->waiting.head, "UPSTREAM_ERROR", msg);
+    feed_fail(f, e, msg);
     rstmdb_error_free(e);
 }
 
