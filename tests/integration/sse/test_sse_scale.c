@@ -191,6 +191,29 @@ START_TEST(stream_after_rest_on_keepalive)
 }
 END_TEST
 
+/* HTTP/1.0 has no chunked coding: the stream is the raw event text until
+ * the connection ends. */
+START_TEST(stream_on_http10)
+{
+    penv e;
+    penv_start(&e, NULL, NULL);
+    seed_machines(&e);
+    create_instance(&e, "m", "v1");
+    raw r;
+    raw_open(&r, &e, 0);
+    raw_send(&r, "GET /v1/instances/v1/watch HTTP/1.0\r\nHost: x\r\n\r\n");
+    ck_assert(raw_wait_for(&r, "\r\n\r\nretry: ", 5000));
+    ck_assert_int_eq(strncmp(r.buf, "HTTP/1.1 200 OK\r\n", 17), 0);
+    ck_assert_ptr_null(strstr(r.buf, "Transfer-Encoding"));
+    uint64_t off = apply_event(&e, "v1", "GO", NULL);
+    char id[64];
+    snprintf(id, sizeof id, "\n\nid: %llu\ndata: {", (unsigned long long)off);
+    ck_assert_msg(raw_wait_for(&r, id, 5000), "no raw event: %s", r.buf);
+    raw_close(&r);
+    ck_assert_int_eq(penv_stop(&e), 0);
+}
+END_TEST
+
 /* A free loopback port, released for the test's upstream to take. */
 static int free_port(void)
 {
@@ -497,6 +520,7 @@ int main(void)
     TCase *tc = tcase_create("sse_scale");
     tcase_set_timeout(tc, 120);
     tcase_add_test(tc, stream_after_rest_on_keepalive);
+    tcase_add_test(tc, stream_on_http10);
     tcase_add_test(tc, stream_before_upstream);
     tcase_add_test(tc, heartbeat_spacing);
     tcase_add_test(tc, thousand_streams_beside_rest);
