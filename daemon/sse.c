@@ -9,6 +9,7 @@
 #include <errno.h>
 #include <event2/event.h>
 #include <event2/event_struct.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -127,19 +128,29 @@ static void chunk_frame(chunk *c, size_t n)
     c->framed = true;
 }
 
-static chunk *chunk_text(const char *s, size_t n, bool framed)
+/* Bytes sent as they are (a head, a problem): `a` then `b` (bn may be 0). */
+static chunk *chunk_raw(const char *a, size_t an, const char *b, size_t bn)
+{
+    chunk *c = chunk_alloc(CHUNK_ROOM + an + bn);
+    if (c == NULL)
+        return NULL;
+    memcpy(c->b + CHUNK_ROOM, a, an);
+    if (bn > 0)
+        memcpy(c->b + CHUNK_ROOM + an, b, bn);
+    c->start = c->body = CHUNK_ROOM;
+    c->body_len = (uint32_t)(an + bn);
+    c->end = c->body + c->body_len;
+    return c;
+}
+
+/* Event-stream text: chunk-framed for HTTP/1.1 streams. */
+static chunk *chunk_text(const char *s, size_t n)
 {
     chunk *c = chunk_alloc(CHUNK_ROOM + n + 2);
     if (c == NULL)
         return NULL;
     memcpy(c->b + CHUNK_ROOM, s, n);
-    if (framed) {
-        chunk_frame(c, n);
-    } else {
-        c->start = c->body = CHUNK_ROOM;
-        c->end = c->body_len = (uint32_t)n;
-        c->end += CHUNK_ROOM;
-    }
+    chunk_frame(c, n);
     return c;
 }
 
@@ -404,6 +415,21 @@ static void log_answer(sse_stream *s, int status)
                (long long)(secs * 1e6));
 }
 
+/* Append to a head being built in b[cap]; a head that does not fit
+ * leaves n == cap (the caller then has no head to send). */
+static size_t head_put(char *b, size_t n, size_t cap, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+static size_t head_put(char *b, size_t n, size_t cap, const char *fmt, ...)
+{
+    if (n >= cap)
+        return cap;
+    va_list ap;
+    va_start(ap, fmt);
+    int k = vsnprintf(b + n, cap - n, fmt, ap);
+    va_end(ap);
+    return k < 0 || (size_t)k >= cap - n ? cap : n + (size_t)k;
+}
+
 static size_t head_common(sse_stream *s, char *b, size_t cap, int status, const char *ctype)
 {
     char date[64];
@@ -414,8 +440,8 @@ static size_t head_common(sse_stream *s, char *b, size_t cap, int status, const 
     int n = snprintf(b, cap,
                      "HTTP/1.1 %d %s\r\nDate: %s\r\nContent-Type: %s\r\n"
                      "X-Request-Id: %llu\r\nConnection: close\r\n%s",
-                     status, status == 200 ? "OK" : problem_title(status), date, ctype, (unsigned long long)s->request_id,
-                     s->headers ? s->headers : "");
+                     status, status == 200 ? "OK" : problem_title(status), date, ctype,
+                     (unsigned long long)s->request_id, s->headers ? s->headers : "");
     return n < 0 ? 0 : (size_t)n >= cap ? cap - 1 : (size_t)n;
 }
 
@@ -424,10 +450,9 @@ static void answer_ok(sse_stream *s)
 {
     char b[2048];
     size_t n = head_common(s, b, sizeof b, 200, "text/event-stream");
-    n += (size_t)snprintf(b + n, sizeof b - n,
-                          "Cache-Control: no-cache\r\nX-Accel-Buffering: no\r\n%s\r\n",
-                          s->chunked ? "Transfer-Encoding: chunked\r\n" : "");
-    chunk *head = n < sizeof b ? chunk_text(b, n, false) : NULL;
+    n = head_put(b, n, sizeof b, "Cache-Control: no-cache\r\nX-Accel-Buffering: no\r\n%s\r\n",
+                 s->chunked ? "Transfer-Encoding: chunked\r\n" : "");
+    chunk *head = n < sizeof b ? chunk_raw(b, n, NULL, 0) : NULL;
     free(s->headers);
     s->headers = NULL;
     if (head == NULL || queue_put(s, s->c->open, true) != 0 || queue_put(s, head, true) != 0) {
@@ -461,25 +486,18 @@ static void answer_problem(sse_stream *s, problem *p)
     size_t blen = body ? strlen(body) : 0;
     size_t n = head_common(s, b, sizeof b, p->status, "application/problem+json");
     if (p->retry_after_s > 0)
-        n += (size_t)snprintf(b + n, sizeof b - n, "Retry-After: %u\r\n", p->retry_after_s);
-    n += (size_t)snprintf(b + n, sizeof b - n, "Content-Length: %zu\r\n\r\n", blen);
-    chunk *c = n < sizeof b ? chunk_alloc(CHUNK_ROOM + n + blen) : NULL;
+        n = head_put(b, n, sizeof b, "Retry-After: %u\r\n", p->retry_after_s);
+    n = head_put(b, n, sizeof b, "Content-Length: %zu\r\n\r\n", blen);
+    chunk *c = n < sizeof b ? chunk_raw(b, n, body, blen) : NULL;
     int status = p->status;
     problem_deinit(p);
+    free(body);
     free(s->headers);
     s->headers = NULL;
     if (c == NULL) {
-        free(body);
         stream_close(s, "out of memory");
         return;
     }
-    memcpy(c->b + CHUNK_ROOM, b, n);
-    if (blen)
-        memcpy(c->b + CHUNK_ROOM + n, body, blen);
-    free(body);
-    c->start = c->body = CHUNK_ROOM;
-    c->body_len = (uint32_t)(n + blen);
-    c->end = c->body + c->body_len;
     int rc = queue_put(s, c, false);
     chunk_unref(c);
     s->answered = true;
@@ -501,7 +519,7 @@ static void finish(sse_stream *s, const char *code, const char *message)
     }
     char ev[SSE_RESERVE];
     size_t n = sse_format_error(ev, sizeof ev, code, message);
-    chunk *c = n > 0 ? chunk_text(ev, n, true) : NULL;
+    chunk *c = n > 0 ? chunk_text(ev, n) : NULL;
     uint64_t now = wheel_now_ms();
     if (c != NULL)
         (void)stream_send(s, c, true, now);
@@ -688,9 +706,9 @@ int sse_ctx_new(sse_ctx **out, struct event_base *base, hub *h, pool *p, metrics
     c->wheel = wheel_new(base, tick, c->cfg.heartbeat_ms, on_timer, c);
     char open[96];
     size_t on = sse_format_open(open, sizeof open, c->cfg.retry_ms);
-    c->open = chunk_text(open, on, true);
-    c->keepalive = chunk_text(SSE_KEEPALIVE, sizeof SSE_KEEPALIVE - 1, true);
-    c->eos = chunk_text("0\r\n\r\n", 5, false);
+    c->open = chunk_text(open, on);
+    c->keepalive = chunk_text(SSE_KEEPALIVE, sizeof SSE_KEEPALIVE - 1);
+    c->eos = chunk_raw("0\r\n\r\n", 5, NULL, 0);
     c->drained_ev = event_new(base, -1, 0, on_drained, c);
     if (c->wheel == NULL || c->open == NULL || c->keepalive == NULL || c->eos == NULL ||
         c->drained_ev == NULL) {
