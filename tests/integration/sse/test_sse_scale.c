@@ -246,7 +246,7 @@ START_TEST(stream_before_upstream)
     ck_assert_int_eq(strncmp(all.buf, "HTTP/1.1 200", 12), 0);
     ck_assert(raw_wait_for(&missing, "retry: ", 2000));
     usleep(300000);
-    ck_assert(!all.eof); /* kept open (heartbeats) with no upstream */
+    ck_assert(!all.eof); /* kept open with no upstream */
 
     /* The upstream starts; the instance is made after the streams opened. */
     const char *targs[] = {spawn_testd_path(), "--listen", up, NULL};
