@@ -23,6 +23,7 @@
 #include <openssl/err.h>
 #include <openssl/x509.h>
 
+#include "addr.h"
 #include "client_int.h"
 #include "error_int.h"
 #include "hmap.h"
@@ -1148,31 +1149,17 @@ static void later_cb(evutil_socket_t fd, short what, void *arg)
     client_leave(c);
 }
 
-/* Split "host:port" / "[v6]:port". */
+/* Split "host:port" / "[v6]:port" (port 1-65535) into new strings. */
 static int parse_address(const char *addr, char **host, char **port)
 {
-    const char *colon, *hs, *he;
-    if (!addr || !*addr)
+    char h[256];
+    unsigned pn;
+    if (!addr || addr_split(addr, h, sizeof h, &pn) != 0 || pn == 0)
         return -1;
-    if (addr[0] == '[') {
-        he = strchr(addr, ']');
-        if (!he || he[1] != ':')
-            return -1;
-        hs = addr + 1;
-        colon = he + 1;
-    } else {
-        colon = strrchr(addr, ':');
-        if (!colon || strchr(addr, ':') != colon)
-            return -1;
-        hs = addr;
-        he = colon;
-    }
-    char *end;
-    long pn = strtol(colon + 1, &end, 10);
-    if (he == hs || *end != '\0' || end == colon + 1 || pn < 1 || pn > 65535)
-        return -1;
-    *host = strndup(hs, (size_t)(he - hs));
-    *port = strdup(colon + 1);
+    char ps[12];
+    snprintf(ps, sizeof ps, "%u", pn);
+    *host = strdup(h);
+    *port = strdup(ps);
     if (!*host || !*port) {
         free(*host);
         free(*port);
@@ -1427,6 +1414,15 @@ int rstmdb_call_json(rstmdb_client *c, const char *op, const char *params, size_
     } else if (jscan_value(params, params_len, 0, &t, NULL, NULL) != 0 || t != JSCAN_OBJECT) {
         return RSTMDB_ERR_JSON;
     }
+    return client_submit(c, REQ_USER, op, params, params_len, cb, arg, NULL, req_out);
+}
+
+int rstmdb_call_json_trusted(rstmdb_client *c, const char *op, const char *params,
+                             size_t params_len, rstmdb_reply_cb cb, void *arg,
+                             rstmdb_request **req_out)
+{
+    if (!c || !cb || !params || params_len < 2)
+        return RSTMDB_ERR_INVALID;
     return client_submit(c, REQ_USER, op, params, params_len, cb, arg, NULL, req_out);
 }
 

@@ -209,6 +209,26 @@ int error_set(rstmdb_error **err, int status, const char *fmt, ...)
     return status;
 }
 
+rstmdb_error *rstmdb_error_new(int status, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    rstmdb_error *e = error_newv(status, fmt, ap);
+    va_end(ap);
+    return e;
+}
+
+int rstmdb_error_set(rstmdb_error **err, int status, const char *fmt, ...)
+{
+    if (err == NULL || *err != NULL)
+        return status;
+    va_list ap;
+    va_start(ap, fmt);
+    *err = error_newv(status, fmt, ap);
+    va_end(ap);
+    return status;
+}
+
 rstmdb_error *error_from_server_json(const cJSON *error_obj)
 {
     const cJSON *code = cJSON_GetObjectItemCaseSensitive(error_obj, "code");

@@ -2,7 +2,6 @@
  * escapes strings per RFC 8259 and never parses anything. */
 #include "jout.h"
 
-#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -10,81 +9,47 @@
 
 void jout_init(jout *j, size_t max)
 {
-    memset(j, 0, sizeof(*j));
-    j->max = max;
+    /* `max` counts the terminating NUL, as the frame cap does. */
+    strbuf_init(&j->b, max ? max - 1 : 0);
+    j->need_comma = false;
 }
 
 void jout_deinit(jout *j)
 {
-    free(j->buf);
-    j->buf = NULL;
-    j->len = j->cap = 0;
+    strbuf_deinit(&j->b);
 }
 
-static void jout_put(jout *j, const char *s, size_t n)
+int jout_status(const jout *j)
 {
-    if (j->err)
-        return;
-    if (j->len + n + 1 > j->max) {
-        j->err = RSTMDB_ERR_FRAME_TOO_LARGE;
-        return;
+    switch (j->b.err) {
+    case STRBUF_OK:
+        return RSTMDB_OK;
+    case STRBUF_TOO_BIG:
+        return RSTMDB_ERR_FRAME_TOO_LARGE;
+    default:
+        return RSTMDB_ERR_NOMEM;
     }
-    if (j->len + n + 1 > j->cap) {
-        size_t cap = j->cap ? j->cap : 256;
-        while (cap < j->len + n + 1)
-            cap *= 2;
-        char *b = realloc(j->buf, cap);
-        if (!b) {
-            j->err = RSTMDB_ERR_NOMEM;
-            return;
-        }
-        j->buf = b;
-        j->cap = cap;
+}
+
+int jout_take(jout *j, char **out, size_t *len)
+{
+    int rc = jout_status(j);
+    if (rc != RSTMDB_OK) {
+        jout_deinit(j);
+        return rc;
     }
-    memcpy(j->buf + j->len, s, n);
-    j->len += n;
-    j->buf[j->len] = '\0';
+    *out = strbuf_take(&j->b, len);
+    return *out ? RSTMDB_OK : RSTMDB_ERR_NOMEM;
 }
 
 static void jout_lit(jout *j, const char *s)
 {
-    jout_put(j, s, strlen(s));
+    strbuf_puts(&j->b, s);
 }
 
 static void jout_escaped(jout *j, const char *s)
 {
-    static const char hex[] = "0123456789abcdef";
-    /* The short escapes, each beside its spelling; other controls get \u00XX. */
-    static const char esc_from[] = "\"\\\n\r\t\b\f";
-    static const char *const esc_to[] = {"\\\"", "\\\\", "\\n", "\\r", "\\t", "\\b", "\\f"};
-    jout_lit(j, "\"");
-    const char *run = s;
-    for (const char *p = s; *p; p++) {
-        unsigned char ch = (unsigned char)*p;
-        const char *esc = NULL;
-        char u[7];
-        /* ch is never NUL here, so strchr cannot match the terminator. */
-        const char *hit = strchr(esc_from, ch);
-        if (hit != NULL) {
-            esc = esc_to[hit - esc_from];
-        } else if (ch < 0x20) {
-            u[0] = '\\';
-            u[1] = 'u';
-            u[2] = '0';
-            u[3] = '0';
-            u[4] = hex[ch >> 4];
-            u[5] = hex[ch & 15];
-            u[6] = '\0';
-            esc = u;
-        }
-        if (esc) {
-            jout_put(j, run, (size_t)(p - run));
-            jout_lit(j, esc);
-            run = p + 1;
-        }
-    }
-    jout_lit(j, run);
-    jout_lit(j, "\"");
+    strbuf_jstr(&j->b, s, strlen(s));
 }
 
 void jout_begin(jout *j)
@@ -134,10 +99,8 @@ void jout_str(jout *j, const char *key, const char *v)
 
 void jout_u64(jout *j, const char *key, uint64_t v)
 {
-    char num[24];
     jout_key(j, key);
-    snprintf(num, sizeof(num), "%llu", (unsigned long long)v);
-    jout_lit(j, num);
+    strbuf_u64(&j->b, v);
     j->need_comma = true;
 }
 
@@ -154,8 +117,7 @@ void jout_json(jout *j, const char *key, const cJSON *v)
         return;
     char *text = cJSON_PrintUnformatted(v);
     if (!text) {
-        if (!j->err)
-            j->err = RSTMDB_ERR_NOMEM;
+        j->b.err = j->b.err ? j->b.err : STRBUF_NOMEM;
         return;
     }
     jout_key(j, key);
@@ -167,7 +129,7 @@ void jout_json(jout *j, const char *key, const cJSON *v)
 void jout_raw(jout *j, const char *key, const char *text, size_t len)
 {
     jout_key(j, key);
-    jout_put(j, text, len);
+    strbuf_add(&j->b, text, len);
     j->need_comma = true;
 }
 

@@ -13,13 +13,17 @@
 
 #include <cJSON.h>
 
+#include "strbuf.h"
+
 typedef struct jout {
-    char *buf;
-    size_t len, cap;
-    size_t max; /* hard cap on the text */
-    int err;    /* 0 or the first rstmdb_status that failed */
+    strbuf b; /* the text, capped at max */
     bool need_comma;
 } jout;
+
+/* 0 or the rstmdb_status of the first failure (NOMEM, FRAME_TOO_LARGE). */
+int jout_status(const jout *j);
+/* Hand the text over (malloc'd), or the status of the failure. */
+int jout_take(jout *j, char **out, size_t *len);
 
 void jout_init(jout *j, size_t max);
 void jout_deinit(jout *j);

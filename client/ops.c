@@ -16,15 +16,7 @@
 
 static int ops_finish(jout *j, char **out, size_t *len)
 {
-    if (j->err) {
-        int rc = j->err;
-        jout_deinit(j);
-        return rc;
-    }
-    *out = j->buf;
-    *len = j->len;
-    j->buf = NULL;
-    return RSTMDB_OK;
+    return jout_take(j, out, len);
 }
 
 #define OPS_BEGIN(req)                       \

@@ -3,6 +3,8 @@
  * open sockets, read certificates or touch the running daemon. */
 #include "config.h"
 
+#include "addr.h"
+
 #include <ctype.h>
 #include <errno.h>
 #include <event2/util.h>
@@ -175,35 +177,6 @@ static int parse_u64(const char *s, uint64_t *out)
     return 0;
 }
 
-int config_split_addr(const char *addr, char *host, size_t host_cap, unsigned *port)
-{
-    const char *colon;
-    const char *h = addr;
-    size_t hlen;
-    if (addr[0] == '[') {
-        const char *end = strchr(addr, ']');
-        if (end == NULL || end[1] != ':')
-            return -1;
-        h = addr + 1;
-        hlen = (size_t)(end - h);
-        colon = end + 1;
-    } else {
-        colon = strrchr(addr, ':');
-        if (colon == NULL || memchr(addr, ':', (size_t)(colon - addr)) != NULL)
-            return -1;
-        hlen = (size_t)(colon - addr);
-    }
-    if (hlen == 0 || hlen >= host_cap)
-        return -1;
-    uint64_t p;
-    if (parse_u64(colon + 1, &p) != 0 || p > 65535)
-        return -1;
-    memcpy(host, h, hlen);
-    host[hlen] = '\0';
-    *port = (unsigned)p;
-    return 0;
-}
-
 static int set_key(proxy_config *c, const config_key *k, const char *value, layer *ly,
                    const char *origin, config_error *err)
 {
@@ -220,7 +193,7 @@ static int set_key(proxy_config *c, const config_key *k, const char *value, laye
         if (k->type == CFG_ADDR && !(*value == '\0' && *k->def == '\0')) {
             char host[256];
             unsigned port;
-            if (config_split_addr(value, host, sizeof host, &port) != 0) {
+            if (addr_split(value, host, sizeof host, &port) != 0) {
                 fail(err, "%s%s%s: expected HOST:PORT, got \"%s\"", where, sep, k->name, value);
                 return -1;
             }

@@ -116,7 +116,4 @@ int config_validate(const proxy_config *c, config_error *err);
 void config_print_help(FILE *out, const char *prog);
 void config_print_effective(FILE *out, const proxy_config *c);
 
-/* Split "host:port" / "[v6]:port". 0 or -1. */
-int config_split_addr(const char *addr, char *host, size_t host_cap, unsigned *port);
-
 #endif

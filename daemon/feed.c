@@ -13,7 +13,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "error_int.h"
 #include "hub_int.h"
 
 /* ---- subscribers ---------------------------------------------------------- */
@@ -428,7 +427,7 @@ static void feed_subscribe(feed *f)
     }
     char msg[160];
     snprintf(msg, sizeof msg, "cannot subscribe upstream: %s", rstmdb_strerror(rc));
-    rstmdb_error *e = error_newf(rc, "%s", msg);
+    rstmdb_error *e = rstmdb_error_new(rc, "%s", msg);
     feed_fail(f, e, msg);
     rstmdb_error_free(e);
 }

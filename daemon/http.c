@@ -11,6 +11,7 @@
 #include <fcntl.h>
 #include <microhttpd.h>
 #include <stdarg.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -45,16 +46,12 @@ struct http_req {
     struct MHD_Connection *conn;
     http_req *prev, *next;
     req_state state;
-    route_status rs;
-    const route *r;
-    route_match *m; /* freed once the response is decided */
+    const route *r; /* NULL unless the route matched */
     char *body;
     size_t body_len, body_cap;
     uint64_t received; /* body bytes seen, stored or not */
     bool too_large;
     bool suspended;
-    bool if_match;
-    bool raw_envelope;
     pool_call *call;
     struct MHD_Response *resp; /* REQ_READY: to queue */
     int resp_status;
@@ -62,6 +59,7 @@ struct http_req {
     struct timespec t0;
     char method[8];
     char path[160]; /* for the access log only (truncated) */
+    rest_call rest; /* last: the REST side of the request, for its whole life */
 };
 
 /* One libmicrohttpd connection, for the head deadline: its idle timeout is
@@ -91,7 +89,13 @@ struct http {
     struct event *idle_ev;
     http_conn *conns;
     struct event *sweep_ev; /* every second: heads past their deadline */
+    http_req *spare;        /* finished requests kept for the next ones (at most HTTP_SPARE) */
+    size_t nspare;
 };
+
+/* Requests kept allocated: a request is ~5 KiB (its route match holds the
+ * decoded captures), and keep-alive traffic would allocate one each time. */
+#define HTTP_SPARE 64
 
 static uint64_t mono_ms(void)
 {
@@ -251,8 +255,8 @@ static struct MHD_Response *problem_response(http_req *q, problem *p)
         }
         if (p->www_authenticate)
             MHD_add_response_header(resp, "WWW-Authenticate", "Bearer realm=\"rstmdb-proxy\"");
-        if (p->status == 405 && q->m != NULL && q->m->allow[0])
-            MHD_add_response_header(resp, "Allow", q->m->allow);
+        if (p->status == 405 && q->rest.m.allow[0])
+            MHD_add_response_header(resp, "Allow", q->rest.m.allow);
     }
     return resp;
 }
@@ -300,55 +304,27 @@ static void on_reply(const rstmdb_reply *reply, void *arg)
     q->call = NULL;
     if (h->d.m->inflight)
         h->d.m->inflight--;
-    int st = rstmdb_reply_status(reply);
     log_msg(h->d.log, LOG_DEBUG, NULL, "request id=%llu upstream status=%d",
-            (unsigned long long)q->id, st);
-    if (q->raw_envelope && (st == RSTMDB_OK || st == RSTMDB_ERR_SERVER)) {
-        size_t len = 0;
-        const char *raw = rstmdb_reply_raw(reply, &len);
-        /* The envelope is the answer, error or not (its "status" says
-         * which): /v1/rpc is a tunnel for ops this proxy may not know. */
-        if (raw != NULL) {
-            ready(q, 200, make_buffer(q, "application/json", dup_text(raw, len), len));
-            return;
+            (unsigned long long)q->id, rstmdb_reply_status(reply));
+    rest_answer a;
+    rest_call_answer(&q->rest, reply, pool_retry_after_s(h->d.upstream), &a);
+    struct MHD_Response *resp;
+    if (a.is_problem) {
+        resp = problem_response(q, &a.problem);
+    } else {
+        resp = make_buffer(q, "application/json", dup_text(a.body, a.body_len), a.body_len);
+        if (resp != NULL && a.location[0])
+            MHD_add_response_header(resp, MHD_HTTP_HEADER_LOCATION, a.location);
+        if (resp != NULL && a.etag[0])
+            MHD_add_response_header(resp, MHD_HTTP_HEADER_ETAG, a.etag);
+        if (resp != NULL && a.has_wal_offset) {
+            char v[24];
+            snprintf(v, sizeof v, "%llu", (unsigned long long)a.wal_offset);
+            MHD_add_response_header(resp, "RSTMDB-WAL-Offset", v);
         }
     }
-    if (st == RSTMDB_OK) {
-        size_t len = 0;
-        const char *raw = rstmdb_reply_result_raw(reply, &len);
-        if (raw == NULL) {
-            raw = "{}";
-            len = 2;
-        }
-        rest_answer a;
-        rest_answer_for(q->m, raw, len, &a);
-        struct MHD_Response *resp = make_buffer(q, "application/json", dup_text(raw, len), len);
-        if (resp != NULL) {
-            if (a.location[0])
-                MHD_add_response_header(resp, MHD_HTTP_HEADER_LOCATION, a.location);
-            if (a.etag[0])
-                MHD_add_response_header(resp, MHD_HTTP_HEADER_ETAG, a.etag);
-            uint64_t off;
-            if (rstmdb_reply_meta_wal_offset(reply, &off) == RSTMDB_OK) {
-                char v[24];
-                snprintf(v, sizeof v, "%llu", (unsigned long long)off);
-                MHD_add_response_header(resp, "RSTMDB-WAL-Offset", v);
-            }
-        }
-        ready(q, a.status, resp);
-        return;
-    }
-    problem p;
-    const rstmdb_error *e = rstmdb_reply_error(reply);
-    if (e != NULL)
-        problem_from_error(&p, e, q->if_match, pool_retry_after_s(h->d.upstream));
-    else if (st == RSTMDB_ERR_TIMEOUT)
-        problem_local(&p, 504, "UPSTREAM_TIMEOUT", "the upstream did not answer in time");
-    else
-        problem_local(&p, 503, "UPSTREAM_UNAVAILABLE", rstmdb_strerror(st));
-    int status = p.status;
-    struct MHD_Response *resp = problem_response(q, &p);
-    problem_deinit(&p);
+    int status = a.status;
+    rest_answer_deinit(&a);
     ready(q, status, resp);
 }
 
@@ -494,7 +470,7 @@ static enum MHD_Result start_sse(http_req *q, route_query *rq, const char *versi
     problem p;
     const char *leid = MHD_lookup_connection_value(q->conn, MHD_HEADER_KIND, "Last-Event-ID");
     sse_stream *s = NULL;
-    if (sse_stream_open(h->d.sse, q->m, rq->out, leid, &s, &p) != 0)
+    if (sse_stream_open(h->d.sse, &q->rest.m, rq->out, leid, &s, &p) != 0)
         return queue_problem(q, &p);
     int fd = take_socket(q);
     if (fd < 0) {
@@ -519,26 +495,55 @@ static enum MHD_Result start_sse(http_req *q, route_query *rq, const char *versi
     return MHD_YES;
 }
 
+/* An operation: rest.c builds it, the pool takes its params, and the
+ * connection waits suspended for the reply. */
+static enum MHD_Result call_upstream(http_req *q, const rest_input *in)
+{
+    http *h = q->h;
+    problem p;
+    if (rest_call_build(&q->rest, in, &p) != 0)
+        return queue_problem(q, &p);
+    log_msg(h->d.log, LOG_DEBUG, NULL, "request id=%llu op=%s", (unsigned long long)q->id,
+            q->rest.op);
+    size_t len;
+    char *params = rest_call_take_params(&q->rest, &len);
+    int rc = pool_call_take(h->d.upstream, q->rest.op, params, len, q->rest.resend_safe, on_reply,
+                            q, &q->call);
+    if (rc != RSTMDB_OK) {
+        q->call = NULL;
+        if (rc == RSTMDB_ERR_CLOSED)
+            problem_upstream_down(&p, pool_last_failure(h->d.upstream),
+                                  pool_retry_after_s(h->d.upstream));
+        else
+            problem_local(&p, 500, "INTERNAL_ERROR", rstmdb_strerror(rc));
+        return queue_problem(q, &p);
+    }
+    h->d.m->inflight++;
+    q->state = REQ_UPSTREAM;
+    http_req_suspend(q);
+    return MHD_YES;
+}
+
 static enum MHD_Result dispatch(http_req *q, const char *path, const char *version)
 {
     http *h = q->h;
     if (strcmp(q->method, "OPTIONS") == 0)
         return serve_options(q, path);
-    bool exempt = q->rs == ROUTE_OK && q->r->auth_exempt;
+    bool exempt = q->r != NULL && q->r->auth_exempt;
     if (!exempt && !auth_check(h->auth, MHD_lookup_connection_value(q->conn, MHD_HEADER_KIND,
                                                                     MHD_HTTP_HEADER_AUTHORIZATION)))
         return queue_local_problem(q, 401, "UNAUTHORIZED",
                                    "missing or wrong bearer token (Authorization: Bearer ...)");
-    switch (q->rs) {
+    switch (q->rest.rs) {
     case ROUTE_NOT_FOUND:
         return queue_local_problem(q, 404, "NOT_FOUND", "no such endpoint");
     case ROUTE_METHOD_NOT_ALLOWED: {
         char d[160];
-        snprintf(d, sizeof d, "%s is not allowed here; allowed: %s", q->method, q->m->allow);
+        snprintf(d, sizeof d, "%s is not allowed here; allowed: %s", q->method, q->rest.m.allow);
         return queue_local_problem(q, 405, "METHOD_NOT_ALLOWED", d);
     }
     case ROUTE_BAD_PATH:
-        return queue_local_problem(q, 400, "BAD_REQUEST", q->m->why);
+        return queue_local_problem(q, 400, "BAD_REQUEST", q->rest.m.why);
     case ROUTE_OK:
         break;
     }
@@ -566,7 +571,6 @@ static enum MHD_Result dispatch(http_req *q, const char *path, const char *versi
         ret = start_sse(q, &rq, version);
     } else {
         rest_input in = {
-            .m = q->m,
             .query = rq.out,
             .body = q->body,
             .body_len = q->body_len,
@@ -576,36 +580,10 @@ static enum MHD_Result dispatch(http_req *q, const char *path, const char *versi
                 MHD_lookup_connection_value(q->conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_IF_MATCH),
             .allow_flush_all = h->d.cfg->allow_flush_all,
         };
-        rest_call call;
-        problem p;
-        if (rest_build_call(&in, &call, &p) != 0) {
-            ret = queue_problem(q, &p);
-        } else {
-            q->if_match = call.if_match;
-            q->raw_envelope = call.raw_envelope;
-            log_msg(h->d.log, LOG_DEBUG, NULL, "request id=%llu op=%s", (unsigned long long)q->id,
-                    call.op);
-            int rc = pool_call_json(h->d.upstream, call.op, call.params, call.params_len,
-                                    call.resend_safe, on_reply, q, &q->call);
-            rest_call_deinit(&call);
-            if (rc != RSTMDB_OK) {
-                q->call = NULL;
-                if (rc == RSTMDB_ERR_CLOSED)
-                    problem_upstream_down(&p, pool_last_failure(h->d.upstream),
-                                          pool_retry_after_s(h->d.upstream));
-                else
-                    problem_local(&p, 500, "INTERNAL_ERROR", rstmdb_strerror(rc));
-                ret = queue_problem(q, &p);
-            } else {
-                h->d.m->inflight++;
-                q->state = REQ_UPSTREAM;
-                http_req_suspend(q);
-                ret = MHD_YES;
-            }
-        }
+        ret = call_upstream(q, &in);
     }
     route_query_deinit(&rq);
-    /* The body is not needed any more; the match is kept for Location. */
+    /* The body is not needed any more; the REST call is kept for the answer. */
     free(q->body);
     q->body = NULL;
     q->body_len = q->body_cap = 0;
@@ -651,6 +629,31 @@ static void conn_expect_head(http *h, http_conn *c)
         c->deadline_ms = mono_ms() + h->d.cfg->idle_timeout_s * 1000u;
 }
 
+static http_req *req_new(http *h)
+{
+    http_req *q = h->spare;
+    if (q != NULL) {
+        h->spare = q->next;
+        h->nspare--;
+    } else if ((q = malloc(sizeof *q)) == NULL) {
+        return NULL;
+    }
+    /* Everything but the REST call, which rest_call_match initialises. */
+    memset(q, 0, offsetof(http_req, rest));
+    return q;
+}
+
+static void req_release(http *h, http_req *q)
+{
+    if (h->nspare >= HTTP_SPARE) {
+        free(q);
+        return;
+    }
+    q->next = h->spare;
+    h->spare = q;
+    h->nspare++;
+}
+
 static void req_link(http *h, http_req *q)
 {
     q->next = h->reqs;
@@ -678,22 +681,16 @@ static enum MHD_Result on_access(void *cls, struct MHD_Connection *conn, const c
     http *h = cls;
     http_req *q = *con_cls;
     if (q == NULL) {
-        q = calloc(1, sizeof *q);
+        q = req_new(h);
         if (q == NULL)
             return MHD_NO;
-        q->m = malloc(sizeof *q->m);
-        if (q->m == NULL) {
-            free(q);
-            return MHD_NO;
-        }
         q->h = h;
         q->conn = conn;
         q->id = ++h->next_id;
         clock_gettime(CLOCK_MONOTONIC, &q->t0);
         snprintf(q->method, sizeof q->method, "%s", method);
         snprintf(q->path, sizeof q->path, "%s", url);
-        q->rs = route_match_path(method, url, q->m);
-        q->r = q->rs == ROUTE_OK ? q->m->r : NULL;
+        q->r = rest_call_match(&q->rest, method, url) == ROUTE_OK ? q->rest.m.r : NULL;
         q->state = REQ_RECEIVING;
         req_link(h, q);
         *con_cls = q;
@@ -779,9 +776,9 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
     if (q->resp != NULL)
         MHD_destroy_response(q->resp);
     req_unlink(h, q);
-    free(q->m);
+    rest_call_deinit(&q->rest);
     free(q->body);
-    free(q);
+    req_release(h, q);
     if (toe == MHD_REQUEST_TERMINATED_COMPLETED_OK)
         conn_expect_head(h, conn_of(conn)); /* the next request's head, if any */
     check_idle(h);
@@ -978,6 +975,11 @@ void http_free(http *h)
         event_free(h->kick_ev);
     if (h->sweep_ev)
         event_free(h->sweep_ev);
+    while (h->spare != NULL) {
+        http_req *q = h->spare;
+        h->spare = q->next;
+        free(q);
+    }
     auth_free(h->auth);
     cors_free(h->cors);
     free(h);

@@ -16,6 +16,8 @@
 
 #include "config.h"
 
+#include "addr.h"
+
 #define BACKLOG 1024
 
 int listener_tcp(const char *addr, char *bound, size_t bound_cap, bool *loopback, char *why,
@@ -23,7 +25,7 @@ int listener_tcp(const char *addr, char *bound, size_t bound_cap, bool *loopback
 {
     char host[256];
     unsigned port;
-    if (config_split_addr(addr, host, sizeof host, &port) != 0) {
+    if (addr_split(addr, host, sizeof host, &port) != 0) {
         snprintf(why, why_cap, "listen: expected HOST:PORT, got \"%s\"", addr);
         return -1;
     }

@@ -13,7 +13,6 @@
 #include <unistd.h>
 
 #include "backoff.h"
-#include "error_int.h"
 #include "log.h"
 
 #define POOL_DEFAULT_SIZE               2u
@@ -52,9 +51,10 @@ struct pool_call {
     pool *p;
     pool_conn *conn;     /* where it is in flight */
     rstmdb_request *req; /* NULL once answered or cancelled */
-    char *op;
-    char *params; /* kept for a re-send */
+    char op[48];
+    char *params; /* owned, kept for a re-send */
     size_t params_len;
+    bool trusted; /* params validated by the caller: not scanned again */
     bool resend_safe;
     bool in_cb; /* cb is running: cancel is a no-op */
     unsigned resends;
@@ -386,13 +386,14 @@ void pool_shutdown(pool *p, void (*done)(void *arg), void *arg)
 int pool_new(pool **out, struct event_base *base, const pool_config *cfg, rstmdb_error **err)
 {
     if (!out || !base || !cfg || !cfg->address)
-        return error_set(err, RSTMDB_ERR_INVALID, "pool: base, config and address are required");
+        return rstmdb_error_set(err, RSTMDB_ERR_INVALID,
+                                "pool: base, config and address are required");
     if (cfg->size > POOL_MAX_SIZE)
-        return error_set(err, RSTMDB_ERR_INVALID, "pool: size %u above the cap of %u", cfg->size,
-                         POOL_MAX_SIZE);
+        return rstmdb_error_set(err, RSTMDB_ERR_INVALID, "pool: size %u above the cap of %u",
+                                cfg->size, POOL_MAX_SIZE);
     pool *p = calloc(1, sizeof *p);
     if (!p)
-        return error_set(err, RSTMDB_ERR_NOMEM, "pool: out of memory");
+        return rstmdb_error_set(err, RSTMDB_ERR_NOMEM, "pool: out of memory");
     p->base = base;
     p->size = cfg->size ? cfg->size : POOL_DEFAULT_SIZE;
     p->request_timeout_ms =
@@ -427,8 +428,8 @@ int pool_new(pool **out, struct event_base *base, const pool_config *cfg, rstmdb
     if (cfg->dns_server) {
         if (evdns_base_nameserver_ip_add(p->dns, cfg->dns_server) != 0) {
             pool_free(p);
-            return error_set(err, RSTMDB_ERR_INVALID, "pool: bad dns_server \"%s\"",
-                             cfg->dns_server);
+            return rstmdb_error_set(err, RSTMDB_ERR_INVALID, "pool: bad dns_server \"%s\"",
+                                    cfg->dns_server);
         }
         evdns_base_load_hosts(p->dns, NULL);
     }
@@ -453,7 +454,7 @@ int pool_new(pool **out, struct event_base *base, const pool_config *cfg, rstmdb
     return RSTMDB_OK;
 fail:
     pool_free(p);
-    return error_set(err, rc, "pool: out of memory");
+    return rstmdb_error_set(err, rc, "pool: out of memory");
 }
 
 void pool_free(pool *p)
@@ -604,7 +605,6 @@ static void call_unlink(pool_call *c)
 
 static void call_free(pool_call *c)
 {
-    free(c->op);
     free(c->params);
     free(c);
 }
@@ -634,7 +634,10 @@ static int call_issue(pool_call *c, pool_conn *pc)
     if (now >= c->deadline_ms)
         return RSTMDB_ERR_TIMEOUT;
     rstmdb_request *req = NULL;
-    int rc = rstmdb_call_json(pc->client, c->op, c->params, c->params_len, call_reply_cb, c, &req);
+    int rc = c->trusted ? rstmdb_call_json_trusted(pc->client, c->op, c->params, c->params_len,
+                                                   call_reply_cb, c, &req)
+                        : rstmdb_call_json(pc->client, c->op, c->params, c->params_len,
+                                           call_reply_cb, c, &req);
     if (rc != RSTMDB_OK)
         return rc;
     rstmdb_request_set_timeout_ms(req, (unsigned)(c->deadline_ms - now));
@@ -694,31 +697,30 @@ static void call_reply_cb(rstmdb_client *client, const rstmdb_reply *r, void *ar
     call_free(c);
 }
 
-int pool_call_json(pool *p, const char *op, const char *params, size_t params_len, bool resend_safe,
-                   pool_reply_cb cb, void *arg, pool_call **out)
+/* Start a call with `params` (owned from here on, whatever the result). */
+static int call_start(pool *p, const char *op, char *params, size_t params_len, bool trusted,
+                      bool resend_safe, pool_reply_cb cb, void *arg, pool_call **out)
 {
-    if (!p || !op || !cb || (!params && params_len))
+    if (!p || !op || !cb || !params || strlen(op) >= sizeof((pool_call *)0)->op) {
+        free(params);
         return RSTMDB_ERR_INVALID;
+    }
     pool_conn *pc = pool_pick(p, NULL);
-    if (!pc)
+    if (!pc) {
+        free(params);
         return RSTMDB_ERR_CLOSED; /* fail fast: the HTTP side answers 503 now */
-    pool_call *c = calloc(1, sizeof *c);
-    if (!c)
-        return RSTMDB_ERR_NOMEM;
-    if (!params) {
-        params = "{}";
-        params_len = 2;
     }
+    pool_call *c = malloc(sizeof *c);
+    if (!c) {
+        free(params);
+        return RSTMDB_ERR_NOMEM;
+    }
+    memset(c, 0, sizeof *c);
     c->p = p;
-    c->op = strdup(op);
-    c->params = malloc(params_len + 1);
-    if (!c->op || !c->params) {
-        call_free(c);
-        return RSTMDB_ERR_NOMEM;
-    }
-    memcpy(c->params, params, params_len);
-    c->params[params_len] = '\0';
+    memcpy(c->op, op, strlen(op) + 1);
+    c->params = params;
     c->params_len = params_len;
+    c->trusted = trusted;
     c->resend_safe = resend_safe;
     c->cb = cb;
     c->arg = arg;
@@ -736,6 +738,29 @@ int pool_call_json(pool *p, const char *op, const char *params, size_t params_le
     if (out)
         *out = c;
     return RSTMDB_OK;
+}
+
+int pool_call_json(pool *p, const char *op, const char *params, size_t params_len, bool resend_safe,
+                   pool_reply_cb cb, void *arg, pool_call **out)
+{
+    if (!params && params_len)
+        return RSTMDB_ERR_INVALID;
+    if (!params) {
+        params = "{}";
+        params_len = 2;
+    }
+    char *copy = malloc(params_len + 1);
+    if (!copy)
+        return RSTMDB_ERR_NOMEM;
+    memcpy(copy, params, params_len);
+    copy[params_len] = '\0';
+    return call_start(p, op, copy, params_len, false, resend_safe, cb, arg, out);
+}
+
+int pool_call_take(pool *p, const char *op, char *params, size_t params_len, bool resend_safe,
+                   pool_reply_cb cb, void *arg, pool_call **out)
+{
+    return call_start(p, op, params, params_len, true, resend_safe, cb, arg, out);
 }
 
 void pool_call_cancel(pool_call *c)

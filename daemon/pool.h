@@ -105,6 +105,13 @@ unsigned pool_retry_after_s(const pool *p);
  * re-sends: a call re-sent after a loss keeps its original deadline. */
 int pool_call_json(pool *p, const char *op, const char *params, size_t params_len, bool resend_safe,
                    pool_reply_cb cb, void *arg, pool_call **out);
+/* The same for params the caller built and validated as one JSON object
+ * the server takes (rest.c does): the pool takes ownership of `params`
+ * (malloc'd), whatever the result, and neither copies nor scans it again.
+ * Bytes that are not such an object would make the server close the
+ * connection, failing every call multiplexed on it. */
+int pool_call_take(pool *p, const char *op, char *params, size_t params_len, bool resend_safe,
+                   pool_reply_cb cb, void *arg, pool_call **out);
 /* The HTTP client went away: forget the call; cb will not run. Valid in any
  * state until cb has started (a cancel from inside cb is a no-op). */
 void pool_call_cancel(pool_call *c);

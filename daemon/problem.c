@@ -7,8 +7,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "json.h"
+#include "jscan.h"
 #include "pool.h"
+#include "utf8.h"
 
 typedef struct code_map {
     const char *code;
@@ -106,8 +107,8 @@ static void fill(problem *p, int status, const char *code, const char *detail, b
     snprintf(p->detail, sizeof p->detail, "%s", detail ? detail : problem_title(status));
     /* The detail may quote a client's bytes (a query key) or be cut inside
      * a character: the body must stay valid UTF-8 JSON. */
-    json_utf8_sanitize(p->detail, strlen(p->detail));
-    json_utf8_sanitize(p->code, strlen(p->code));
+    utf8_sanitize(p->detail, strlen(p->detail));
+    utf8_sanitize(p->code, strlen(p->code));
     p->retryable = retryable;
     if (status == 401)
         p->www_authenticate = true;

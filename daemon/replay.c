@@ -8,7 +8,7 @@
 #include <string.h>
 
 #include "hub_int.h"
-#include "tbuf.h"
+#include "strbuf.h"
 
 static void job_start_read(replay *j);
 static void job_process_page(replay *j);
@@ -256,15 +256,15 @@ static bool job_resolve(replay *j)
     j->pending = j->nlookups;
     for (size_t i = 0; i < j->nlookups; i++) {
         lookup *lk = &j->lookups[i];
-        tbuf b;
-        tbuf_init(&b, 4096 + strlen(lk->instance_id) * 6);
-        tbuf_adds(&b, "{\"instance_id\":");
-        tbuf_add_jstr(&b, lk->instance_id);
-        tbuf_add(&b, "}", 1);
-        int rc = b.failed ? RSTMDB_ERR_NOMEM
-                          : pool_call_json(h->pool, "GET_INSTANCE", b.s, b.len, true,
-                                           lookup_reply_cb, lk, &lk->call);
-        tbuf_deinit(&b);
+        strbuf b;
+        strbuf_init(&b, 4096 + strlen(lk->instance_id) * 6);
+        strbuf_puts(&b, "{\"instance_id\":");
+        strbuf_jstr(&b, lk->instance_id, strlen(lk->instance_id));
+        strbuf_add(&b, "}", 1);
+        int rc = strbuf_failed(&b) ? RSTMDB_ERR_NOMEM
+                                   : pool_call_json(h->pool, "GET_INSTANCE", b.data, b.len, true,
+                                                    lookup_reply_cb, lk, &lk->call);
+        strbuf_deinit(&b);
         if (rc != RSTMDB_OK) {
             lk->call = NULL;
             job_abort(j, NULL, NULL); /* no upstream now: resume later */
@@ -281,8 +281,8 @@ static void job_process_page(replay *j)
     hub *h = j->f->h;
     feed *f = j->f;
     const subfilter *sf = &f->sf;
-    tbuf b;
-    tbuf_init(&b, HUB_MAX_EVENT_BYTES);
+    strbuf b;
+    strbuf_init(&b, HUB_MAX_EVENT_BYTES);
 
     for (size_t i = 0; i < j->nlookups; i++)
         free(j->lookups[i].instance_id);
@@ -308,19 +308,19 @@ static void job_process_page(replay *j)
                 }
                 if (job_resolve(j))
                     continue; /* resolved synchronously: unreachable, kept safe */
-                tbuf_deinit(&b);
+                strbuf_deinit(&b);
                 return;
             }
             if (cand &&
                 subfilter_match(sf, r->instance_id, ii->machine, r->event_name, r->from, r->to)) {
-                tbuf_reset(&b);
+                strbuf_reset(&b);
                 if (walrec_event_data(r, ii->machine_tok, strlen(ii->machine_tok), ii->version,
                                       sf->include_ctx, &b) < 0) {
                     job_abort(j, "INTERNAL_ERROR", "replayed event too large");
                     break;
                 }
                 h->stats.replayed++;
-                hub_event ev = {++h->seq, r->offset, b.s, b.len};
+                hub_event ev = {++h->seq, r->offset, b.data, b.len};
                 for (hub_sub *s = j->members.head, *nx; s; s = nx) {
                     nx = s->next; /* a callback may end its own stream */
                     sub_deliver(s, &ev);
@@ -329,7 +329,7 @@ static void job_process_page(replay *j)
         }
         j->cursor = r->offset + 1;
     }
-    tbuf_deinit(&b);
+    strbuf_deinit(&b);
     if (j->dead)
         return;
     for (hub_sub *s = j->members.head; s; s = s->next)
@@ -520,16 +520,16 @@ void job_start(replay *j)
         job_start_read(j);
         return;
     }
-    tbuf b;
-    tbuf_init(&b, 64 + strlen(j->f->sf.instance_id) * 6);
-    tbuf_adds(&b, "{\"instance_id\":");
-    tbuf_add_jstr(&b, j->f->sf.instance_id);
-    tbuf_add(&b, "}", 1);
+    strbuf b;
+    strbuf_init(&b, 64 + strlen(j->f->sf.instance_id) * 6);
+    strbuf_puts(&b, "{\"instance_id\":");
+    strbuf_jstr(&b, j->f->sf.instance_id, strlen(j->f->sf.instance_id));
+    strbuf_add(&b, "}", 1);
     j->state = REPLAY_BOUNDING;
-    int rc = b.failed ? RSTMDB_ERR_NOMEM
-                      : pool_call_json(h->pool, "GET_INSTANCE", b.s, b.len, true, bound_reply_cb, j,
-                                       &j->call);
-    tbuf_deinit(&b);
+    int rc = strbuf_failed(&b) ? RSTMDB_ERR_NOMEM
+                               : pool_call_json(h->pool, "GET_INSTANCE", b.data, b.len, true,
+                                                bound_reply_cb, j, &j->call);
+    strbuf_deinit(&b);
     if (rc != RSTMDB_OK) {
         j->call = NULL;
         job_abort(j, NULL, NULL);

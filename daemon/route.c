@@ -6,7 +6,8 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "json.h"
+#include "jscan.h"
+#include "utf8.h"
 
 #define NOQ                   \
     {                         \
@@ -254,7 +255,7 @@ static int match_one(const route *r, const char *path, size_t path_segs, route_m
                  * dot-segment that clients and intermediaries rewrite, never
                  * an id; "%2E%2E" names the instance "..". */
                 long dl = route_pct_decode(xp, xl, m->buf + used, sizeof m->buf - used, 0);
-                if (dl < 0 || !json_utf8_valid(m->buf + used, (size_t)dl)) {
+                if (dl < 0 || !utf8_valid(m->buf + used, (size_t)dl)) {
                     snprintf(m->why, sizeof m->why,
                              "path segment for %s: bad percent-encoding, NUL (%%00), invalid "
                              "UTF-8 or too long",

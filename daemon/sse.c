@@ -16,7 +16,8 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-#include "json.h"
+#include "jscan.h"
+#include "utf8.h"
 #include "wheel.h"
 
 /* Room always kept free for the final `event: error`, so a full queue can
@@ -783,7 +784,7 @@ static int get_list(const cJSON *q, const char *name, const char ***out, size_t 
         return -1;
     size_t i = 0;
     for (const cJSON *e = a->child; e != NULL; e = e->next) {
-        if (!cJSON_IsString(e) || !json_utf8_valid(e->valuestring, strlen(e->valuestring))) {
+        if (!cJSON_IsString(e) || !utf8_valid(e->valuestring, strlen(e->valuestring))) {
             free(v);
             return -1;
         }
@@ -865,7 +866,7 @@ int sse_stream_open(sse_ctx *c, const route_match *m, const cJSON *query, const 
 
     const char **lists[4] = {NULL, NULL, NULL, NULL};
     if (m->r->id == R_WATCH_INSTANCE) {
-        if (m->ncaps < 1 || !json_utf8_valid(m->caps[0].value, strlen(m->caps[0].value))) {
+        if (m->ncaps < 1 || !utf8_valid(m->caps[0].value, strlen(m->caps[0].value))) {
             problem_local(p, 400, "BAD_REQUEST", "instance_id is not valid UTF-8");
             return -1;
         }

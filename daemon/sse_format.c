@@ -8,7 +8,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "json.h"
+#include "jscan.h"
+#include "utf8.h"
 
 size_t sse_format_open(char *out, size_t cap, unsigned retry_ms)
 {
@@ -59,7 +60,7 @@ size_t sse_format_error(char *out, size_t cap, const char *code, const char *mes
         return 0;
     char msg[200];
     snprintf(msg, sizeof msg, "%s", message ? message : "");
-    if (!json_utf8_valid(msg, strlen(msg)))
+    if (!utf8_valid(msg, strlen(msg)))
         snprintf(msg, sizeof msg, "(message not valid UTF-8)");
     cJSON_AddStringToObject(o, "code", code);
     cJSON_AddStringToObject(o, "message", msg);

@@ -6,7 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "tbuf.h"
+#include "strbuf.h"
 
 static int cmp_str(const void *a, const void *b)
 {
@@ -58,19 +58,19 @@ static int list_init(subfilter_list *l, const char *const *v, size_t n)
     return 0;
 }
 
-static void key_list(tbuf *b, const char *name, const subfilter_list *l)
+static void key_list(strbuf *b, const char *name, const subfilter_list *l)
 {
     if (l->n == 0)
         return; /* empty = match all, same as absent */
-    tbuf_adds(b, ",\"");
-    tbuf_adds(b, name);
-    tbuf_adds(b, "\":[");
+    strbuf_puts(b, ",\"");
+    strbuf_puts(b, name);
+    strbuf_puts(b, "\":[");
     for (size_t i = 0; i < l->n; i++) {
         if (i)
-            tbuf_add(b, ",", 1);
-        tbuf_add_jstr(b, l->v[i]);
+            strbuf_add(b, ",", 1);
+        strbuf_jstr(b, l->v[i], strlen(l->v[i]));
     }
-    tbuf_add(b, "]", 1);
+    strbuf_add(b, "]", 1);
 }
 
 int subfilter_init(subfilter *out, const hub_filter *f)
@@ -87,21 +87,21 @@ int subfilter_init(subfilter *out, const hub_filter *f)
                (rc = list_init(&out->to_states, f->to_states, f->nto_states))) {
         goto fail;
     }
-    tbuf b;
-    tbuf_init(&b, SUBFILTER_MAX_KEY);
-    tbuf_adds(&b, out->include_ctx ? "{\"include_ctx\":true" : "{\"include_ctx\":false");
+    strbuf b;
+    strbuf_init(&b, SUBFILTER_MAX_KEY);
+    strbuf_puts(&b, out->include_ctx ? "{\"include_ctx\":true" : "{\"include_ctx\":false");
     if (out->instance_id) {
-        tbuf_adds(&b, ",\"instance_id\":");
-        tbuf_add_jstr(&b, out->instance_id);
+        strbuf_puts(&b, ",\"instance_id\":");
+        strbuf_jstr(&b, out->instance_id, strlen(out->instance_id));
     }
     key_list(&b, "events", &out->events);
     key_list(&b, "from_states", &out->from_states);
     key_list(&b, "machines", &out->machines);
     key_list(&b, "to_states", &out->to_states);
-    tbuf_add(&b, "}", 1);
+    strbuf_add(&b, "}", 1);
     rc = RSTMDB_ERR_INVALID; /* nearly always the cap: thousands of long filter values */
-    out->key = tbuf_take(&b, &out->key_len);
-    tbuf_deinit(&b);
+    out->key = strbuf_take(&b, &out->key_len);
+    strbuf_deinit(&b);
     if (!out->key)
         goto fail;
     return 0;

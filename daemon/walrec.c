@@ -202,38 +202,38 @@ void walrec_page_deinit(walrec_page *pg)
 }
 
 int walrec_event_data(const walrec *r, const char *machine, size_t machine_len, uint64_t version,
-                      bool include_ctx, tbuf *out)
+                      bool include_ctx, strbuf *out)
 {
     if (r->type != WALREC_APPLY_EVENT)
         return -1;
-    tbuf_adds(out, "{\"instance_id\":");
-    tbuf_add(out, r->instance.p, r->instance.len);
-    tbuf_adds(out, ",\"machine\":");
-    tbuf_add(out, machine, machine_len);
-    tbuf_adds(out, ",\"version\":");
-    tbuf_add_u64(out, version);
-    tbuf_adds(out, ",\"wal_offset\":");
-    tbuf_add_u64(out, r->offset);
-    tbuf_adds(out, ",\"from_state\":");
-    tbuf_add(out, r->from_state.p, r->from_state.len);
-    tbuf_adds(out, ",\"to_state\":");
-    tbuf_add(out, r->to_state.p, r->to_state.len);
-    tbuf_adds(out, ",\"event\":");
-    tbuf_add(out, r->event.p, r->event.len);
-    tbuf_adds(out, ",\"payload\":");
+    strbuf_puts(out, "{\"instance_id\":");
+    strbuf_add(out, r->instance.p, r->instance.len);
+    strbuf_puts(out, ",\"machine\":");
+    strbuf_add(out, machine, machine_len);
+    strbuf_puts(out, ",\"version\":");
+    strbuf_u64(out, version);
+    strbuf_puts(out, ",\"wal_offset\":");
+    strbuf_u64(out, r->offset);
+    strbuf_puts(out, ",\"from_state\":");
+    strbuf_add(out, r->from_state.p, r->from_state.len);
+    strbuf_puts(out, ",\"to_state\":");
+    strbuf_add(out, r->to_state.p, r->to_state.len);
+    strbuf_puts(out, ",\"event\":");
+    strbuf_add(out, r->event.p, r->event.len);
+    strbuf_puts(out, ",\"payload\":");
     if (r->payload.p)
-        tbuf_add(out, r->payload.p, r->payload.len);
+        strbuf_add(out, r->payload.p, r->payload.len);
     else
-        tbuf_adds(out, "null");
+        strbuf_puts(out, "null");
     if (include_ctx) {
         /* The WAL's ctx is the post-merge context, the same the live event carries. */
-        tbuf_adds(out, ",\"ctx\":");
+        strbuf_puts(out, ",\"ctx\":");
         if (r->ctx.p)
-            tbuf_add(out, r->ctx.p, r->ctx.len);
+            strbuf_add(out, r->ctx.p, r->ctx.len);
         else
-            tbuf_adds(out, "null");
+            strbuf_puts(out, "null");
     }
-    return tbuf_add(out, "}", 1);
+    return strbuf_add(out, "}", 1);
 }
 
 int walrec_instance_info(const char *text, size_t len, char **machine_tok, char **machine_name,

@@ -15,7 +15,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "tbuf.h"
+#include "strbuf.h"
 
 #define WALREC_SEGMENT_SHIFT 40 /* offset = (segment << 40) | byte position */
 
@@ -57,7 +57,7 @@ void walrec_page_deinit(walrec_page *pg);
 /* Append the SSE data of apply_event `r` to `out`. `machine` is the raw JSON
  * string token (with quotes) of the instance's machine. Returns 0 or -1. */
 int walrec_event_data(const walrec *r, const char *machine, size_t machine_len, uint64_t version,
-                      bool include_ctx, tbuf *out);
+                      bool include_ctx, strbuf *out);
 
 /* From a GET_INSTANCE result object: the machine's raw string token (a new
  * malloc'd copy), its decoded name (malloc'd) and the version. Returns 0 or -1. */

@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "addr.h"
 #include "config.h"
 #include "fuzz.h"
 
@@ -78,7 +79,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     default: {
         char host[256];
         unsigned port = 99999;
-        rc = config_split_addr(text, host, sizeof host, &port);
+        rc = addr_split(text, host, sizeof host, &port);
         FUZZ_CHECK(rc == 0 || rc == -1);
         if (rc == 0)
             FUZZ_CHECK(port <= 65535 && memchr(host, '\0', sizeof host) != NULL);

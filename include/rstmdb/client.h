@@ -160,6 +160,14 @@ int rstmdb_call(rstmdb_client *c, const char *op, const cJSON *params, rstmdb_re
  * RSTMDB_ERR_JSON otherwise); the text goes on the wire as it is. */
 int rstmdb_call_json(rstmdb_client *c, const char *op, const char *params, size_t params_len,
                      rstmdb_reply_cb cb, void *arg, rstmdb_request **req_out);
+/* Same, for params text the caller has already validated as one JSON object
+ * that the server accepts (strict UTF-8, paired surrogates, finite numbers,
+ * nesting within serde_json's limit): it is not scanned again. Text that is
+ * not such an object makes the server close the connection, failing every
+ * request on it, so use this only for bytes checked with the same rules. */
+int rstmdb_call_json_trusted(rstmdb_client *c, const char *op, const char *params,
+                             size_t params_len, rstmdb_reply_cb cb, void *arg,
+                             rstmdb_request **req_out);
 /* Forget a request: its callback will not be called; a late response is dropped. */
 void rstmdb_request_cancel(rstmdb_request *req);
 /* Override the client's request timeout for this one request (0 = none). */

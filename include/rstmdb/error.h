@@ -20,15 +20,15 @@ typedef struct cJSON cJSON;
 /* Return codes of every librstmdb function. Negative = failure. */
 typedef enum rstmdb_status {
     RSTMDB_OK = 0,
-    RSTMDB_ERR_NOMEM = -1,      /* an allocation failed */
-    RSTMDB_ERR_INVALID = -2,    /* a bad argument from the caller */
-    RSTMDB_ERR_IO = -3,         /* socket error, connection refused or reset */
-    RSTMDB_ERR_TIMEOUT = -4,    /* connect or request timeout reached */
-    RSTMDB_ERR_PROTOCOL = -5,   /* the peer sent something that is not RCPX/JSON we understand */
-    RSTMDB_ERR_CLOSED = -6,     /* the connection closed (EOF, BYE, or closed locally) */
-    RSTMDB_ERR_TLS = -7,        /* TLS handshake or verification failure */
-    RSTMDB_ERR_CANCELLED = -8,  /* the caller cancelled the request */
-    RSTMDB_ERR_SERVER = -9,     /* the server answered status "error": see rstmdb_error */
+    RSTMDB_ERR_NOMEM = -1,     /* an allocation failed */
+    RSTMDB_ERR_INVALID = -2,   /* a bad argument from the caller */
+    RSTMDB_ERR_IO = -3,        /* socket error, connection refused or reset */
+    RSTMDB_ERR_TIMEOUT = -4,   /* connect or request timeout reached */
+    RSTMDB_ERR_PROTOCOL = -5,  /* the peer sent something that is not RCPX/JSON we understand */
+    RSTMDB_ERR_CLOSED = -6,    /* the connection closed (EOF, BYE, or closed locally) */
+    RSTMDB_ERR_TLS = -7,       /* TLS handshake or verification failure */
+    RSTMDB_ERR_CANCELLED = -8, /* the caller cancelled the request */
+    RSTMDB_ERR_SERVER = -9,    /* the server answered status "error": see rstmdb_error */
     /* Frame decoder failures (rstmdb/frame.h); each a distinct code. */
     RSTMDB_ERR_FRAME_MAGIC = -20,     /* first four bytes are not "RCPX" */
     RSTMDB_ERR_FRAME_VERSION = -21,   /* version field is not 1 */
@@ -37,7 +37,7 @@ typedef enum rstmdb_status {
     RSTMDB_ERR_FRAME_CRC = -24,       /* CRC_PRESENT set and the CRC32C does not match */
     RSTMDB_ERR_LINE_TOO_LONG = -25,   /* JSONL: no newline within the line-length cap */
     RSTMDB_ERR_LINE_EMPTY = -26,      /* JSONL: an empty line where a JSON document was expected */
-    RSTMDB_ERR_JSON = -27             /* payload is not valid JSON (or not an object where one is required) */
+    RSTMDB_ERR_JSON = -27 /* payload is not valid JSON (or not an object where one is required) */
 } rstmdb_status;
 
 /* Static English text for a status code; never NULL (unknown codes get a generic text). */
@@ -79,23 +79,44 @@ rstmdb_server_code rstmdb_server_code_parse(const char *name);
  * keep one with rstmdb_error_dup(). */
 typedef struct rstmdb_error rstmdb_error;
 
-int rstmdb_error_status(const rstmdb_error *e);               /* an rstmdb_status */
-rstmdb_server_code rstmdb_error_code(const rstmdb_error *e);  /* NONE unless status is SERVER */
-const char *rstmdb_error_code_str(const rstmdb_error *e);     /* server's code text, or the status name */
-const char *rstmdb_error_message(const rstmdb_error *e);      /* never NULL */
+int rstmdb_error_status(const rstmdb_error *e);              /* an rstmdb_status */
+rstmdb_server_code rstmdb_error_code(const rstmdb_error *e); /* NONE unless status is SERVER */
+const char *
+rstmdb_error_code_str(const rstmdb_error *e); /* server's code text, or the status name */
+const char *rstmdb_error_message(const rstmdb_error *e); /* never NULL */
 bool rstmdb_error_retryable(const rstmdb_error *e);
-const cJSON *rstmdb_error_details(const rstmdb_error *e);     /* an object, never NULL */
+const cJSON *rstmdb_error_details(const rstmdb_error *e); /* an object, never NULL */
+
+/* A local error (not a server answer): `status` (an rstmdb_status other than
+ * RSTMDB_OK and RSTMDB_ERR_SERVER) and a printf-formatted message. For code
+ * built on the library that reports its failures the way the library does.
+ * The caller owns it (rstmdb_error_free); NULL on OOM. */
+rstmdb_error *rstmdb_error_new(int status, const char *fmt, ...)
+#if defined(__GNUC__)
+    __attribute__((format(printf, 2, 3)))
+#endif
+    ;
+/* Store rstmdb_error_new(status, fmt, ...) in *err unless err is NULL or
+ * *err is already set (the first error wins), and return `status`: for
+ * `return rstmdb_error_set(err, RSTMDB_ERR_INVALID, "...");`. */
+int rstmdb_error_set(rstmdb_error **err, int status, const char *fmt, ...)
+#if defined(__GNUC__)
+    __attribute__((format(printf, 3, 4)))
+#endif
+    ;
 
 /* Copy an error; the caller owns the copy (rstmdb_error_free). NULL on OOM. */
 rstmdb_error *rstmdb_error_dup(const rstmdb_error *e);
 void rstmdb_error_free(rstmdb_error *e);
 
 /* Helpers like the Go client's IsNotFound & co. NULL-safe (false). */
-bool rstmdb_is_not_found(const rstmdb_error *e); /* NOT_FOUND, MACHINE_NOT_FOUND, INSTANCE_NOT_FOUND */
+bool rstmdb_is_not_found(
+    const rstmdb_error *e); /* NOT_FOUND, MACHINE_NOT_FOUND, INSTANCE_NOT_FOUND */
 bool rstmdb_is_instance_not_found(const rstmdb_error *e);
 bool rstmdb_is_invalid_transition(const rstmdb_error *e);
 bool rstmdb_is_conflict(const rstmdb_error *e);
-bool rstmdb_is_retryable(const rstmdb_error *e); /* server retryable flag, or a transient client error */
+bool rstmdb_is_retryable(
+    const rstmdb_error *e); /* server retryable flag, or a transient client error */
 
 #ifdef __cplusplus
 }

@@ -3,8 +3,8 @@
  * unread replies are capped; going over closes that control connection. */
 #include "control.h"
 
+#include "addr.h"
 #include "logmsg.h"
-#include "netaddr.h"
 #include "server.h"
 
 #include <errno.h>
@@ -135,7 +135,7 @@ int control_new(control **out, struct event_base *base, server *srv, const char 
     socklen_t blen = (socklen_t)sizeof bound;
     control *ctl;
 
-    if (netaddr_parse(addr, &ss, &sslen, err, errcap) != 0) {
+    if (addr_parse(addr, &ss, &sslen, err, errcap) != 0) {
         char msg[200];
         snprintf(msg, sizeof msg, "--control %s", err);
         snprintf(err, errcap, "%s", msg);
@@ -169,7 +169,7 @@ int control_new(control **out, struct event_base *base, server *srv, const char 
         snprintf(ctl->addr, sizeof ctl->addr, "unix:%s", ctl->unix_path);
     } else if (getsockname(evconnlistener_get_fd(ctl->lst), (struct sockaddr *)&bound, &blen) ==
                0) {
-        netaddr_format((struct sockaddr *)&bound, blen, ctl->addr, sizeof ctl->addr);
+        addr_format((struct sockaddr *)&bound, blen, ctl->addr, sizeof ctl->addr);
     }
     logmsg(LOGMSG_INFO, "control on %s", ctl->addr);
     *out = ctl;

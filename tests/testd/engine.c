@@ -85,12 +85,12 @@ int op_bad_request(opctx *x, char *serde_msg)
 {
     if (!serde_msg)
         return OP_NOMEM;
-    jbuf b;
-    jbuf_init(&b);
-    jbuf_puts(&b, "invalid request: ");
-    jbuf_puts(&b, serde_msg);
+    strbuf b;
+    strbuf_init(&b, TESTD_TEXT_MAX);
+    strbuf_puts(&b, "invalid request: ");
+    strbuf_puts(&b, serde_msg);
     free(serde_msg);
-    return op_fail_take(x, EC_BAD_REQUEST, jbuf_steal(&b, NULL));
+    return op_fail_take(x, EC_BAD_REQUEST, strbuf_take(&b, NULL));
 }
 
 void engine_uuid4(char out[37])
@@ -261,20 +261,21 @@ static int op_hello(opctx *x, const jval *params)
         }
     /* binary_json anywhere in the list wins; client order is ignored. */
     x->c->jsonl = !bin && jsonl;
-    jbuf_puts(&x->res, "{\"features\":[");
+    strbuf_puts(&x->res, "{\"features\":[");
     bool first = true;
     for (int k = 0; k < 3; k++) {
         if (!feat[k])
             continue;
         if (!first)
-            jbuf_putc(&x->res, ',');
+            strbuf_putc(&x->res, ',');
         first = false;
-        jbuf_printf(&x->res, "\"%s\"", server_features[k]);
+        strbuf_printf(&x->res, "\"%s\"", server_features[k]);
     }
-    jbuf_printf(&x->res,
-                "],\"protocol_version\":1,\"server_name\":\"rstmdb\",\"server_version\":\"0.1.1\","
-                "\"wire_mode\":\"%s\"}",
-                x->c->jsonl ? "jsonl" : "binary_json");
+    strbuf_printf(
+        &x->res,
+        "],\"protocol_version\":1,\"server_name\":\"rstmdb\",\"server_version\":\"0.1.1\","
+        "\"wire_mode\":\"%s\"}",
+        x->c->jsonl ? "jsonl" : "binary_json");
     return OP_OK;
 }
 
@@ -314,14 +315,14 @@ static int op_auth(opctx *x, const jval *params)
             return op_fail(x, EC_AUTH_FAILED, "authentication failed: invalid token");
     }
     x->c->authed = true;
-    jbuf_puts(&x->res, "{\"authenticated\":true}");
+    strbuf_puts(&x->res, "{\"authenticated\":true}");
     return OP_OK;
 }
 
 static int op_ping(opctx *x, const jval *params)
 {
     (void)params;
-    jbuf_puts(&x->res, "{\"pong\":true}");
+    strbuf_puts(&x->res, "{\"pong\":true}");
     return OP_OK;
 }
 
@@ -329,17 +330,17 @@ static int op_bye(opctx *x, const jval *params)
 {
     (void)params;
     x->bye = true;
-    jbuf_puts(&x->res, "{\"goodbye\":true}");
+    strbuf_puts(&x->res, "{\"goodbye\":true}");
     return OP_OK;
 }
 
 static int op_info(opctx *x, const jval *params)
 {
     (void)params;
-    jbuf_puts(&x->res,
-              "{\"features\":[\"idempotency\",\"batch\",\"wal_read\"],\"max_batch_ops\":100,"
-              "\"max_frame_bytes\":16777216,\"protocol_version\":1,\"server_name\":"
-              "\"rstmdb\",\"server_version\":\"0.1.1\"}");
+    strbuf_puts(&x->res,
+                "{\"features\":[\"idempotency\",\"batch\",\"wal_read\"],\"max_batch_ops\":100,"
+                "\"max_frame_bytes\":16777216,\"protocol_version\":1,\"server_name\":"
+                "\"rstmdb\",\"server_version\":\"0.1.1\"}");
     return OP_OK;
 }
 
@@ -402,33 +403,33 @@ static int run_op(opctx *x, const opdef *op, const jval *params)
 }
 
 /* Rust's {:?} of a String, for the atomic batch failure message. */
-static void rust_debug_str(jbuf *b, const char *s)
+static void rust_debug_str(strbuf *b, const char *s)
 {
-    jbuf_putc(b, '"');
+    strbuf_putc(b, '"');
     for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
         if (*p == '"')
-            jbuf_puts(b, "\\\"");
+            strbuf_puts(b, "\\\"");
         else if (*p == '\\')
-            jbuf_puts(b, "\\\\");
+            strbuf_puts(b, "\\\\");
         else if (*p == '\n')
-            jbuf_puts(b, "\\n");
+            strbuf_puts(b, "\\n");
         else if (*p == '\r')
-            jbuf_puts(b, "\\r");
+            strbuf_puts(b, "\\r");
         else if (*p == '\t')
-            jbuf_puts(b, "\\t");
+            strbuf_puts(b, "\\t");
         else if (*p < 0x20 || *p == 0x7f)
-            jbuf_printf(b, "\\u{%x}", *p);
+            strbuf_printf(b, "\\u{%x}", *p);
         else
-            jbuf_putc(b, (char)*p);
+            strbuf_putc(b, (char)*p);
     }
-    jbuf_putc(b, '"');
+    strbuf_putc(b, '"');
 }
 
-static void put_error_obj(jbuf *b, ecode code, const char *msg)
+static void put_error_obj(strbuf *b, ecode code, const char *msg)
 {
-    jbuf_printf(b, "{\"code\":\"%s\",\"message\":", ecode_name(code));
-    jbuf_jstr(b, msg, strlen(msg));
-    jbuf_printf(b, ",\"retryable\":%s}", ecode_retryable(code) ? "true" : "false");
+    strbuf_printf(b, "{\"code\":\"%s\",\"message\":", ecode_name(code));
+    strbuf_jstr(b, msg, strlen(msg));
+    strbuf_printf(b, ",\"retryable\":%s}", ecode_retryable(code) ? "true" : "false");
 }
 
 static int op_batch(opctx *x, const jval *params)
@@ -442,9 +443,9 @@ static int op_batch(opctx *x, const jval *params)
     if (opsv->v.arr.n > 100)
         return op_fail(x, EC_BAD_REQUEST, "invalid request: batch size %zu exceeds limit 100",
                        opsv->v.arr.n);
-    jbuf out;
-    jbuf_init(&out);
-    jbuf_puts(&out, "{\"results\":[");
+    strbuf out;
+    strbuf_init(&out, TESTD_TEXT_MAX);
+    strbuf_puts(&out, "{\"results\":[");
     int rc = OP_OK;
     for (size_t i = 0; i < opsv->v.arr.n; i++) {
         const jval *item = opsv->v.arr.items[i];
@@ -456,65 +457,65 @@ static int op_batch(opctx *x, const jval *params)
         }
         const opdef *op = op_lookup(x->e, name, nlen);
         if (!op) {
-            jbuf m;
-            jbuf_init(&m);
-            jbuf_printf(&m, "invalid request: unknown variant `%s`, expected one of ", name);
+            strbuf m;
+            strbuf_init(&m, TESTD_TEXT_MAX);
+            strbuf_printf(&m, "invalid request: unknown variant `%s`, expected one of ", name);
             for (size_t k = 0; k < NOPS; k++)
-                jbuf_printf(&m, "%s`%s`", k ? ", " : "", ops[k].name);
-            rc = op_fail_take(x, EC_BAD_REQUEST, jbuf_steal(&m, NULL));
+                strbuf_printf(&m, "%s`%s`", k ? ", " : "", ops[k].name);
+            rc = op_fail_take(x, EC_BAD_REQUEST, strbuf_take(&m, NULL));
             break;
         }
         opctx inner = {.e = x->e, .c = x->c, .in_batch = true, .out = x->out};
-        jbuf_init(&inner.res);
+        strbuf_init(&inner.res, TESTD_TEXT_MAX);
         int r = run_op(&inner, op, jval_get(item, "params"));
         if (inner.bye)
             x->bye = true;
         if (r == OP_NOMEM || r == OP_PANIC) {
-            jbuf_deinit(&inner.res);
+            strbuf_deinit(&inner.res);
             free(inner.msg);
             rc = r;
             break;
         }
         if (r == OP_ERR && atomic) {
-            jbuf m;
-            jbuf_init(&m);
-            jbuf_printf(&m,
-                        "invalid request: atomic batch failed: Some(ResponseError { code: %s, "
-                        "message: ",
-                        ecode_rust_name(inner.code));
+            strbuf m;
+            strbuf_init(&m, TESTD_TEXT_MAX);
+            strbuf_printf(&m,
+                          "invalid request: atomic batch failed: Some(ResponseError { code: %s, "
+                          "message: ",
+                          ecode_rust_name(inner.code));
             rust_debug_str(&m, inner.msg);
-            jbuf_printf(&m, ", retryable: %s, details: {} })",
-                        ecode_retryable(inner.code) ? "true" : "false");
-            jbuf_deinit(&inner.res);
+            strbuf_printf(&m, ", retryable: %s, details: {} })",
+                          ecode_retryable(inner.code) ? "true" : "false");
+            strbuf_deinit(&inner.res);
             free(inner.msg);
-            rc = op_fail_take(x, EC_BAD_REQUEST, jbuf_steal(&m, NULL));
+            rc = op_fail_take(x, EC_BAD_REQUEST, strbuf_take(&m, NULL));
             break;
         }
         if (i)
-            jbuf_putc(&out, ',');
+            strbuf_putc(&out, ',');
         if (r == OP_OK) {
-            jbuf_puts(&out, "{\"error\":null,\"result\":");
-            jbuf_append(&out, inner.res.data, inner.res.len);
-            jbuf_puts(&out, ",\"status\":\"ok\"}");
+            strbuf_puts(&out, "{\"error\":null,\"result\":");
+            strbuf_add(&out, inner.res.data, inner.res.len);
+            strbuf_puts(&out, ",\"status\":\"ok\"}");
         } else {
-            jbuf_puts(&out, "{\"error\":");
+            strbuf_puts(&out, "{\"error\":");
             put_error_obj(&out, inner.code, inner.msg);
-            jbuf_puts(&out, ",\"result\":null,\"status\":\"error\"}");
+            strbuf_puts(&out, ",\"result\":null,\"status\":\"error\"}");
         }
-        jbuf_deinit(&inner.res);
+        strbuf_deinit(&inner.res);
         free(inner.msg);
     }
     if (rc != OP_OK) {
-        jbuf_deinit(&out);
+        strbuf_deinit(&out);
         return rc;
     }
-    jbuf_puts(&out, "]}");
-    if (jbuf_failed(&out)) {
-        jbuf_deinit(&out);
+    strbuf_puts(&out, "]}");
+    if (strbuf_failed(&out)) {
+        strbuf_deinit(&out);
         return OP_NOMEM;
     }
-    jbuf_append(&x->res, out.data, out.len);
-    jbuf_deinit(&out);
+    strbuf_add(&x->res, out.data, out.len);
+    strbuf_deinit(&out);
     return OP_OK;
 }
 
@@ -562,29 +563,29 @@ static bool decode_envelope(const jval *doc, const jval **type, const jval **id,
 
 static int add_reply(engine_out *out, const jval *id, int rc, opctx *x)
 {
-    jbuf b;
-    jbuf_init(&b);
-    jbuf_puts(&b, "{\"type\":\"response\",\"id\":");
-    jbuf_jstr(&b, id->v.str.s, id->v.str.len);
+    strbuf b;
+    strbuf_init(&b, TESTD_TEXT_MAX);
+    strbuf_puts(&b, "{\"type\":\"response\",\"id\":");
+    strbuf_jstr(&b, id->v.str.s, id->v.str.len);
     if (rc == OP_OK) {
-        jbuf_puts(&b, ",\"status\":\"ok\",\"result\":");
-        jbuf_append(&b, x->res.data, x->res.len);
+        strbuf_puts(&b, ",\"status\":\"ok\",\"result\":");
+        strbuf_add(&b, x->res.data, x->res.len);
     } else {
-        jbuf_puts(&b, ",\"status\":\"error\",\"error\":");
+        strbuf_puts(&b, ",\"status\":\"error\",\"error\":");
         put_error_obj(&b, x->code, x->msg);
     }
-    jbuf_putc(&b, '}');
-    if (jbuf_failed(&b)) {
-        bool too_big = b.len + 1 >= JBUF_MAX || x->res.len + 1 >= JBUF_MAX;
-        jbuf_deinit(&b);
+    strbuf_putc(&b, '}');
+    if (strbuf_failed(&b)) {
+        bool too_big = b.len + 1 >= TESTD_TEXT_MAX || x->res.len + 1 >= TESTD_TEXT_MAX;
+        strbuf_deinit(&b);
         return too_big ? 1 : -1;
     }
     if (b.len > RSTMDB_FRAME_MAX_PAYLOAD) {
         /* The server cannot frame it and drops the connection. */
-        jbuf_deinit(&b);
+        strbuf_deinit(&b);
         return 1;
     }
-    out->reply = jbuf_steal(&b, &out->reply_len);
+    out->reply = strbuf_take(&b, &out->reply_len);
     return out->reply ? 0 : -1;
 }
 
@@ -625,14 +626,14 @@ int engine_request(engine *e, uint64_t conn_id, const uint8_t *payload, size_t l
         params = jval_get(doc, "params");
     }
     opctx x = {.e = e, .c = c, .in_batch = false, .out = out};
-    jbuf_init(&x.res);
+    strbuf_init(&x.res, TESTD_TEXT_MAX);
     int rc = run_op(&x, op, params && params->t != JV_NULL ? params : NULL);
     int ret = 0;
     if (rc == OP_NOMEM) {
         ret = -1;
     } else if (rc == OP_PANIC) {
         out->action = ENGINE_CLOSE;
-    } else if (jbuf_failed(&x.res) && rc == OP_OK) {
+    } else if (strbuf_failed(&x.res) && rc == OP_OK) {
         out->action = ENGINE_CLOSE; /* result over the cap: the server drops the connection */
     } else {
         int ar = add_reply(out, id, rc, &x);
@@ -641,7 +642,7 @@ int engine_request(engine *e, uint64_t conn_id, const uint8_t *payload, size_t l
         else if (ar == 0)
             out->action = x.bye ? ENGINE_REPLY_CLOSE : ENGINE_REPLY;
     }
-    jbuf_deinit(&x.res);
+    strbuf_deinit(&x.res);
     free(x.msg);
     jval_free(doc);
     if (ret != 0) {

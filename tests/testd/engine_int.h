@@ -7,10 +7,10 @@
 
 #include "engine.h"
 #include "eresp.h"
-#include "jbuf.h"
 #include "jval.h"
 #include "machine.h"
 #include "smap.h"
+#include "strbuf.h"
 #include "wal.h"
 
 /* Deliveries per request are capped: a BATCH of 100 APPLY_EVENTs to an
@@ -95,7 +95,7 @@ typedef struct opctx {
     engine *e;
     conn *c;
     bool in_batch;
-    jbuf res;   /* result JSON text when OP_OK */
+    strbuf res; /* result JSON text when OP_OK */
     ecode code; /* error when OP_ERR */
     char *msg;
     bool bye;        /* close after the reply */

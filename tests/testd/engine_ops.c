@@ -64,9 +64,9 @@ static machine_def *machine_lookup(engine *e, const char *name, size_t nlen, uin
  * sorted (for WAL_READ). An entry over 16 MiB is refused as the real WAL
  * refuses it: a 16 MiB CREATE_INSTANCE whose server-made id lengthens the
  * entry gets WAL_IO_ERROR "record too large: 16777255 bytes (max 16777216)". */
-static int wal_put(opctx *x, jbuf *disk, jbuf *sorted, uint64_t *offset)
+static int wal_put(opctx *x, strbuf *disk, strbuf *sorted, uint64_t *offset)
 {
-    if (jbuf_failed(disk) || jbuf_failed(sorted))
+    if (strbuf_failed(disk) || strbuf_failed(sorted))
         return OP_NOMEM;
     int rc = wal_append(x->e->wal, disk->len, sorted->data, sorted->len, offset);
     if (rc == WAL_ETOOBIG)
@@ -116,10 +116,10 @@ int op_put_machine(opctx *x, const jval *params)
         if (!same)
             return op_fail(x, EC_MACHINE_VERSION_EXISTS,
                            "core error: machine version already exists: %s v%u", v[0].s, version);
-        jbuf_puts(&x->res, "{\"created\":false,\"machine\":");
-        jbuf_jstr(&x->res, v[0].s, v[0].slen);
-        jbuf_printf(&x->res, ",\"stored_checksum\":\"%s\",\"version\":%u}", existing->checksum,
-                    version);
+        strbuf_puts(&x->res, "{\"created\":false,\"machine\":");
+        strbuf_jstr(&x->res, v[0].s, v[0].slen);
+        strbuf_printf(&x->res, ",\"stored_checksum\":\"%s\",\"version\":%u}", existing->checksum,
+                      version);
         return OP_OK;
     }
     if (!m) {
@@ -146,24 +146,24 @@ int op_put_machine(opctx *x, const jval *params)
         m->cap = nc;
     }
     /* WAL: type, machine, version, definition_hash, definition (as sent). */
-    jbuf disk, sorted;
-    jbuf_init(&disk);
-    jbuf_init(&sorted);
-    jbuf_puts(&disk, "{\"type\":\"put_machine\",\"machine\":");
-    jbuf_jstr(&disk, v[0].s, v[0].slen);
-    jbuf_printf(&disk, ",\"version\":%u,\"definition_hash\":\"%s\",\"definition\":", version,
-                d->checksum);
+    strbuf disk, sorted;
+    strbuf_init(&disk, TESTD_TEXT_MAX);
+    strbuf_init(&sorted, TESTD_TEXT_MAX);
+    strbuf_puts(&disk, "{\"type\":\"put_machine\",\"machine\":");
+    strbuf_jstr(&disk, v[0].s, v[0].slen);
+    strbuf_printf(&disk, ",\"version\":%u,\"definition_hash\":\"%s\",\"definition\":", version,
+                  d->checksum);
     jval_print(&disk, defv);
-    jbuf_putc(&disk, '}');
-    jbuf_puts(&sorted, "{\"definition\":");
+    strbuf_putc(&disk, '}');
+    strbuf_puts(&sorted, "{\"definition\":");
     jval_print(&sorted, defv);
-    jbuf_printf(&sorted, ",\"definition_hash\":\"%s\",\"machine\":", d->checksum);
-    jbuf_jstr(&sorted, v[0].s, v[0].slen);
-    jbuf_printf(&sorted, ",\"type\":\"put_machine\",\"version\":%u}", version);
+    strbuf_printf(&sorted, ",\"definition_hash\":\"%s\",\"machine\":", d->checksum);
+    strbuf_jstr(&sorted, v[0].s, v[0].slen);
+    strbuf_printf(&sorted, ",\"type\":\"put_machine\",\"version\":%u}", version);
     uint64_t off;
     rc = wal_put(x, &disk, &sorted, &off);
-    jbuf_deinit(&disk);
-    jbuf_deinit(&sorted);
+    strbuf_deinit(&disk);
+    strbuf_deinit(&sorted);
     if (rc != OP_OK) {
         machine_def_free(d);
         if (m->ndefs == 0) {
@@ -181,9 +181,9 @@ int op_put_machine(opctx *x, const jval *params)
     }
     m->defs[at] = d;
     m->ndefs++;
-    jbuf_puts(&x->res, "{\"created\":true,\"machine\":");
-    jbuf_jstr(&x->res, v[0].s, v[0].slen);
-    jbuf_printf(&x->res, ",\"stored_checksum\":\"%s\",\"version\":%u}", d->checksum, version);
+    strbuf_puts(&x->res, "{\"created\":true,\"machine\":");
+    strbuf_jstr(&x->res, v[0].s, v[0].slen);
+    strbuf_printf(&x->res, ",\"stored_checksum\":\"%s\",\"version\":%u}", d->checksum, version);
     return OP_OK;
 }
 
@@ -198,9 +198,9 @@ int op_get_machine(opctx *x, const jval *params)
     if (!d)
         return op_fail(x, EC_MACHINE_NOT_FOUND, "core error: machine version not found: %s v%u",
                        v[0].s, (uint32_t)v[1].u);
-    jbuf_printf(&x->res, "{\"checksum\":\"%s\",\"definition\":", d->checksum);
-    jbuf_append(&x->res, d->json, d->json_len);
-    jbuf_putc(&x->res, '}');
+    strbuf_printf(&x->res, "{\"checksum\":\"%s\",\"definition\":", d->checksum);
+    strbuf_add(&x->res, d->json, d->json_len);
+    strbuf_putc(&x->res, '}');
     return OP_OK;
 }
 
@@ -226,33 +226,33 @@ int op_list_machines(opctx *x, const jval *params)
     while ((s = smap_next(&e->machines, &pos)) != NULL && k < n)
         list[k++] = s->val;
     qsort(list, k, sizeof(*list), entry_cmp);
-    jbuf_puts(&x->res, "{\"items\":[");
+    strbuf_puts(&x->res, "{\"items\":[");
     for (size_t i = 0; i < k; i++) {
         if (i)
-            jbuf_putc(&x->res, ',');
-        jbuf_puts(&x->res, "{\"machine\":");
-        jbuf_jstr(&x->res, list[i]->name, list[i]->nlen);
-        jbuf_puts(&x->res, ",\"versions\":[");
+            strbuf_putc(&x->res, ',');
+        strbuf_puts(&x->res, "{\"machine\":");
+        strbuf_jstr(&x->res, list[i]->name, list[i]->nlen);
+        strbuf_puts(&x->res, ",\"versions\":[");
         for (size_t j = 0; j < list[i]->ndefs; j++)
-            jbuf_printf(&x->res, "%s%u", j ? "," : "", list[i]->defs[j]->version);
-        jbuf_puts(&x->res, "]}");
+            strbuf_printf(&x->res, "%s%u", j ? "," : "", list[i]->defs[j]->version);
+        strbuf_puts(&x->res, "]}");
     }
-    jbuf_puts(&x->res, "]}");
+    strbuf_puts(&x->res, "]}");
     free(list);
     return OP_OK;
 }
 
 /* ----------------------------------------------------------- instances */
 
-static void put_create_result(jbuf *b, const instance *in)
+static void put_create_result(strbuf *b, const instance *in)
 {
-    jbuf_puts(b, "{\"instance_id\":");
-    jbuf_jstr(b, in->id, in->idlen);
-    jbuf_puts(b, ",\"state\":");
-    jbuf_jstr(b, in->state, strlen(in->state));
-    jbuf_puts(b, ",\"wal_offset\":");
-    jbuf_u64(b, in->last_wal_offset);
-    jbuf_putc(b, '}');
+    strbuf_puts(b, "{\"instance_id\":");
+    strbuf_jstr(b, in->id, in->idlen);
+    strbuf_puts(b, ",\"state\":");
+    strbuf_jstr(b, in->state, strlen(in->state));
+    strbuf_puts(b, ",\"wal_offset\":");
+    strbuf_u64(b, in->last_wal_offset);
+    strbuf_putc(b, '}');
 }
 
 int op_create_instance(opctx *x, const jval *params)
@@ -310,38 +310,38 @@ int op_create_instance(opctx *x, const jval *params)
     in->version = version;
     in->def = d;
     /* WAL: type, instance_id, machine, version, initial_state, initial_ctx, idempotency_key? */
-    jbuf disk, sorted;
-    jbuf_init(&disk);
-    jbuf_init(&sorted);
-    jbuf_puts(&disk, "{\"type\":\"create_instance\",\"instance_id\":");
-    jbuf_jstr(&disk, id, idlen);
-    jbuf_puts(&disk, ",\"machine\":");
-    jbuf_jstr(&disk, v[1].s, v[1].slen);
-    jbuf_printf(&disk, ",\"version\":%u,\"initial_state\":", version);
-    jbuf_jstr(&disk, d->initial, strlen(d->initial));
-    jbuf_puts(&disk, ",\"initial_ctx\":");
+    strbuf disk, sorted;
+    strbuf_init(&disk, TESTD_TEXT_MAX);
+    strbuf_init(&sorted, TESTD_TEXT_MAX);
+    strbuf_puts(&disk, "{\"type\":\"create_instance\",\"instance_id\":");
+    strbuf_jstr(&disk, id, idlen);
+    strbuf_puts(&disk, ",\"machine\":");
+    strbuf_jstr(&disk, v[1].s, v[1].slen);
+    strbuf_printf(&disk, ",\"version\":%u,\"initial_state\":", version);
+    strbuf_jstr(&disk, d->initial, strlen(d->initial));
+    strbuf_puts(&disk, ",\"initial_ctx\":");
     jval_print(&disk, ctx);
     if (v[4].present) {
-        jbuf_puts(&disk, ",\"idempotency_key\":");
-        jbuf_jstr(&disk, v[4].s, v[4].slen);
-        jbuf_puts(&sorted, "{\"idempotency_key\":");
-        jbuf_jstr(&sorted, v[4].s, v[4].slen);
-        jbuf_puts(&sorted, ",\"initial_ctx\":");
+        strbuf_puts(&disk, ",\"idempotency_key\":");
+        strbuf_jstr(&disk, v[4].s, v[4].slen);
+        strbuf_puts(&sorted, "{\"idempotency_key\":");
+        strbuf_jstr(&sorted, v[4].s, v[4].slen);
+        strbuf_puts(&sorted, ",\"initial_ctx\":");
     } else {
-        jbuf_puts(&sorted, "{\"initial_ctx\":");
+        strbuf_puts(&sorted, "{\"initial_ctx\":");
     }
-    jbuf_putc(&disk, '}');
+    strbuf_putc(&disk, '}');
     jval_print(&sorted, ctx);
-    jbuf_puts(&sorted, ",\"initial_state\":");
-    jbuf_jstr(&sorted, d->initial, strlen(d->initial));
-    jbuf_puts(&sorted, ",\"instance_id\":");
-    jbuf_jstr(&sorted, id, idlen);
-    jbuf_puts(&sorted, ",\"machine\":");
-    jbuf_jstr(&sorted, v[1].s, v[1].slen);
-    jbuf_printf(&sorted, ",\"type\":\"create_instance\",\"version\":%u}", version);
+    strbuf_puts(&sorted, ",\"initial_state\":");
+    strbuf_jstr(&sorted, d->initial, strlen(d->initial));
+    strbuf_puts(&sorted, ",\"instance_id\":");
+    strbuf_jstr(&sorted, id, idlen);
+    strbuf_puts(&sorted, ",\"machine\":");
+    strbuf_jstr(&sorted, v[1].s, v[1].slen);
+    strbuf_printf(&sorted, ",\"type\":\"create_instance\",\"version\":%u}", version);
     int rc = wal_put(x, &disk, &sorted, &in->last_wal_offset);
-    jbuf_deinit(&disk);
-    jbuf_deinit(&sorted);
+    strbuf_deinit(&disk);
+    strbuf_deinit(&sorted);
     if (rc != OP_OK) {
         instance_free(in);
         return rc;
@@ -374,20 +374,20 @@ int op_get_instance(opctx *x, const jval *params)
     int rc = need_instance_struct(x, params, &in);
     if (rc != OP_OK || !in)
         return rc;
-    jbuf *b = &x->res;
-    jbuf_puts(b, "{\"ctx\":");
+    strbuf *b = &x->res;
+    strbuf_puts(b, "{\"ctx\":");
     jval_print(b, in->ctx);
     if (in->last_event_id) {
-        jbuf_puts(b, ",\"last_event_id\":");
-        jbuf_jstr(b, in->last_event_id, strlen(in->last_event_id));
+        strbuf_puts(b, ",\"last_event_id\":");
+        strbuf_jstr(b, in->last_event_id, strlen(in->last_event_id));
     }
-    jbuf_puts(b, ",\"last_wal_offset\":");
-    jbuf_u64(b, in->last_wal_offset);
-    jbuf_puts(b, ",\"machine\":");
-    jbuf_jstr(b, in->machine, strlen(in->machine));
-    jbuf_puts(b, ",\"state\":");
-    jbuf_jstr(b, in->state, strlen(in->state));
-    jbuf_printf(b, ",\"version\":%u}", in->version);
+    strbuf_puts(b, ",\"last_wal_offset\":");
+    strbuf_u64(b, in->last_wal_offset);
+    strbuf_puts(b, ",\"machine\":");
+    strbuf_jstr(b, in->machine, strlen(in->machine));
+    strbuf_puts(b, ",\"state\":");
+    strbuf_jstr(b, in->state, strlen(in->state));
+    strbuf_printf(b, ",\"version\":%u}", in->version);
     return OP_OK;
 }
 
@@ -405,10 +405,10 @@ int op_list_instances(opctx *x, const jval *params)
     uint64_t total = 0, returned = 0;
     size_t pos = 0;
     smap_slot *s;
-    jbuf *b = &x->res;
-    jbuf_puts(b, "{\"has_more\":");
-    jbuf items;
-    jbuf_init(&items);
+    strbuf *b = &x->res;
+    strbuf_puts(b, "{\"has_more\":");
+    strbuf items;
+    strbuf_init(&items, TESTD_TEXT_MAX);
     while ((s = smap_next(&x->e->instances, &pos)) != NULL) {
         const instance *in = s->val;
         if (in->deleted)
@@ -421,30 +421,30 @@ int op_list_instances(opctx *x, const jval *params)
         if (total <= offset || returned >= limit)
             continue;
         if (returned++)
-            jbuf_putc(&items, ',');
-        jbuf_puts(&items, "{\"created_at\":");
-        jbuf_i64(&items, in->created_at);
-        jbuf_puts(&items, ",\"id\":");
-        jbuf_jstr(&items, in->id, in->idlen);
-        jbuf_puts(&items, ",\"last_wal_offset\":");
-        jbuf_u64(&items, in->last_wal_offset);
-        jbuf_puts(&items, ",\"machine\":");
-        jbuf_jstr(&items, in->machine, strlen(in->machine));
-        jbuf_puts(&items, ",\"state\":");
-        jbuf_jstr(&items, in->state, strlen(in->state));
-        jbuf_puts(&items, ",\"updated_at\":");
-        jbuf_i64(&items, in->updated_at);
-        jbuf_printf(&items, ",\"version\":%u}", in->version);
+            strbuf_putc(&items, ',');
+        strbuf_puts(&items, "{\"created_at\":");
+        strbuf_i64(&items, in->created_at);
+        strbuf_puts(&items, ",\"id\":");
+        strbuf_jstr(&items, in->id, in->idlen);
+        strbuf_puts(&items, ",\"last_wal_offset\":");
+        strbuf_u64(&items, in->last_wal_offset);
+        strbuf_puts(&items, ",\"machine\":");
+        strbuf_jstr(&items, in->machine, strlen(in->machine));
+        strbuf_puts(&items, ",\"state\":");
+        strbuf_jstr(&items, in->state, strlen(in->state));
+        strbuf_puts(&items, ",\"updated_at\":");
+        strbuf_i64(&items, in->updated_at);
+        strbuf_printf(&items, ",\"version\":%u}", in->version);
     }
-    jbuf_puts(b, offset + returned < total ? "true" : "false");
-    jbuf_puts(b, ",\"instances\":[");
+    strbuf_puts(b, offset + returned < total ? "true" : "false");
+    strbuf_puts(b, ",\"instances\":[");
     if (items.len)
-        jbuf_append(b, items.data, items.len);
-    jbuf_puts(b, "],\"total\":");
-    jbuf_u64(b, total);
-    jbuf_putc(b, '}');
-    bool failed = jbuf_failed(&items);
-    jbuf_deinit(&items);
+        strbuf_add(b, items.data, items.len);
+    strbuf_puts(b, "],\"total\":");
+    strbuf_u64(b, total);
+    strbuf_putc(b, '}');
+    bool failed = strbuf_failed(&items);
+    strbuf_deinit(&items);
     return failed ? OP_NOMEM : OP_OK;
 }
 
@@ -459,57 +459,57 @@ int op_delete_instance(opctx *x, const jval *params)
     if (!in)
         return op_fail(x, EC_INSTANCE_NOT_FOUND, "core error: instance not found: %s", id);
     if (!in->deleted) {
-        jbuf disk, sorted;
-        jbuf_init(&disk);
-        jbuf_init(&sorted);
-        jbuf_puts(&disk, "{\"type\":\"delete_instance\",\"instance_id\":");
-        jbuf_jstr(&disk, id, idlen);
+        strbuf disk, sorted;
+        strbuf_init(&disk, TESTD_TEXT_MAX);
+        strbuf_init(&sorted, TESTD_TEXT_MAX);
+        strbuf_puts(&disk, "{\"type\":\"delete_instance\",\"instance_id\":");
+        strbuf_jstr(&disk, id, idlen);
         if (key) {
-            jbuf_puts(&disk, ",\"idempotency_key\":");
-            jbuf_jstr(&disk, key, klen);
-            jbuf_puts(&sorted, "{\"idempotency_key\":");
-            jbuf_jstr(&sorted, key, klen);
-            jbuf_puts(&sorted, ",\"instance_id\":");
+            strbuf_puts(&disk, ",\"idempotency_key\":");
+            strbuf_jstr(&disk, key, klen);
+            strbuf_puts(&sorted, "{\"idempotency_key\":");
+            strbuf_jstr(&sorted, key, klen);
+            strbuf_puts(&sorted, ",\"instance_id\":");
         } else {
-            jbuf_puts(&sorted, "{\"instance_id\":");
+            strbuf_puts(&sorted, "{\"instance_id\":");
         }
-        jbuf_putc(&disk, '}');
-        jbuf_jstr(&sorted, id, idlen);
-        jbuf_puts(&sorted, ",\"type\":\"delete_instance\"}");
+        strbuf_putc(&disk, '}');
+        strbuf_jstr(&sorted, id, idlen);
+        strbuf_puts(&sorted, ",\"type\":\"delete_instance\"}");
         uint64_t off;
         int rc = wal_put(x, &disk, &sorted, &off);
-        jbuf_deinit(&disk);
-        jbuf_deinit(&sorted);
+        strbuf_deinit(&disk);
+        strbuf_deinit(&sorted);
         if (rc != OP_OK)
             return rc;
         in->deleted = true;
         in->last_wal_offset = off;
         in->updated_at = engine_now_ms();
     }
-    jbuf_puts(&x->res, "{\"deleted\":true,\"instance_id\":");
-    jbuf_jstr(&x->res, id, idlen);
-    jbuf_puts(&x->res, ",\"wal_offset\":");
-    jbuf_u64(&x->res, in->last_wal_offset);
-    jbuf_putc(&x->res, '}');
+    strbuf_puts(&x->res, "{\"deleted\":true,\"instance_id\":");
+    strbuf_jstr(&x->res, id, idlen);
+    strbuf_puts(&x->res, ",\"wal_offset\":");
+    strbuf_u64(&x->res, in->last_wal_offset);
+    strbuf_putc(&x->res, '}');
     return OP_OK;
 }
 
-static void put_apply_result(jbuf *b, const jval *ctx, const pval *event_id, const char *from,
+static void put_apply_result(strbuf *b, const jval *ctx, const pval *event_id, const char *from,
                              const char *to, uint64_t off)
 {
-    jbuf_puts(b, "{\"applied\":true,\"ctx\":");
+    strbuf_puts(b, "{\"applied\":true,\"ctx\":");
     jval_print(b, ctx);
     if (event_id->present) {
-        jbuf_puts(b, ",\"event_id\":");
-        jbuf_jstr(b, event_id->s, event_id->slen);
+        strbuf_puts(b, ",\"event_id\":");
+        strbuf_jstr(b, event_id->s, event_id->slen);
     }
-    jbuf_puts(b, ",\"from_state\":");
-    jbuf_jstr(b, from, strlen(from));
-    jbuf_puts(b, ",\"to_state\":");
-    jbuf_jstr(b, to, strlen(to));
-    jbuf_puts(b, ",\"wal_offset\":");
-    jbuf_u64(b, off);
-    jbuf_putc(b, '}');
+    strbuf_puts(b, ",\"from_state\":");
+    strbuf_jstr(b, from, strlen(from));
+    strbuf_puts(b, ",\"to_state\":");
+    strbuf_jstr(b, to, strlen(to));
+    strbuf_puts(b, ",\"wal_offset\":");
+    strbuf_u64(b, off);
+    strbuf_putc(b, '}');
 }
 
 /* Shallow merge when both are objects; otherwise the ctx is unchanged. */
@@ -584,51 +584,51 @@ int op_apply_event(opctx *x, const jval *params)
     }
     /* WAL: type, instance_id, event, from_state, to_state, payload, ctx, event_id?,
      * idempotency_key? */
-    jbuf disk, sorted;
-    jbuf_init(&disk);
-    jbuf_init(&sorted);
-    jbuf_puts(&disk, "{\"type\":\"apply_event\",\"instance_id\":");
-    jbuf_jstr(&disk, in->id, in->idlen);
-    jbuf_puts(&disk, ",\"event\":");
-    jbuf_jstr(&disk, v[1].s, v[1].slen);
-    jbuf_puts(&disk, ",\"from_state\":");
-    jbuf_jstr(&disk, in->state, strlen(in->state));
-    jbuf_puts(&disk, ",\"to_state\":");
-    jbuf_jstr(&disk, to, strlen(to));
-    jbuf_puts(&disk, ",\"payload\":");
+    strbuf disk, sorted;
+    strbuf_init(&disk, TESTD_TEXT_MAX);
+    strbuf_init(&sorted, TESTD_TEXT_MAX);
+    strbuf_puts(&disk, "{\"type\":\"apply_event\",\"instance_id\":");
+    strbuf_jstr(&disk, in->id, in->idlen);
+    strbuf_puts(&disk, ",\"event\":");
+    strbuf_jstr(&disk, v[1].s, v[1].slen);
+    strbuf_puts(&disk, ",\"from_state\":");
+    strbuf_jstr(&disk, in->state, strlen(in->state));
+    strbuf_puts(&disk, ",\"to_state\":");
+    strbuf_jstr(&disk, to, strlen(to));
+    strbuf_puts(&disk, ",\"payload\":");
     jval_print(&disk, payload ? payload : &json_null);
-    jbuf_puts(&disk, ",\"ctx\":");
+    strbuf_puts(&disk, ",\"ctx\":");
     jval_print(&disk, nctx);
-    jbuf_puts(&sorted, "{\"ctx\":");
+    strbuf_puts(&sorted, "{\"ctx\":");
     jval_print(&sorted, nctx);
-    jbuf_puts(&sorted, ",\"event\":");
-    jbuf_jstr(&sorted, v[1].s, v[1].slen);
+    strbuf_puts(&sorted, ",\"event\":");
+    strbuf_jstr(&sorted, v[1].s, v[1].slen);
     if (v[5].present) {
-        jbuf_puts(&disk, ",\"event_id\":");
-        jbuf_jstr(&disk, v[5].s, v[5].slen);
-        jbuf_puts(&sorted, ",\"event_id\":");
-        jbuf_jstr(&sorted, v[5].s, v[5].slen);
+        strbuf_puts(&disk, ",\"event_id\":");
+        strbuf_jstr(&disk, v[5].s, v[5].slen);
+        strbuf_puts(&sorted, ",\"event_id\":");
+        strbuf_jstr(&sorted, v[5].s, v[5].slen);
     }
-    jbuf_puts(&sorted, ",\"from_state\":");
-    jbuf_jstr(&sorted, in->state, strlen(in->state));
+    strbuf_puts(&sorted, ",\"from_state\":");
+    strbuf_jstr(&sorted, in->state, strlen(in->state));
     if (v[6].present) {
-        jbuf_puts(&disk, ",\"idempotency_key\":");
-        jbuf_jstr(&disk, v[6].s, v[6].slen);
-        jbuf_puts(&sorted, ",\"idempotency_key\":");
-        jbuf_jstr(&sorted, v[6].s, v[6].slen);
+        strbuf_puts(&disk, ",\"idempotency_key\":");
+        strbuf_jstr(&disk, v[6].s, v[6].slen);
+        strbuf_puts(&sorted, ",\"idempotency_key\":");
+        strbuf_jstr(&sorted, v[6].s, v[6].slen);
     }
-    jbuf_putc(&disk, '}');
-    jbuf_puts(&sorted, ",\"instance_id\":");
-    jbuf_jstr(&sorted, in->id, in->idlen);
-    jbuf_puts(&sorted, ",\"payload\":");
+    strbuf_putc(&disk, '}');
+    strbuf_puts(&sorted, ",\"instance_id\":");
+    strbuf_jstr(&sorted, in->id, in->idlen);
+    strbuf_puts(&sorted, ",\"payload\":");
     jval_print(&sorted, payload ? payload : &json_null);
-    jbuf_puts(&sorted, ",\"to_state\":");
-    jbuf_jstr(&sorted, to, strlen(to));
-    jbuf_puts(&sorted, ",\"type\":\"apply_event\"}");
+    strbuf_puts(&sorted, ",\"to_state\":");
+    strbuf_jstr(&sorted, to, strlen(to));
+    strbuf_puts(&sorted, ",\"type\":\"apply_event\"}");
     uint64_t off;
     int rc = wal_put(x, &disk, &sorted, &off);
-    jbuf_deinit(&disk);
-    jbuf_deinit(&sorted);
+    strbuf_deinit(&disk);
+    strbuf_deinit(&sorted);
     if (rc != OP_OK) {
         jval_free(nctx);
         free(to);
@@ -662,32 +662,32 @@ int op_apply_event(opctx *x, const jval *params)
 /* ------------------------------------------------------------ snapshots */
 
 /* serde_json::to_vec_pretty: two-space indent, "key": value. */
-static void pretty(jbuf *b, const jval *v, int depth)
+static void pretty(strbuf *b, const jval *v, int depth)
 {
     if (v->t == JV_ARRAY && v->v.arr.n) {
-        jbuf_puts(b, "[\n");
+        strbuf_puts(b, "[\n");
         for (size_t i = 0; i < v->v.arr.n; i++) {
             for (int k = 0; k <= depth; k++)
-                jbuf_puts(b, "  ");
+                strbuf_puts(b, "  ");
             pretty(b, v->v.arr.items[i], depth + 1);
-            jbuf_puts(b, i + 1 < v->v.arr.n ? ",\n" : "\n");
+            strbuf_puts(b, i + 1 < v->v.arr.n ? ",\n" : "\n");
         }
         for (int k = 0; k < depth; k++)
-            jbuf_puts(b, "  ");
-        jbuf_putc(b, ']');
+            strbuf_puts(b, "  ");
+        strbuf_putc(b, ']');
     } else if (v->t == JV_OBJECT && v->v.obj.n) {
-        jbuf_puts(b, "{\n");
+        strbuf_puts(b, "{\n");
         for (size_t i = 0; i < v->v.obj.n; i++) {
             for (int k = 0; k <= depth; k++)
-                jbuf_puts(b, "  ");
-            jbuf_jstr(b, v->v.obj.m[i].key, v->v.obj.m[i].klen);
-            jbuf_puts(b, ": ");
+                strbuf_puts(b, "  ");
+            strbuf_jstr(b, v->v.obj.m[i].key, v->v.obj.m[i].klen);
+            strbuf_puts(b, ": ");
             pretty(b, v->v.obj.m[i].val, depth + 1);
-            jbuf_puts(b, i + 1 < v->v.obj.n ? ",\n" : "\n");
+            strbuf_puts(b, i + 1 < v->v.obj.n ? ",\n" : "\n");
         }
         for (int k = 0; k < depth; k++)
-            jbuf_puts(b, "  ");
-        jbuf_putc(b, '}');
+            strbuf_puts(b, "  ");
+        strbuf_putc(b, '}');
     } else {
         jval_print(b, v);
     }
@@ -699,28 +699,28 @@ static int snapshot_take(engine *e, instance *in, char snap_id[48], uint64_t *si
     char uuid[37];
     engine_uuid4(uuid);
     snprintf(snap_id, 48, "snap-%s", uuid);
-    jbuf b;
-    jbuf_init(&b);
-    jbuf_printf(&b, "{\n  \"snapshot_id\": \"%s\",\n  \"instance_id\": ", snap_id);
-    jbuf_jstr(&b, in->id, in->idlen);
-    jbuf_puts(&b, ",\n  \"machine\": ");
-    jbuf_jstr(&b, in->machine, strlen(in->machine));
-    jbuf_printf(&b, ",\n  \"version\": %u,\n  \"state\": ", in->version);
-    jbuf_jstr(&b, in->state, strlen(in->state));
-    jbuf_puts(&b, ",\n  \"ctx\": ");
+    strbuf b;
+    strbuf_init(&b, TESTD_TEXT_MAX);
+    strbuf_printf(&b, "{\n  \"snapshot_id\": \"%s\",\n  \"instance_id\": ", snap_id);
+    strbuf_jstr(&b, in->id, in->idlen);
+    strbuf_puts(&b, ",\n  \"machine\": ");
+    strbuf_jstr(&b, in->machine, strlen(in->machine));
+    strbuf_printf(&b, ",\n  \"version\": %u,\n  \"state\": ", in->version);
+    strbuf_jstr(&b, in->state, strlen(in->state));
+    strbuf_puts(&b, ",\n  \"ctx\": ");
     pretty(&b, in->ctx, 1);
-    jbuf_puts(&b, ",\n  \"wal_offset\": ");
-    jbuf_u64(&b, in->last_wal_offset);
-    jbuf_puts(&b, ",\n  \"created_at\": ");
-    jbuf_i64(&b, engine_now_ms());
-    jbuf_puts(&b, "\n}");
-    if (jbuf_failed(&b)) {
-        jbuf_deinit(&b);
+    strbuf_puts(&b, ",\n  \"wal_offset\": ");
+    strbuf_u64(&b, in->last_wal_offset);
+    strbuf_puts(&b, ",\n  \"created_at\": ");
+    strbuf_i64(&b, engine_now_ms());
+    strbuf_puts(&b, "\n}");
+    if (strbuf_failed(&b)) {
+        strbuf_deinit(&b);
         return OP_NOMEM;
     }
     *size = b.len;
     snprintf(crc, 9, "%08x", rstmdb_crc32c(b.data, b.len));
-    jbuf_deinit(&b);
+    strbuf_deinit(&b);
     if (!in->has_snapshot)
         e->snapshot_count++;
     in->has_snapshot = true;
@@ -742,13 +742,13 @@ int op_snapshot_instance(opctx *x, const jval *params)
     int rc = snapshot_take(x->e, in, snap, &size, crc);
     if (rc != OP_OK)
         return rc;
-    jbuf_printf(&x->res, "{\"checksum\":\"%s\",\"instance_id\":", crc);
-    jbuf_jstr(&x->res, id, idlen);
-    jbuf_puts(&x->res, ",\"size_bytes\":");
-    jbuf_u64(&x->res, size);
-    jbuf_printf(&x->res, ",\"snapshot_id\":\"%s\",\"wal_offset\":", snap);
-    jbuf_u64(&x->res, in->last_wal_offset);
-    jbuf_putc(&x->res, '}');
+    strbuf_printf(&x->res, "{\"checksum\":\"%s\",\"instance_id\":", crc);
+    strbuf_jstr(&x->res, id, idlen);
+    strbuf_puts(&x->res, ",\"size_bytes\":");
+    strbuf_u64(&x->res, size);
+    strbuf_printf(&x->res, ",\"snapshot_id\":\"%s\",\"wal_offset\":", snap);
+    strbuf_u64(&x->res, in->last_wal_offset);
+    strbuf_putc(&x->res, '}');
     return OP_OK;
 }
 
@@ -783,13 +783,13 @@ int op_compact(opctx *x, const jval *params)
     size_t deleted = min_off != UINT64_MAX ? wal_compact_before(e->wal, min_off) : 0;
     wal_stats st;
     wal_get_stats(e->wal, &st);
-    jbuf_puts(&x->res, "{\"bytes_reclaimed\":");
-    jbuf_u64(&x->res, (uint64_t)deleted * 67108864u);
-    jbuf_printf(&x->res, ",\"segments_deleted\":%zu,\"snapshots_created\":", deleted);
-    jbuf_u64(&x->res, created);
-    jbuf_printf(&x->res, ",\"total_snapshots\":%zu,\"wal_segments\":", e->snapshot_count);
-    jbuf_u64(&x->res, st.segment_count);
-    jbuf_putc(&x->res, '}');
+    strbuf_puts(&x->res, "{\"bytes_reclaimed\":");
+    strbuf_u64(&x->res, (uint64_t)deleted * 67108864u);
+    strbuf_printf(&x->res, ",\"segments_deleted\":%zu,\"snapshots_created\":", deleted);
+    strbuf_u64(&x->res, created);
+    strbuf_printf(&x->res, ",\"total_snapshots\":%zu,\"wal_segments\":", e->snapshot_count);
+    strbuf_u64(&x->res, st.segment_count);
+    strbuf_putc(&x->res, '}');
     return OP_OK;
 }
 
@@ -802,21 +802,21 @@ int op_wal_read(opctx *x, const jval *params)
         return op_fail(x, EC_BAD_REQUEST, "invalid request: missing from_offset");
     bool has_limit = params_u64(params, "limit", &limit);
     uint64_t last = 0;
-    jbuf recs;
-    jbuf_init(&recs);
+    strbuf recs;
+    strbuf_init(&recs, TESTD_TEXT_MAX);
     size_t n = wal_read(x->e->wal, from, has_limit, limit, &recs, &last);
-    jbuf_puts(&x->res, "{\"next_offset\":");
+    strbuf_puts(&x->res, "{\"next_offset\":");
     if (n)
-        jbuf_u64(&x->res, last + 1);
+        strbuf_u64(&x->res, last + 1);
     else
-        jbuf_puts(&x->res, "null");
-    jbuf_puts(&x->res, ",\"records\":[");
+        strbuf_puts(&x->res, "null");
+    strbuf_puts(&x->res, ",\"records\":[");
     if (recs.len)
-        jbuf_append(&x->res, recs.data, recs.len);
-    jbuf_puts(&x->res, "]}");
-    if (jbuf_failed(&recs))
-        x->res.failed = true; /* over the frame cap: the server drops the connection */
-    jbuf_deinit(&recs);
+        strbuf_add(&x->res, recs.data, recs.len);
+    strbuf_puts(&x->res, "]}");
+    if (strbuf_failed(&recs))
+        x->res.err = recs.err; /* over the frame cap: the server drops the connection */
+    strbuf_deinit(&recs);
     return OP_OK;
 }
 
@@ -825,26 +825,26 @@ int op_wal_stats(opctx *x, const jval *params)
     (void)params;
     wal_stats s;
     wal_get_stats(x->e->wal, &s);
-    jbuf *b = &x->res;
-    jbuf_puts(b, "{\"entry_count\":");
-    jbuf_u64(b, s.entry_count);
-    jbuf_puts(b, ",\"io_stats\":{\"bytes_read\":");
-    jbuf_u64(b, s.bytes_read);
-    jbuf_puts(b, ",\"bytes_written\":");
-    jbuf_u64(b, s.bytes_written);
-    jbuf_puts(b, ",\"fsyncs\":");
-    jbuf_u64(b, s.fsyncs);
-    jbuf_puts(b, ",\"reads\":");
-    jbuf_u64(b, s.reads);
-    jbuf_puts(b, ",\"writes\":");
-    jbuf_u64(b, s.writes);
-    jbuf_puts(b, "},\"latest_offset\":");
-    jbuf_u64(b, s.latest_offset);
-    jbuf_puts(b, ",\"segment_count\":");
-    jbuf_u64(b, s.segment_count);
-    jbuf_puts(b, ",\"total_size_bytes\":");
-    jbuf_u64(b, s.total_size_bytes);
-    jbuf_putc(b, '}');
+    strbuf *b = &x->res;
+    strbuf_puts(b, "{\"entry_count\":");
+    strbuf_u64(b, s.entry_count);
+    strbuf_puts(b, ",\"io_stats\":{\"bytes_read\":");
+    strbuf_u64(b, s.bytes_read);
+    strbuf_puts(b, ",\"bytes_written\":");
+    strbuf_u64(b, s.bytes_written);
+    strbuf_puts(b, ",\"fsyncs\":");
+    strbuf_u64(b, s.fsyncs);
+    strbuf_puts(b, ",\"reads\":");
+    strbuf_u64(b, s.reads);
+    strbuf_puts(b, ",\"writes\":");
+    strbuf_u64(b, s.writes);
+    strbuf_puts(b, "},\"latest_offset\":");
+    strbuf_u64(b, s.latest_offset);
+    strbuf_puts(b, ",\"segment_count\":");
+    strbuf_u64(b, s.segment_count);
+    strbuf_puts(b, ",\"total_size_bytes\":");
+    strbuf_u64(b, s.total_size_bytes);
+    strbuf_putc(b, '}');
     return OP_OK;
 }
 
@@ -874,10 +874,10 @@ int op_flush_all(opctx *x, const jval *params)
     smap_init(&e->instances);
     smap_init(&e->machines);
     e->snapshot_count = 0;
-    jbuf_puts(&x->res, "{\"flushed\":true,\"instances_removed\":");
-    jbuf_u64(&x->res, ninst);
-    jbuf_puts(&x->res, ",\"machines_removed\":");
-    jbuf_u64(&x->res, nmach);
-    jbuf_putc(&x->res, '}');
+    strbuf_puts(&x->res, "{\"flushed\":true,\"instances_removed\":");
+    strbuf_u64(&x->res, ninst);
+    strbuf_puts(&x->res, ",\"machines_removed\":");
+    strbuf_u64(&x->res, nmach);
+    strbuf_putc(&x->res, '}');
     return OP_OK;
 }

@@ -134,14 +134,14 @@ int op_watch_instance(opctx *x, const jval *params)
     sub *s = sub_create(x, false, forwarder_include_ctx(params, v[1].b), in);
     if (!s)
         return OP_NOMEM;
-    jbuf *b = &x->res;
-    jbuf_puts(b, "{\"current_state\":");
-    jbuf_jstr(b, in->state, strlen(in->state));
-    jbuf_puts(b, ",\"current_wal_offset\":");
-    jbuf_u64(b, in->last_wal_offset);
-    jbuf_puts(b, ",\"instance_id\":");
-    jbuf_jstr(b, in->id, in->idlen);
-    jbuf_printf(b, ",\"subscription_id\":\"%s\"}", s->id);
+    strbuf *b = &x->res;
+    strbuf_puts(b, "{\"current_state\":");
+    strbuf_jstr(b, in->state, strlen(in->state));
+    strbuf_puts(b, ",\"current_wal_offset\":");
+    strbuf_u64(b, in->last_wal_offset);
+    strbuf_puts(b, ",\"instance_id\":");
+    strbuf_jstr(b, in->id, in->idlen);
+    strbuf_printf(b, ",\"subscription_id\":\"%s\"}", s->id);
     return OP_OK;
 }
 
@@ -173,9 +173,9 @@ int op_watch_all(opctx *x, const jval *params)
     s->f_from = filters[1];
     s->f_to = filters[2];
     s->f_events = filters[3];
-    jbuf_printf(&x->res, "{\"subscription_id\":\"%s\",\"wal_offset\":", s->id);
-    jbuf_u64(&x->res, wal_next_offset(x->e->wal));
-    jbuf_putc(&x->res, '}');
+    strbuf_printf(&x->res, "{\"subscription_id\":\"%s\",\"wal_offset\":", s->id);
+    strbuf_u64(&x->res, wal_next_offset(x->e->wal));
+    strbuf_putc(&x->res, '}');
     return OP_OK;
 }
 
@@ -200,11 +200,11 @@ int op_unwatch(opctx *x, const jval *params)
         else
             s->in_session = false;
     }
-    jbuf_puts(&x->res, "{\"removed\":");
-    jbuf_puts(&x->res, removed ? "true" : "false");
-    jbuf_puts(&x->res, ",\"subscription_id\":");
-    jbuf_jstr(&x->res, v[0].s, v[0].slen);
-    jbuf_putc(&x->res, '}');
+    strbuf_puts(&x->res, "{\"removed\":");
+    strbuf_puts(&x->res, removed ? "true" : "false");
+    strbuf_puts(&x->res, ",\"subscription_id\":");
+    strbuf_jstr(&x->res, v[0].s, v[0].slen);
+    strbuf_putc(&x->res, '}');
     return OP_OK;
 }
 
@@ -222,12 +222,12 @@ static bool filter_ok(const jval *list, const char *s, size_t n)
 
 static const char event_prefix[] = "{\"type\":\"event\",\"subscription_id\":\"";
 
-static int deliver(opctx *x, const sub *s, const jbuf *with_ctx, const jbuf *without_ctx)
+static int deliver(opctx *x, const sub *s, const strbuf *with_ctx, const strbuf *without_ctx)
 {
     engine_out *out = x->out;
     if (out->ndeliveries >= x->e->max_deliveries)
         return 0; /* lagging subscriber: dropped silently, as the real rings do */
-    const jbuf *tail = s->include_ctx ? with_ctx : without_ctx;
+    const strbuf *tail = s->include_ctx ? with_ctx : without_ctx;
     size_t plen = sizeof(event_prefix) - 1, idlen = strlen(s->id);
     size_t len = plen + idlen + tail->len;
     char *p = malloc(len + 1);
@@ -261,33 +261,33 @@ int watch_broadcast(opctx *x, const instance *in, uint64_t wal_offset, const cha
     engine *e = x->e;
     if (!in->watchers && !e->all_subs)
         return OP_OK;
-    jbuf with, without;
-    jbuf_init(&with);
-    jbuf_init(&without);
-    jbuf_puts(&without, "\",\"instance_id\":");
-    jbuf_jstr(&without, in->id, in->idlen);
-    jbuf_puts(&without, ",\"machine\":");
-    jbuf_jstr(&without, in->machine, strlen(in->machine));
-    jbuf_printf(&without, ",\"version\":%u,\"wal_offset\":", in->version);
-    jbuf_u64(&without, wal_offset);
-    jbuf_puts(&without, ",\"from_state\":");
-    jbuf_jstr(&without, from_state, strlen(from_state));
-    jbuf_puts(&without, ",\"to_state\":");
-    jbuf_jstr(&without, to_state, strlen(to_state));
-    jbuf_puts(&without, ",\"event\":");
-    jbuf_jstr(&without, event, evlen);
-    jbuf_puts(&without, ",\"payload\":");
+    strbuf with, without;
+    strbuf_init(&with, TESTD_TEXT_MAX);
+    strbuf_init(&without, TESTD_TEXT_MAX);
+    strbuf_puts(&without, "\",\"instance_id\":");
+    strbuf_jstr(&without, in->id, in->idlen);
+    strbuf_puts(&without, ",\"machine\":");
+    strbuf_jstr(&without, in->machine, strlen(in->machine));
+    strbuf_printf(&without, ",\"version\":%u,\"wal_offset\":", in->version);
+    strbuf_u64(&without, wal_offset);
+    strbuf_puts(&without, ",\"from_state\":");
+    strbuf_jstr(&without, from_state, strlen(from_state));
+    strbuf_puts(&without, ",\"to_state\":");
+    strbuf_jstr(&without, to_state, strlen(to_state));
+    strbuf_puts(&without, ",\"event\":");
+    strbuf_jstr(&without, event, evlen);
+    strbuf_puts(&without, ",\"payload\":");
     if (payload)
         jval_print(&without, payload);
     else
-        jbuf_puts(&without, "null");
-    jbuf_append(&with, without.data, without.len);
-    jbuf_puts(&with, ",\"ctx\":");
+        strbuf_puts(&without, "null");
+    strbuf_add(&with, without.data, without.len);
+    strbuf_puts(&with, ",\"ctx\":");
     jval_print(&with, ctx);
-    jbuf_putc(&with, '}');
-    jbuf_putc(&without, '}');
+    strbuf_putc(&with, '}');
+    strbuf_putc(&without, '}');
     int rc = OP_OK;
-    if (jbuf_failed(&with) || jbuf_failed(&without))
+    if (strbuf_failed(&with) || strbuf_failed(&without))
         rc = OP_NOMEM;
     for (const sub *s = in->watchers; s && rc == OP_OK; s = s->list_next)
         if (deliver(x, s, &with, &without) != 0)
@@ -301,7 +301,7 @@ int watch_broadcast(opctx *x, const instance *in, uint64_t wal_offset, const cha
         if (deliver(x, s, &with, &without) != 0)
             rc = OP_NOMEM;
     }
-    jbuf_deinit(&with);
-    jbuf_deinit(&without);
+    strbuf_deinit(&with);
+    strbuf_deinit(&without);
     return rc;
 }

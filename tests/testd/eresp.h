@@ -8,7 +8,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "jbuf.h"
+#include "strbuf.h"
 
 typedef enum ecode {
     EC_BAD_REQUEST = 0,

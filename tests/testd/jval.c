@@ -443,7 +443,7 @@ static int hex4(parser *p, uint32_t *out)
     return 0;
 }
 
-static void put_utf8(jbuf *b, uint32_t cp)
+static void put_utf8(strbuf *b, uint32_t cp)
 {
     char t[4];
     size_t n;
@@ -466,20 +466,20 @@ static void put_utf8(jbuf *b, uint32_t cp)
         t[3] = (char)(0x80 | (cp & 0x3F));
         n = 4;
     }
-    jbuf_append(b, t, n);
+    strbuf_add(b, t, n);
 }
 
 /* Parses a string literal (p->pos at the opening quote) into b. */
-static int parse_string_raw(parser *p, jbuf *b)
+static int parse_string_raw(parser *p, strbuf *b)
 {
     p->pos++;
     size_t run = p->pos;
     while (p->pos < p->len) {
         unsigned char c = (unsigned char)p->s[p->pos];
         if (c == '"') {
-            jbuf_append(b, p->s + run, p->pos - run);
+            strbuf_add(b, p->s + run, p->pos - run);
             p->pos++;
-            return jbuf_failed(b) ? JVAL_ENOMEM : 0;
+            return strbuf_failed(b) ? JVAL_ENOMEM : 0;
         }
         if (c < 0x20)
             return JVAL_ESYNTAX;
@@ -487,7 +487,7 @@ static int parse_string_raw(parser *p, jbuf *b)
             p->pos++;
             continue;
         }
-        jbuf_append(b, p->s + run, p->pos - run);
+        strbuf_add(b, p->s + run, p->pos - run);
         p->pos++;
         if (p->pos >= p->len)
             return JVAL_ESYNTAX;
@@ -497,7 +497,7 @@ static int parse_string_raw(parser *p, jbuf *b)
         static const char esc_to[] = "\"\\/\b\f\n\r\t";
         const char *hit = e != '\0' ? strchr(esc_from, e) : NULL;
         if (hit) {
-            jbuf_putc(b, esc_to[hit - esc_from]);
+            strbuf_putc(b, esc_to[hit - esc_from]);
             run = p->pos;
             continue;
         }
@@ -525,17 +525,17 @@ static int parse_string_raw(parser *p, jbuf *b)
 
 static jval *parse_string(parser *p)
 {
-    jbuf b;
-    jbuf_init(&b);
+    strbuf b;
+    strbuf_init(&b, TESTD_TEXT_MAX);
     int rc = parse_string_raw(p, &b);
     if (rc != 0) {
         p->err = rc;
-        jbuf_deinit(&b);
+        strbuf_deinit(&b);
         return NULL;
     }
     jval *v = jval_alloc(JV_STRING);
     size_t n = 0;
-    char *s = jbuf_steal(&b, &n);
+    char *s = strbuf_take(&b, &n);
     if (!v || !s) {
         free(v);
         free(s);
@@ -821,16 +821,16 @@ static jval *parse_object(parser *p)
         skip_ws(p);
         if (p->pos >= p->len || p->s[p->pos] != '"')
             goto syntax;
-        jbuf kb;
-        jbuf_init(&kb);
+        strbuf kb;
+        strbuf_init(&kb, TESTD_TEXT_MAX);
         int rc = parse_string_raw(p, &kb);
         if (rc != 0) {
-            jbuf_deinit(&kb);
+            strbuf_deinit(&kb);
             p->err = rc;
             goto fail;
         }
         size_t klen = 0;
-        char *key = jbuf_steal(&kb, &klen);
+        char *key = strbuf_take(&kb, &klen);
         if (!key) {
             p->err = JVAL_ENOMEM;
             goto fail;
@@ -969,130 +969,130 @@ static int shortest_digits(double d, char digits[24], int *kk)
     return nd;
 }
 
-void jval_print_double(jbuf *b, double d)
+void jval_print_double(strbuf *b, double d)
 {
     if (!isfinite(d)) {
-        jbuf_puts(b, "null"); /* serde_json writes non-finite floats as null */
+        strbuf_puts(b, "null"); /* serde_json writes non-finite floats as null */
         return;
     }
     if (d == 0.0) {
-        jbuf_puts(b, signbit(d) ? "-0.0" : "0.0");
+        strbuf_puts(b, signbit(d) ? "-0.0" : "0.0");
         return;
     }
     if (signbit(d))
-        jbuf_putc(b, '-');
+        strbuf_putc(b, '-');
     char digits[24];
     int kk;
     int nd = shortest_digits(d, digits, &kk);
     if (nd <= kk && kk <= 16) {
-        jbuf_append(b, digits, (size_t)nd);
+        strbuf_add(b, digits, (size_t)nd);
         for (int i = nd; i < kk; i++)
-            jbuf_putc(b, '0');
-        jbuf_puts(b, ".0");
+            strbuf_putc(b, '0');
+        strbuf_puts(b, ".0");
     } else if (0 < kk && kk <= 16) {
-        jbuf_append(b, digits, (size_t)kk);
-        jbuf_putc(b, '.');
-        jbuf_append(b, digits + kk, (size_t)(nd - kk));
+        strbuf_add(b, digits, (size_t)kk);
+        strbuf_putc(b, '.');
+        strbuf_add(b, digits + kk, (size_t)(nd - kk));
     } else if (-5 < kk && kk <= 0) {
-        jbuf_puts(b, "0.");
+        strbuf_puts(b, "0.");
         for (int i = kk; i < 0; i++)
-            jbuf_putc(b, '0');
-        jbuf_append(b, digits, (size_t)nd);
+            strbuf_putc(b, '0');
+        strbuf_add(b, digits, (size_t)nd);
     } else {
-        jbuf_putc(b, digits[0]);
+        strbuf_putc(b, digits[0]);
         if (nd > 1) {
-            jbuf_putc(b, '.');
-            jbuf_append(b, digits + 1, (size_t)(nd - 1));
+            strbuf_putc(b, '.');
+            strbuf_add(b, digits + 1, (size_t)(nd - 1));
         }
-        jbuf_printf(b, "e%d", kk - 1);
+        strbuf_printf(b, "e%d", kk - 1);
     }
 }
 
-void jval_print_double_display(jbuf *b, double d)
+void jval_print_double_display(strbuf *b, double d)
 {
     if (isnan(d)) {
-        jbuf_puts(b, "NaN");
+        strbuf_puts(b, "NaN");
         return;
     }
     if (signbit(d))
-        jbuf_putc(b, '-');
+        strbuf_putc(b, '-');
     if (isinf(d)) {
-        jbuf_puts(b, "inf");
+        strbuf_puts(b, "inf");
         return;
     }
     if (d == 0.0) {
-        jbuf_putc(b, '0');
+        strbuf_putc(b, '0');
         return;
     }
     char digits[24];
     int kk;
     int nd = shortest_digits(d, digits, &kk);
     if (kk <= 0) {
-        jbuf_puts(b, "0.");
+        strbuf_puts(b, "0.");
         for (int i = kk; i < 0; i++)
-            jbuf_putc(b, '0');
-        jbuf_append(b, digits, (size_t)nd);
+            strbuf_putc(b, '0');
+        strbuf_add(b, digits, (size_t)nd);
     } else if (nd <= kk) {
-        jbuf_append(b, digits, (size_t)nd);
+        strbuf_add(b, digits, (size_t)nd);
         for (int i = nd; i < kk; i++)
-            jbuf_putc(b, '0');
+            strbuf_putc(b, '0');
     } else {
-        jbuf_append(b, digits, (size_t)kk);
-        jbuf_putc(b, '.');
-        jbuf_append(b, digits + kk, (size_t)(nd - kk));
+        strbuf_add(b, digits, (size_t)kk);
+        strbuf_putc(b, '.');
+        strbuf_add(b, digits + kk, (size_t)(nd - kk));
     }
 }
 
-void jval_print(jbuf *b, const jval *v)
+void jval_print(strbuf *b, const jval *v)
 {
     switch (v->t) {
     case JV_NULL:
-        jbuf_puts(b, "null");
+        strbuf_puts(b, "null");
         break;
     case JV_BOOL:
-        jbuf_puts(b, v->v.b ? "true" : "false");
+        strbuf_puts(b, v->v.b ? "true" : "false");
         break;
     case JV_INT:
-        jbuf_i64(b, v->v.i);
+        strbuf_i64(b, v->v.i);
         break;
     case JV_UINT:
-        jbuf_u64(b, v->v.u);
+        strbuf_u64(b, v->v.u);
         break;
     case JV_DOUBLE:
         jval_print_double(b, v->v.d);
         break;
     case JV_STRING:
-        jbuf_jstr(b, v->v.str.s, v->v.str.len);
+        strbuf_jstr(b, v->v.str.s, v->v.str.len);
         break;
     case JV_ARRAY:
-        jbuf_putc(b, '[');
+        strbuf_putc(b, '[');
         for (size_t i = 0; i < v->v.arr.n; i++) {
             if (i)
-                jbuf_putc(b, ',');
+                strbuf_putc(b, ',');
             jval_print(b, v->v.arr.items[i]);
         }
-        jbuf_putc(b, ']');
+        strbuf_putc(b, ']');
         break;
     case JV_OBJECT:
-        jbuf_putc(b, '{');
+        strbuf_putc(b, '{');
         for (size_t i = 0; i < v->v.obj.n; i++) {
             if (i)
-                jbuf_putc(b, ',');
-            jbuf_jstr(b, v->v.obj.m[i].key, v->v.obj.m[i].klen);
-            jbuf_putc(b, ':');
+                strbuf_putc(b, ',');
+            strbuf_jstr(b, v->v.obj.m[i].key, v->v.obj.m[i].klen);
+            strbuf_putc(b, ':');
             jval_print(b, v->v.obj.m[i].val);
         }
-        jbuf_putc(b, '}');
+        strbuf_putc(b, '}');
         break;
     }
 }
 
 char *jval_to_string(const jval *v, size_t *len)
 {
-    jbuf b;
-    jbuf_init(&b);
+    strbuf b;
+    strbuf_init(&b, TESTD_TEXT_MAX);
     jval_print(&b, v);
-    return jbuf_steal(&b, len);
+    return strbuf_take(&b, len);
 }
 
 bool jval_is_number(const jval *v)

@@ -13,7 +13,12 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "jbuf.h"
+#include "strbuf.h"
+
+/* The cap on any text rstmdb-testd builds: the real server closes the
+ * connection rather than send a frame over 16 MiB, so nothing needs more
+ * (a WAL_READ of everything is the usual case that hits it). */
+#define TESTD_TEXT_MAX ((size_t)64 * 1024 * 1024)
 
 /* serde_json's recursion limit: 128 levels (the 128th nested level fails). */
 #define JVAL_MAX_DEPTH 127
@@ -96,13 +101,13 @@ int jval_parse(const char *text, size_t len, jval **out);
 bool jval_utf8_valid(const char *s, size_t len);
 
 /* Compact JSON in stored member order. */
-void jval_print(jbuf *b, const jval *v);
+void jval_print(strbuf *b, const jval *v);
 /* Rust/ryu formatting of an f64: "1.0", "0.5", "1e300", "1.8446744073709552e19". */
-void jval_print_double(jbuf *b, double d);
+void jval_print_double(strbuf *b, double d);
 /* Rust's Display ("{}") of an f64, as serde's Unexpected::Float prints it in
  * the real server's serde: no exponent, no ".0" ("1", "0.0000001", "1" and
  * 300 zeros for 1e300). */
-void jval_print_double_display(jbuf *b, double d);
+void jval_print_double_display(strbuf *b, double d);
 /* Malloc'd compact text of v (NUL-terminated); NULL on OOM. */
 char *jval_to_string(const jval *v, size_t *len);
 

@@ -37,23 +37,23 @@ void machine_def_free(machine_def *d)
 /* "core error: JSON error: <serde>" */
 static int shape_err(char **err, const char *serde)
 {
-    jbuf b;
-    jbuf_init(&b);
-    jbuf_puts(&b, "core error: JSON error: ");
-    jbuf_puts(&b, serde);
-    *err = jbuf_steal(&b, NULL);
+    strbuf b;
+    strbuf_init(&b, TESTD_TEXT_MAX);
+    strbuf_puts(&b, "core error: JSON error: ");
+    strbuf_puts(&b, serde);
+    *err = strbuf_take(&b, NULL);
     return *err ? MACHINE_EINVALID : MACHINE_ENOMEM;
 }
 
 static int type_err(char **err, const jval *v, const char *expected)
 {
-    jbuf b;
-    jbuf_init(&b);
-    jbuf_puts(&b, "core error: JSON error: invalid type: ");
+    strbuf b;
+    strbuf_init(&b, TESTD_TEXT_MAX);
+    strbuf_puts(&b, "core error: JSON error: invalid type: ");
     params_unexpected(&b, v);
-    jbuf_puts(&b, ", expected ");
-    jbuf_puts(&b, expected);
-    *err = jbuf_steal(&b, NULL);
+    strbuf_puts(&b, ", expected ");
+    strbuf_puts(&b, expected);
+    *err = strbuf_take(&b, NULL);
     return *err ? MACHINE_EINVALID : MACHINE_ENOMEM;
 }
 
@@ -194,79 +194,79 @@ static bool has_state(const machine_def *d, const char *s)
     return false;
 }
 
-static void put_strarr(jbuf *b, char **a, size_t n)
+static void put_strarr(strbuf *b, char **a, size_t n)
 {
-    jbuf_putc(b, '[');
+    strbuf_putc(b, '[');
     for (size_t i = 0; i < n; i++) {
         if (i)
-            jbuf_putc(b, ',');
-        jbuf_jstr(b, a[i], strlen(a[i]));
+            strbuf_putc(b, ',');
+        strbuf_jstr(b, a[i], strlen(a[i]));
     }
-    jbuf_putc(b, ']');
+    strbuf_putc(b, ']');
 }
 
-static void put_str(jbuf *b, const char *s)
+static void put_str(strbuf *b, const char *s)
 {
-    jbuf_jstr(b, s, strlen(s));
+    strbuf_jstr(b, s, strlen(s));
 }
 
 /* sorted = false: the checksum form (struct field order); true: GET_MACHINE. */
-static void render(jbuf *b, const machine_def *d, bool sorted)
+static void render(strbuf *b, const machine_def *d, bool sorted)
 {
-    jbuf_putc(b, '{');
+    strbuf_putc(b, '{');
     if (sorted) {
-        jbuf_puts(b, "\"initial\":");
+        strbuf_puts(b, "\"initial\":");
         put_str(b, d->initial);
         if (d->meta) {
-            jbuf_puts(b, ",\"meta\":");
+            strbuf_puts(b, ",\"meta\":");
             jval_print(b, d->meta);
         }
-        jbuf_puts(b, ",\"states\":");
+        strbuf_puts(b, ",\"states\":");
         put_strarr(b, d->states, d->nstates);
-        jbuf_puts(b, ",\"transitions\":[");
+        strbuf_puts(b, ",\"transitions\":[");
     } else {
-        jbuf_puts(b, "\"states\":");
+        strbuf_puts(b, "\"states\":");
         put_strarr(b, d->states, d->nstates);
-        jbuf_puts(b, ",\"initial\":");
+        strbuf_puts(b, ",\"initial\":");
         put_str(b, d->initial);
-        jbuf_puts(b, ",\"transitions\":[");
+        strbuf_puts(b, ",\"transitions\":[");
     }
     for (size_t i = 0; i < d->ntrans; i++) {
         const machine_transition *t = &d->trans[i];
         if (i)
-            jbuf_putc(b, ',');
+            strbuf_putc(b, ',');
         if (sorted) {
-            jbuf_puts(b, "{\"event\":");
+            strbuf_puts(b, "{\"event\":");
             put_str(b, t->event);
-            jbuf_puts(b, ",\"from\":");
+            strbuf_puts(b, ",\"from\":");
             put_strarr(b, t->from, t->nfrom);
             if (t->guard_text) {
-                jbuf_puts(b, ",\"guard\":");
+                strbuf_puts(b, ",\"guard\":");
                 put_str(b, t->guard_text);
             }
-            jbuf_puts(b, ",\"to\":");
+            strbuf_puts(b, ",\"to\":");
             put_str(b, t->to);
-            jbuf_putc(b, '}');
+            strbuf_putc(b, '}');
         } else {
-            jbuf_puts(b, "{\"from\":");
+            strbuf_puts(b, "{\"from\":");
             put_strarr(b, t->from, t->nfrom);
-            jbuf_puts(b, ",\"event\":");
+            strbuf_puts(b, ",\"event\":");
             put_str(b, t->event);
-            jbuf_puts(b, ",\"to\":");
+            strbuf_puts(b, ",\"to\":");
             put_str(b, t->to);
             if (t->guard_text) {
-                jbuf_puts(b, ",\"guard\":");
+                strbuf_puts(b, ",\"guard\":");
                 put_str(b, t->guard_text);
             }
-            jbuf_putc(b, '}');
+            strbuf_putc(b, '}');
         }
     }
-    jbuf_putc(b, ']');
+    strbuf_putc(b, ']');
     if (!sorted && d->meta) {
-        jbuf_puts(b, ",\"meta\":");
+        strbuf_puts(b, ",\"meta\":");
         jval_print(b, d->meta);
     }
-    jbuf_putc(b, '}');
+    strbuf_putc(b, '}');
 }
 
 static int parse_shape(const jval *def, machine_def *d, char **err)
@@ -354,12 +354,12 @@ int machine_def_parse(const jval *def, machine_def **out, char **err)
             char *reason = NULL;
             int g = guard_parse(t->guard_text, strlen(t->guard_text), &t->guard, &reason);
             if (g == GUARD_EPARSE) {
-                jbuf b;
-                jbuf_init(&b);
-                jbuf_puts(&b, "core error: invalid guard expression: ");
-                jbuf_puts(&b, reason);
+                strbuf b;
+                strbuf_init(&b, TESTD_TEXT_MAX);
+                strbuf_puts(&b, "core error: invalid guard expression: ");
+                strbuf_puts(&b, reason);
                 free(reason);
-                *err = jbuf_steal(&b, NULL);
+                *err = strbuf_take(&b, NULL);
                 rc = *err ? MACHINE_EINVALID : MACHINE_ENOMEM;
                 goto fail;
             }
@@ -387,18 +387,18 @@ int machine_def_parse(const jval *def, machine_def **out, char **err)
             }
         }
     }
-    jbuf b;
-    jbuf_init(&b);
+    strbuf b;
+    strbuf_init(&b, TESTD_TEXT_MAX);
     render(&b, d, false);
-    if (jbuf_failed(&b)) {
-        jbuf_deinit(&b);
+    if (strbuf_failed(&b)) {
+        strbuf_deinit(&b);
         rc = MACHINE_ENOMEM;
         goto fail;
     }
     snprintf(d->checksum, sizeof(d->checksum), "%08x", rstmdb_crc32c(b.data, b.len));
-    jbuf_reset(&b);
+    strbuf_reset(&b);
     render(&b, d, true);
-    d->json = jbuf_steal(&b, &d->json_len);
+    d->json = strbuf_take(&b, &d->json_len);
     if (!d->json) {
         rc = MACHINE_ENOMEM;
         goto fail;

@@ -6,92 +6,92 @@
 #include <stdlib.h>
 #include <string.h>
 
-void params_unexpected(jbuf *b, const jval *v)
+void params_unexpected(strbuf *b, const jval *v)
 {
     if (!v) {
-        jbuf_puts(b, "null");
+        strbuf_puts(b, "null");
         return;
     }
     switch (v->t) {
     case JV_NULL:
-        jbuf_puts(b, "null");
+        strbuf_puts(b, "null");
         break;
     case JV_BOOL:
-        jbuf_puts(b, v->v.b ? "boolean `true`" : "boolean `false`");
+        strbuf_puts(b, v->v.b ? "boolean `true`" : "boolean `false`");
         break;
     case JV_INT:
-        jbuf_puts(b, "integer `");
-        jbuf_i64(b, v->v.i);
-        jbuf_putc(b, '`');
+        strbuf_puts(b, "integer `");
+        strbuf_i64(b, v->v.i);
+        strbuf_putc(b, '`');
         break;
     case JV_UINT:
-        jbuf_puts(b, "integer `");
-        jbuf_u64(b, v->v.u);
-        jbuf_putc(b, '`');
+        strbuf_puts(b, "integer `");
+        strbuf_u64(b, v->v.u);
+        strbuf_putc(b, '`');
         break;
     case JV_DOUBLE:
-        jbuf_puts(b, "floating point `");
+        strbuf_puts(b, "floating point `");
         jval_print_double_display(b, v->v.d);
-        jbuf_putc(b, '`');
+        strbuf_putc(b, '`');
         break;
     case JV_STRING: {
         /* Rust's {:?} of a str. */
-        jbuf_puts(b, "string \"");
+        strbuf_puts(b, "string \"");
         for (size_t i = 0; i < v->v.str.len; i++) {
             unsigned char c = (unsigned char)v->v.str.s[i];
             if (c == '"')
-                jbuf_puts(b, "\\\"");
+                strbuf_puts(b, "\\\"");
             else if (c == '\\')
-                jbuf_puts(b, "\\\\");
+                strbuf_puts(b, "\\\\");
             else if (c == '\n')
-                jbuf_puts(b, "\\n");
+                strbuf_puts(b, "\\n");
             else if (c == '\r')
-                jbuf_puts(b, "\\r");
+                strbuf_puts(b, "\\r");
             else if (c == '\t')
-                jbuf_puts(b, "\\t");
+                strbuf_puts(b, "\\t");
             else if (c == 0)
-                jbuf_puts(b, "\\0");
+                strbuf_puts(b, "\\0");
             else if (c < 0x20 || c == 0x7f)
-                jbuf_printf(b, "\\u{%x}", c);
+                strbuf_printf(b, "\\u{%x}", c);
             else
-                jbuf_putc(b, (char)c);
+                strbuf_putc(b, (char)c);
         }
-        jbuf_putc(b, '"');
+        strbuf_putc(b, '"');
         break;
     }
     case JV_ARRAY:
-        jbuf_puts(b, "sequence");
+        strbuf_puts(b, "sequence");
         break;
     case JV_OBJECT:
-        jbuf_puts(b, "map");
+        strbuf_puts(b, "map");
         break;
     }
 }
 
-static char *finish(jbuf *b)
+static char *finish(strbuf *b)
 {
-    return jbuf_steal(b, NULL);
+    return strbuf_take(b, NULL);
 }
 
 static char *invalid_type(const jval *v, const char *expected)
 {
-    jbuf b;
-    jbuf_init(&b);
-    jbuf_puts(&b, "invalid type: ");
+    strbuf b;
+    strbuf_init(&b, TESTD_TEXT_MAX);
+    strbuf_puts(&b, "invalid type: ");
     params_unexpected(&b, v);
-    jbuf_puts(&b, ", expected ");
-    jbuf_puts(&b, expected);
+    strbuf_puts(&b, ", expected ");
+    strbuf_puts(&b, expected);
     return finish(&b);
 }
 
 static char *invalid_value(const jval *v, const char *expected)
 {
-    jbuf b;
-    jbuf_init(&b);
-    jbuf_puts(&b, "invalid value: ");
+    strbuf b;
+    strbuf_init(&b, TESTD_TEXT_MAX);
+    strbuf_puts(&b, "invalid value: ");
     params_unexpected(&b, v);
-    jbuf_puts(&b, ", expected ");
-    jbuf_puts(&b, expected);
+    strbuf_puts(&b, ", expected ");
+    strbuf_puts(&b, expected);
     return finish(&b);
 }
 
@@ -209,10 +209,10 @@ int params_struct(const jval *params, const char *struct_name, const pfield *fie
                 /* serde reports the index of the first missing field that has
                  * no default: ["o-1","E"] for APPLY_EVENT says "invalid
                  * length 3" (payload, index 2, defaults). */
-                jbuf b;
-                jbuf_init(&b);
-                jbuf_printf(&b, "invalid length %zu, expected struct %s with %zu element%s", i,
-                            struct_name, nf, nf == 1 ? "" : "s");
+                strbuf b;
+                strbuf_init(&b, TESTD_TEXT_MAX);
+                strbuf_printf(&b, "invalid length %zu, expected struct %s with %zu element%s", i,
+                              struct_name, nf, nf == 1 ? "" : "s");
                 *err = finish(&b);
                 return -1;
             }
@@ -220,19 +220,19 @@ int params_struct(const jval *params, const char *struct_name, const pfield *fie
                 return -1;
         }
         if (n > nf) {
-            jbuf b;
-            jbuf_init(&b);
-            jbuf_printf(&b, "invalid length %zu, expected fewer elements in array", n);
+            strbuf b;
+            strbuf_init(&b, TESTD_TEXT_MAX);
+            strbuf_printf(&b, "invalid length %zu, expected fewer elements in array", n);
             *err = finish(&b);
             return -1;
         }
         return 0;
     }
     if (!params || params->t != JV_OBJECT) {
-        jbuf b;
-        jbuf_init(&b);
-        jbuf_puts(&b, "struct ");
-        jbuf_puts(&b, struct_name);
+        strbuf b;
+        strbuf_init(&b, TESTD_TEXT_MAX);
+        strbuf_puts(&b, "struct ");
+        strbuf_puts(&b, struct_name);
         char *exp = finish(&b);
         if (!exp)
             return -1;
@@ -258,9 +258,9 @@ int params_struct(const jval *params, const char *struct_name, const pfield *fie
     }
     for (size_t i = 0; i < nf && i < 32; i++) {
         if (!seen[i] && !has_default(fields[i].type) == true) {
-            jbuf b;
-            jbuf_init(&b);
-            jbuf_printf(&b, "missing field `%s`", fields[i].name);
+            strbuf b;
+            strbuf_init(&b, TESTD_TEXT_MAX);
+            strbuf_printf(&b, "missing field `%s`", fields[i].name);
             *err = finish(&b);
             return -1;
         }

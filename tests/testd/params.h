@@ -48,7 +48,7 @@ int params_struct(const jval *params, const char *struct_name, const pfield *fie
 
 /* serde's rendering of an unexpected value: "null", "boolean `true`",
  * "integer `5`", "floating point `1.5`", "string \"x\"", "sequence", "map". */
-void params_unexpected(jbuf *b, const jval *v);
+void params_unexpected(strbuf *b, const jval *v);
 
 /* params["key"].as_str() / .as_u64() / .as_bool() of serde_json::Value. */
 const char *params_str(const jval *params, const char *key, size_t *len);

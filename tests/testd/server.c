@@ -3,9 +3,9 @@
  * It must not interpret request JSON: every protocol decision is the engine's. */
 #include "server.h"
 
+#include "addr.h"
 #include "control.h"
 #include "logmsg.h"
-#include "netaddr.h"
 
 #include <rstmdb/error.h>
 #include <rstmdb/frame.h>
@@ -621,7 +621,7 @@ static void accept_cb(struct evconnlistener *lst, evutil_socket_t fd, struct soc
     int one = 1;
 
     (void)lst;
-    netaddr_format(sa, (socklen_t)salen, peer, sizeof peer);
+    addr_format(sa, (socklen_t)salen, peer, sizeof peer);
     if (s->faults.refuse) {
         s->st.refused++;
         logmsg(LOGMSG_WARN, "refused connection from %s (fault refuse)", peer);
@@ -793,8 +793,8 @@ int server_new(server **out, struct event_base *base, engine *eng, const server_
         snprintf(err, errcap, "--tls-client-ca needs --tls-cert and --tls-key");
         return SERVER_ERR_CONFIG;
     }
-    if (netaddr_parse(cfg->listen != NULL ? cfg->listen : "127.0.0.1:7401", &ss, &sslen, text,
-                      sizeof text) != 0) {
+    if (addr_parse(cfg->listen != NULL ? cfg->listen : "127.0.0.1:7401", &ss, &sslen, text,
+                   sizeof text) != 0) {
         snprintf(err, errcap, "--listen %s", text);
         return SERVER_ERR_CONFIG;
     }
@@ -837,7 +837,7 @@ int server_new(server **out, struct event_base *base, engine *eng, const server_
         snprintf(err, errcap, "getsockname: %s", strerror(errno));
         goto fail;
     }
-    netaddr_format((struct sockaddr *)&bound, blen, s->addr, sizeof s->addr);
+    addr_format((struct sockaddr *)&bound, blen, s->addr, sizeof s->addr);
     if (cfg->control != NULL &&
         (rc = control_new(&s->ctl, base, s, cfg->control, err, errcap)) != 0)
         goto fail;

@@ -328,22 +328,22 @@ START_TEST(delivery_cap)
                   "{\"type\":\"request\",\"id\":\"w\",\"op\":\"WATCH_INSTANCE\",\"params\":{"
                   "\"instance_id\":\"i\",\"include_ctx\":false}}",
                   NULL, NULL));
-    jbuf b;
-    jbuf_init(&b);
-    jbuf_puts(&b,
-              "{\"type\":\"request\",\"id\":\"b\",\"op\":\"BATCH\",\"params\":{\"ops\":[{\"op\":"
-              "\"APPLY_EVENT\",\"params\":{\"instance_id\":\"i\",\"event\":\"GO\"}}");
+    strbuf b;
+    strbuf_init(&b, TESTD_TEXT_MAX);
+    strbuf_puts(&b,
+                "{\"type\":\"request\",\"id\":\"b\",\"op\":\"BATCH\",\"params\":{\"ops\":[{\"op\":"
+                "\"APPLY_EVENT\",\"params\":{\"instance_id\":\"i\",\"event\":\"GO\"}}");
     for (int k = 1; k < 100; k++)
-        jbuf_puts(
+        strbuf_puts(
             &b, ",{\"op\":\"APPLY_EVENT\",\"params\":{\"instance_id\":\"i\",\"event\":\"LOOP\"}}");
-    jbuf_puts(&b, "]}}");
-    ck_assert(!jbuf_failed(&b));
+    strbuf_puts(&b, "]}}");
+    ck_assert(!strbuf_failed(&b));
     size_t nd = 0;
     char *r = call(e, 1, b.data, &nd, NULL);
     ck_assert_ptr_nonnull(strstr(r, "\"status\":\"ok\""));
     ck_assert_uint_eq(nd, 5000);
     free(r);
-    jbuf_deinit(&b);
+    strbuf_deinit(&b);
     /* the next request starts a fresh budget */
     r = call(
         e, 1,

@@ -14,7 +14,8 @@
 #include <string.h>
 
 #include "engine.h"
-#include "jbuf.h"
+#include "jval.h"
+#include "strbuf.h"
 
 #define TX_MAX_LABELS 256
 
@@ -83,57 +84,57 @@ static size_t tx_label_of(tx *t, const char *uuid)
 /* Masked copy of text (malloc'd). */
 static char *tx_mask(tx *t, const char *s, size_t n)
 {
-    jbuf b;
-    jbuf_init(&b);
+    strbuf b;
+    strbuf_init(&b, TESTD_TEXT_MAX);
     bool snap = false;
     for (size_t i = 0; i + 13 <= n; i++)
         if (memcmp(s + i, "\"snapshot_id\"", 13) == 0)
             snap = true;
     for (size_t i = 0; i < n;) {
         if (tx_is_uuid(s + i, n - i)) {
-            jbuf_printf(&b, "<U%zu>", tx_label_of(t, s + i));
+            strbuf_printf(&b, "<U%zu>", tx_label_of(t, s + i));
             i += 36;
             continue;
         }
         if ((n - i > 13 && memcmp(s + i, "\"created_at\":", 13) == 0) ||
             (n - i > 13 && memcmp(s + i, "\"updated_at\":", 13) == 0)) {
-            jbuf_append(&b, s + i, 13);
+            strbuf_add(&b, s + i, 13);
             i += 13;
             while (i < n && s[i] >= '0' && s[i] <= '9')
                 i++;
-            jbuf_puts(&b, "<T>");
+            strbuf_puts(&b, "<T>");
             continue;
         }
         if (snap && n - i > 20 && memcmp(s + i, "\"checksum\":\"", 12) == 0) {
-            jbuf_puts(&b, "\"checksum\":<C>");
+            strbuf_puts(&b, "\"checksum\":<C>");
             i += 12 + 8 + 1;
             continue;
         }
-        jbuf_putc(&b, s[i]);
+        strbuf_putc(&b, s[i]);
         i++;
     }
-    ck_assert(!jbuf_failed(&b));
-    return jbuf_steal(&b, NULL);
+    ck_assert(!strbuf_failed(&b));
+    return strbuf_take(&b, NULL);
 }
 
 /* The request with <Un> replaced by the UUID that label stands for. */
 static char *tx_unmask(tx *t, const char *req)
 {
-    jbuf b;
-    jbuf_init(&b);
+    strbuf b;
+    strbuf_init(&b, TESTD_TEXT_MAX);
     for (const char *p = req; *p;) {
         unsigned long k;
         int used = 0;
         if (p[0] == '<' && p[1] == 'U' && sscanf(p, "<U%lu>%n", &k, &used) == 1 && used > 0 &&
             k >= 1 && k <= t->nlabels) {
-            jbuf_append(&b, t->labels[k - 1], 36);
+            strbuf_add(&b, t->labels[k - 1], 36);
             p += used;
             continue;
         }
-        jbuf_putc(&b, *p++);
+        strbuf_putc(&b, *p++);
     }
-    ck_assert(!jbuf_failed(&b));
-    return jbuf_steal(&b, NULL);
+    ck_assert(!strbuf_failed(&b));
+    return strbuf_take(&b, NULL);
 }
 
 static int tx_cmp_str(const void *a, const void *b)

@@ -94,7 +94,7 @@ uint64_t wal_next_offset(const wal *w)
     return WAL_OFFSET(w->cur_segment, w->cur_pos);
 }
 
-size_t wal_read(wal *w, uint64_t from, bool has_limit, uint64_t limit, jbuf *b, uint64_t *last)
+size_t wal_read(wal *w, uint64_t from, bool has_limit, uint64_t limit, strbuf *b, uint64_t *last)
 {
     w->reads++;
     size_t lo = w->first, hi = w->n;
@@ -111,18 +111,18 @@ size_t wal_read(wal *w, uint64_t from, bool has_limit, uint64_t limit, jbuf *b, 
             break;
         const wal_record *r = &w->recs[i];
         if (count)
-            jbuf_putc(b, ',');
-        jbuf_puts(b, "{\"entry\":");
-        jbuf_append(b, r->entry, r->entry_len);
-        jbuf_puts(b, ",\"offset\":");
-        jbuf_u64(b, r->offset);
-        jbuf_puts(b, ",\"sequence\":");
-        jbuf_u64(b, r->sequence);
-        jbuf_putc(b, '}');
+            strbuf_putc(b, ',');
+        strbuf_puts(b, "{\"entry\":");
+        strbuf_add(b, r->entry, r->entry_len);
+        strbuf_puts(b, ",\"offset\":");
+        strbuf_u64(b, r->offset);
+        strbuf_puts(b, ",\"sequence\":");
+        strbuf_u64(b, r->sequence);
+        strbuf_putc(b, '}');
         w->bytes_read += r->disk_size;
         *last = r->offset;
         count++;
-        if (jbuf_failed(b))
+        if (strbuf_failed(b))
             break;
     }
     return count;

@@ -10,7 +10,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "jbuf.h"
+#include "strbuf.h"
 
 #define WAL_RECORD_HEADER    24u
 #define WAL_DEFAULT_SEGMENT  ((uint64_t)64 * 1024 * 1024)
@@ -42,7 +42,7 @@ uint64_t wal_next_offset(const wal *w);
 /* Records with offset >= from, at most limit (has_limit). Appends
  * {"entry":...,"offset":N,"sequence":N} items comma-separated to b and
  * returns the count; *last gets the last offset. Counts one read. */
-size_t wal_read(wal *w, uint64_t from, bool has_limit, uint64_t limit, jbuf *b, uint64_t *last);
+size_t wal_read(wal *w, uint64_t from, bool has_limit, uint64_t limit, strbuf *b, uint64_t *last);
 /* Delete every segment whose id is below segment_of(before). Returns the count. */
 size_t wal_compact_before(wal *w, uint64_t before);
 

@@ -14,8 +14,8 @@ START_TEST(test_escapes)
     jout_begin(&j);
     jout_str(&j, "s", "q\"b\\n\nr\rt\tb\bf\f\x01\x1f/\xc3\xa9");
     jout_end(&j);
-    ck_assert_int_eq(j.err, 0);
-    ck_assert_str_eq(j.buf, "{\"s\":\"q\\\"b\\\\n\\nr\\rt\\tb\\bf\\f\\u0001\\u001f/\xc3\xa9\"}");
+    ck_assert_int_eq(jout_status(&j), 0);
+    ck_assert_str_eq(j.b.data, "{\"s\":\"q\\\"b\\\\n\\nr\\rt\\tb\\bf\\f\\u0001\\u001f/\xc3\xa9\"}");
     jout_deinit(&j);
 }
 END_TEST
@@ -26,10 +26,10 @@ START_TEST(test_cap_is_sticky)
     jout_init(&j, 8);
     jout_begin(&j);
     jout_str(&j, "key", "longer than eight");
-    ck_assert_int_eq(j.err, RSTMDB_ERR_FRAME_TOO_LARGE);
+    ck_assert_int_eq(jout_status(&j), RSTMDB_ERR_FRAME_TOO_LARGE);
     jout_end(&j);
-    ck_assert_int_eq(j.err, RSTMDB_ERR_FRAME_TOO_LARGE);
-    ck_assert_uint_lt(j.len, 8);
+    ck_assert_int_eq(jout_status(&j), RSTMDB_ERR_FRAME_TOO_LARGE);
+    ck_assert_uint_lt(j.b.len, 8);
     jout_deinit(&j);
 }
 END_TEST

@@ -9,6 +9,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "addr.h"
 #include "config.h"
 
 /* argv entries from literals (-Wwrite-strings makes them const). */
@@ -332,16 +333,16 @@ START_TEST(split_addr)
 {
     char host[64];
     unsigned port;
-    ck_assert_int_eq(config_split_addr("127.0.0.1:0", host, sizeof host, &port), 0);
+    ck_assert_int_eq(addr_split("127.0.0.1:0", host, sizeof host, &port), 0);
     ck_assert_str_eq(host, "127.0.0.1");
     ck_assert_uint_eq(port, 0);
-    ck_assert_int_eq(config_split_addr("[::1]:7480", host, sizeof host, &port), 0);
+    ck_assert_int_eq(addr_split("[::1]:7480", host, sizeof host, &port), 0);
     ck_assert_str_eq(host, "::1");
     ck_assert_uint_eq(port, 7480);
-    ck_assert_int_eq(config_split_addr("::1:80", host, sizeof host, &port), -1);
-    ck_assert_int_eq(config_split_addr("h:65536", host, sizeof host, &port), -1);
-    ck_assert_int_eq(config_split_addr(":80", host, sizeof host, &port), -1);
-    ck_assert_int_eq(config_split_addr("h:", host, sizeof host, &port), -1);
+    ck_assert_int_eq(addr_split("::1:80", host, sizeof host, &port), -1);
+    ck_assert_int_eq(addr_split("h:65536", host, sizeof host, &port), -1);
+    ck_assert_int_eq(addr_split(":80", host, sizeof host, &port), -1);
+    ck_assert_int_eq(addr_split("h:", host, sizeof host, &port), -1);
 }
 END_TEST
 

@@ -6,9 +6,10 @@
 #include <string.h>
 
 #include "error_int.h"
-#include "json.h"
+#include "jscan.h"
 #include "pool.h"
 #include "problem.h"
+#include "utf8.h"
 
 START_TEST(status_table)
 {
@@ -211,7 +212,7 @@ START_TEST(body_is_valid_utf8)
     ck_assert_ptr_null(strchr(s, '\n'));
     ck_assert_ptr_null(strchr(s, '\x01'));
     ck_assert_ptr_null(strchr(s, '\xff'));
-    ck_assert(json_utf8_valid(s, strlen(s)));
+    ck_assert(utf8_valid(s, strlen(s)));
     cJSON *j = cJSON_Parse(s);
     ck_assert_ptr_nonnull(j);
     ck_assert_str_eq(cJSON_GetObjectItem(j, "detail")->valuestring,
@@ -226,7 +227,7 @@ START_TEST(body_is_valid_utf8)
     problem_local(&p, 400, "BAD_REQUEST", big);
     s = problem_render(&p);
     problem_deinit(&p);
-    ck_assert(json_utf8_valid(s, strlen(s)));
+    ck_assert(utf8_valid(s, strlen(s)));
     j = cJSON_Parse(s);
     ck_assert_ptr_nonnull(j);
     cJSON_Delete(j);

@@ -7,11 +7,11 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "json.h"
+#include "jscan.h"
 #include "rest.h"
+#include "utf8.h"
 
 typedef struct tcall {
-    route_match m;
     route_query q;
     rest_call call;
     problem p;
@@ -22,12 +22,12 @@ static void run(tcall *t, const char *method, const char *path, const char *quer
                 const char *body, const char *idem, const char *ifm, bool allow_flush)
 {
     memset(t, 0, sizeof *t);
-    ck_assert_int_eq(route_match_path(method, path, &t->m), ROUTE_OK);
-    route_query_init(&t->q, t->m.r);
+    ck_assert_int_eq(rest_call_match(&t->call, method, path), ROUTE_OK);
+    route_query_init(&t->q, t->call.m.r);
     for (size_t i = 0; query_kv && query_kv[i]; i += 2)
         ck_assert_int_eq(route_query_add(&t->q, query_kv[i], query_kv[i + 1]), 0);
-    rest_input in = {&t->m, t->q.out, body, body ? strlen(body) : 0, idem, ifm, allow_flush};
-    t->rc = rest_build_call(&in, &t->call, &t->p);
+    rest_input in = {t->q.out, body, body ? strlen(body) : 0, idem, ifm, allow_flush};
+    t->rc = rest_call_build(&t->call, &in, &t->p);
 }
 
 static void done(tcall *t)
@@ -280,8 +280,8 @@ START_TEST(json_checks)
                           "0",
                           NULL};
     for (size_t i = 0; good[i]; i++)
-        ck_assert_msg(json_validate(good[i], strlen(good[i]), 100, &why) == 0, "%s: %s", good[i],
-                      why);
+        ck_assert_msg(jscan_validate(good[i], strlen(good[i]), 100, NULL, &why) == 0, "%s: %s",
+                      good[i], why);
     const char *bad[] = {"",
                          "{",
                          "}",
@@ -303,14 +303,14 @@ START_TEST(json_checks)
                          "{\"a\":1}x",
                          NULL};
     for (size_t i = 0; bad[i]; i++)
-        ck_assert_msg(json_validate(bad[i], strlen(bad[i]), 100, &why) == -1, "accepted %s",
+        ck_assert_msg(jscan_validate(bad[i], strlen(bad[i]), 100, NULL, &why) == -1, "accepted %s",
                       bad[i]);
-    size_t vs, vl;
+    jscan_member jm;
     const char *o = "{\"a\":{\"params\":1},\"params\" : {\"k\":[1,2]} , \"z\":2}";
-    ck_assert_int_eq(json_member(o, strlen(o), "params", &vs, &vl), 0);
-    ck_assert_int_eq((int)vl, 11);
-    ck_assert_int_eq(strncmp(o + vs, "{\"k\":[1,2]}", vl), 0);
-    ck_assert_int_eq(json_member(o, strlen(o), "nope", &vs, &vl), -1);
+    ck_assert_int_eq(jscan_get(o, strlen(o), "params", &jm), 0);
+    ck_assert_int_eq((int)jm.val_len, 11);
+    ck_assert_int_eq(strncmp(o + jm.val_off, "{\"k\":[1,2]}", jm.val_len), 0);
+    ck_assert_int_eq(jscan_get(o, strlen(o), "nope", &jm), -1);
 }
 END_TEST
 

@@ -5,8 +5,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "strbuf.h"
 #include "subfilter.h"
-#include "tbuf.h"
 #include "walrec.h"
 
 /* A page shaped like the real server's (keys sorted, compact). */
@@ -67,24 +67,26 @@ END_TEST
 START_TEST(test_event_data_shape)
 {
     walrec_page pg;
-    tbuf b;
-    tbuf_init(&b, 1 << 20);
+    strbuf b;
+    strbuf_init(&b, 1 << 20);
     ck_assert_int_eq(walrec_page_parse(PAGE, strlen(PAGE), 100, &pg), 0);
     ck_assert_int_eq(walrec_event_data(&pg.recs[2], "\"w\"", 3, 1, true, &b), 0);
     /* PROTOCOL.md 2.3 field order minus type/subscription_id; raw bytes kept (1.0). */
-    ck_assert_str_eq(b.s, "{\"instance_id\":\"w-1\",\"machine\":\"w\",\"version\":1,"
-                          "\"wal_offset\":1099511628300,\"from_state\":\"s0\",\"to_state\":\"s1\","
-                          "\"event\":\"GO\",\"payload\":{\"a\":2,\"b\":1.0},"
-                          "\"ctx\":{\"a\":2,\"b\":1.0,\"s\":\"x\\\"y\"}}");
-    tbuf_reset(&b);
+    ck_assert_str_eq(b.data,
+                     "{\"instance_id\":\"w-1\",\"machine\":\"w\",\"version\":1,"
+                     "\"wal_offset\":1099511628300,\"from_state\":\"s0\",\"to_state\":\"s1\","
+                     "\"event\":\"GO\",\"payload\":{\"a\":2,\"b\":1.0},"
+                     "\"ctx\":{\"a\":2,\"b\":1.0,\"s\":\"x\\\"y\"}}");
+    strbuf_reset(&b);
     ck_assert_int_eq(walrec_event_data(&pg.recs[3], "\"m\"", 3, 7, false, &b), 0);
-    ck_assert_str_eq(b.s, "{\"instance_id\":\"o-9\",\"machine\":\"m\",\"version\":7,"
-                          "\"wal_offset\":1099511629000,\"from_state\":\"s1\",\"to_state\":\"s2\","
-                          "\"event\":\"LOOP\",\"payload\":null}");
-    tbuf_reset(&b);
+    ck_assert_str_eq(b.data,
+                     "{\"instance_id\":\"o-9\",\"machine\":\"m\",\"version\":7,"
+                     "\"wal_offset\":1099511629000,\"from_state\":\"s1\",\"to_state\":\"s2\","
+                     "\"event\":\"LOOP\",\"payload\":null}");
+    strbuf_reset(&b);
     ck_assert_int_eq(walrec_event_data(&pg.recs[1], "\"w\"", 3, 1, true, &b), -1);
     walrec_page_deinit(&pg);
-    tbuf_deinit(&b);
+    strbuf_deinit(&b);
 }
 END_TEST
 
@@ -179,21 +181,21 @@ END_TEST
 
 START_TEST(test_tbuf_cap_and_escape)
 {
-    tbuf b;
-    tbuf_init(&b, 8);
-    ck_assert_int_eq(tbuf_adds(&b, "12345678"), 0);
-    ck_assert_int_eq(tbuf_adds(&b, "9"), -1);
-    ck_assert(b.failed);
-    ck_assert_ptr_null(tbuf_take(&b, NULL));
-    tbuf_deinit(&b);
-    tbuf_init(&b, 100);
-    tbuf_add_jstr(&b, "a\"\\\n\x01\xc3\xa9/");
-    ck_assert_str_eq(b.s, "\"a\\\"\\\\\\n\\u0001\xc3\xa9/\"");
+    strbuf b;
+    strbuf_init(&b, 8);
+    ck_assert_int_eq(strbuf_puts(&b, "12345678"), 0);
+    ck_assert_int_eq(strbuf_puts(&b, "9"), -1);
+    ck_assert(strbuf_failed(&b));
+    ck_assert_ptr_null(strbuf_take(&b, NULL));
+    strbuf_deinit(&b);
+    strbuf_init(&b, 100);
+    strbuf_jstr(&b, "a\"\\\n\x01\xc3\xa9/", strlen("a\"\\\n\x01\xc3\xa9/"));
+    ck_assert_str_eq(b.data, "\"a\\\"\\\\\\n\\u0001\xc3\xa9/\"");
     size_t n;
-    char *s = tbuf_take(&b, &n);
+    char *s = strbuf_take(&b, &n);
     ck_assert_uint_eq(n, strlen(s));
     free(s);
-    tbuf_deinit(&b);
+    strbuf_deinit(&b);
 }
 END_TEST
 

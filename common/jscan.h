@@ -1,9 +1,12 @@
-/* jscan.h: a validating JSON scanner that builds no tree (private).
+/* jscan.h: the validating JSON scanner that builds no tree (internal,
+ * shared by librstmdb, the daemon and rstmdb-testd).
  *
- * It checks that bytes are one strict RFC 8259 document (UTF-8, nesting
- * capped) and returns the byte spans of an object's top-level members, so the
- * client can route a response by "type"/"id" and hand "result" to the proxy
- * as the exact bytes the server sent, without parsing it into cJSON.
+ * It checks that bytes are one strict RFC 8259 document that serde_json (the
+ * server) also takes: valid UTF-8, paired surrogates, numbers within an
+ * f64's range, nesting capped. It returns the byte spans of an object's
+ * top-level members, so the client routes a response by "type"/"id" and
+ * hands "result" on as the exact bytes the server sent, and the daemon finds
+ * a body's keys, without parsing anything into cJSON.
  */
 #ifndef RSTMDB_JSCAN_H
 #define RSTMDB_JSCAN_H
@@ -15,6 +18,9 @@
 /* Default nesting cap: deeper documents are rejected (a stack-free scanner
  * could go deeper, but cJSON, parsed lazily on the same bytes, recurses). */
 #define JSCAN_MAX_DEPTH 512
+/* For text that will be sent to the server inside an envelope: serde_json's
+ * recursion limit is 128, and the envelope and /v1/rpc add levels. */
+#define JSCAN_SERDE_DEPTH 100
 
 typedef enum jscan_type {
     JSCAN_NULL = 0,
@@ -41,12 +47,28 @@ typedef struct jscan_member {
 int jscan_value(const char *s, size_t len, unsigned max_depth, jscan_type *type, size_t *off,
                 size_t *vlen);
 
+/* The same, saying why (static text: "invalid UTF-8", "nested too deeply",
+ * "trailing data after the JSON value", ...) when it fails. */
+int jscan_validate(const char *s, size_t len, unsigned max_depth, jscan_type *type,
+                   const char **why);
+
 /* Validate `s[0..len)` as one JSON object and record its top-level members,
  * in document order, into m[0..max). *count gets the total number of members
  * (it may exceed max: then only the first max are recorded). Returns 0, or -1
  * when the text is not valid JSON or not an object. */
 int jscan_object(const char *s, size_t len, unsigned max_depth, jscan_member *m, size_t max,
                  size_t *count);
+
+/* The same, saying why it failed ("not an object" when the text does not
+ * start with '{'; otherwise as jscan_validate). */
+int jscan_object_why(const char *s, size_t len, unsigned max_depth, jscan_member *m, size_t max,
+                     size_t *count, const char **why);
+
+/* The first top-level member of the object `s[0..len)` whose raw key equals
+ * `key`, without recording the others: 0 and *out set, or -1 (absent, or
+ * not an object). It scans only up to that member, so it is meant for text
+ * validated before. */
+int jscan_get(const char *s, size_t len, const char *key, jscan_member *out);
 
 /* The first member whose raw key equals `key` (no escape decoding: keys the
  * server writes are plain ASCII), or NULL. */

@@ -1,10 +1,15 @@
 /* jscan.c: strict JSON validation and top-level member spans, no tree.
- * Owns nothing and allocates only in jscan_string_dup(); it must never
- * accept what cJSON (used lazily on the same bytes) would reject. */
+ * The one JSON scanner of the client, the daemon and rstmdb-testd. Owns
+ * nothing and allocates only in jscan_string_dup(); it must never accept
+ * what serde_json (the server) or cJSON (used lazily on the same bytes)
+ * would reject. */
 #include "jscan.h"
 
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
+
+#include "utf8.h"
 
 typedef struct scanner {
     const unsigned char *s;
@@ -12,7 +17,15 @@ typedef struct scanner {
     size_t pos;
     unsigned depth;
     unsigned max_depth;
+    const char *why; /* static text, set by the first failure */
 } scanner;
+
+static int fail(scanner *sc, const char *why)
+{
+    if (sc->why == NULL)
+        sc->why = why;
+    return -1;
+}
 
 static void skip_ws(scanner *sc)
 {
@@ -33,40 +46,6 @@ static int hexval(unsigned char ch)
     if (ch >= 'A' && ch <= 'F')
         return ch - 'A' + 10;
     return -1;
-}
-
-/* One UTF-8 sequence starting at sc->pos (first byte >= 0x80). */
-static int scan_utf8(scanner *sc)
-{
-    const unsigned char *p = sc->s + sc->pos;
-    size_t left = sc->len - sc->pos;
-    unsigned char c0 = p[0];
-    size_t n;
-    unsigned cp;
-    if (c0 >= 0xC2 && c0 <= 0xDF) {
-        n = 2;
-        cp = c0 & 0x1Fu;
-    } else if (c0 >= 0xE0 && c0 <= 0xEF) {
-        n = 3;
-        cp = c0 & 0x0Fu;
-    } else if (c0 >= 0xF0 && c0 <= 0xF4) {
-        n = 4;
-        cp = c0 & 0x07u;
-    } else {
-        return -1;
-    }
-    if (left < n)
-        return -1;
-    for (size_t i = 1; i < n; i++) {
-        if ((p[i] & 0xC0) != 0x80)
-            return -1;
-        cp = (cp << 6) | (p[i] & 0x3Fu);
-    }
-    if ((n == 3 && cp < 0x800) || (n == 4 && (cp < 0x10000 || cp > 0x10FFFF)) ||
-        (cp >= 0xD800 && cp <= 0xDFFF))
-        return -1;
-    sc->pos += n;
-    return 0;
 }
 
 /* The code unit of a "\uXXXX" escape starting at `at`, or -1 when the
@@ -95,38 +74,42 @@ static int scan_string(scanner *sc)
             return 0;
         }
         if (ch < 0x20)
-            return -1;
+            return fail(sc, "control character in a string");
         if (ch == '\\') {
             if (sc->pos + 1 >= sc->len)
-                return -1;
+                break;
             unsigned char e = sc->s[sc->pos + 1];
             if (e == 'u') {
                 long unit = scan_u_escape(sc, sc->pos);
-                if (unit < 0 || (unit >= 0xDC00 && unit <= 0xDFFF))
-                    return -1;
+                if (unit < 0)
+                    return fail(sc, "bad \\u escape");
+                if (unit >= 0xDC00 && unit <= 0xDFFF)
+                    return fail(sc, "lone low surrogate");
                 sc->pos += 6;
                 /* serde_json (the server) and cJSON refuse an unpaired
                  * surrogate, so a high one must be followed by a low one. */
                 if (unit >= 0xD800 && unit <= 0xDBFF) {
                     long low = scan_u_escape(sc, sc->pos);
                     if (low < 0xDC00 || low > 0xDFFF)
-                        return -1;
+                        return fail(sc, "lone high surrogate");
                     sc->pos += 6;
                 }
             } else if (e == '"' || e == '\\' || e == '/' || e == 'b' || e == 'f' || e == 'n' ||
                        e == 'r' || e == 't') {
                 sc->pos += 2;
             } else {
-                return -1;
+                return fail(sc, "bad escape");
             }
         } else if (ch >= 0x80) {
-            if (scan_utf8(sc) != 0)
-                return -1;
+            int n = utf8_seq(sc->s + sc->pos, sc->s + sc->len);
+            if (n < 0)
+                return fail(sc, "invalid UTF-8");
+            sc->pos += (size_t)n;
         } else {
             sc->pos++;
         }
     }
-    return -1;
+    return fail(sc, "unterminated string");
 }
 
 static int scan_digits(scanner *sc)
@@ -139,26 +122,42 @@ static int scan_digits(scanner *sc)
 
 static int scan_number(scanner *sc)
 {
+    size_t start = sc->pos;
+    bool integer = true;
     if (sc->s[sc->pos] == '-')
         sc->pos++;
     if (sc->pos >= sc->len)
-        return -1;
+        return fail(sc, "bad number");
     if (sc->s[sc->pos] == '0') {
         sc->pos++;
     } else if (scan_digits(sc) != 0) {
-        return -1;
+        return fail(sc, "bad number");
     }
     if (sc->pos < sc->len && sc->s[sc->pos] == '.') {
+        integer = false;
         sc->pos++;
         if (scan_digits(sc) != 0)
-            return -1;
+            return fail(sc, "bad number");
     }
     if (sc->pos < sc->len && (sc->s[sc->pos] == 'e' || sc->s[sc->pos] == 'E')) {
+        integer = false;
         sc->pos++;
         if (sc->pos < sc->len && (sc->s[sc->pos] == '+' || sc->s[sc->pos] == '-'))
             sc->pos++;
         if (scan_digits(sc) != 0)
-            return -1;
+            return fail(sc, "bad number");
+    }
+    /* serde_json refuses numbers that overflow an f64 ("number out of
+     * range"); an integer of up to 19 digits cannot. */
+    size_t n = sc->pos - start;
+    if (!integer || n > 19) {
+        char tmp[512];
+        if (n >= sizeof tmp)
+            return fail(sc, "number too long");
+        memcpy(tmp, sc->s + start, n);
+        tmp[n] = '\0';
+        if (isinf(strtod(tmp, NULL)))
+            return fail(sc, "number out of range");
     }
     return 0;
 }
@@ -167,7 +166,7 @@ static int scan_literal(scanner *sc, const char *lit)
 {
     size_t n = strlen(lit);
     if (sc->len - sc->pos < n || memcmp(sc->s + sc->pos, lit, n) != 0)
-        return -1;
+        return fail(sc, "syntax error");
     sc->pos += n;
     return 0;
 }
@@ -188,7 +187,7 @@ static int scan_array(scanner *sc)
             return -1;
         skip_ws(sc);
         if (sc->pos >= sc->len)
-            return -1;
+            return fail(sc, "unterminated array");
         if (sc->s[sc->pos] == ',') {
             sc->pos++;
             continue;
@@ -197,13 +196,16 @@ static int scan_array(scanner *sc)
             sc->pos++;
             return 0;
         }
-        return -1;
+        return fail(sc, "expected ',' or ']'");
     }
 }
 
-/* Scan an object; when `m` is non-NULL record members (top level only). */
-static int scan_object(scanner *sc, jscan_member *m, size_t max, size_t *count)
+/* Scan an object; when `m` is non-NULL record members (top level only).
+ * With `stop_at`, return 1 as soon as a member with that raw key has been
+ * scanned (recorded in m[0]): the rest of the object is not looked at. */
+static int scan_object(scanner *sc, jscan_member *m, size_t max, size_t *count, const char *stop_at)
 {
+    size_t stop_len = stop_at ? strlen(stop_at) : 0;
     size_t n = 0;
     sc->pos++;
     skip_ws(sc);
@@ -216,31 +218,36 @@ static int scan_object(scanner *sc, jscan_member *m, size_t max, size_t *count)
     for (;;) {
         skip_ws(sc);
         if (sc->pos >= sc->len || sc->s[sc->pos] != '"')
-            return -1;
+            return fail(sc, "expected a member name");
         size_t kstart = sc->pos;
         if (scan_string(sc) != 0)
             return -1;
         size_t kend = sc->pos;
         skip_ws(sc);
         if (sc->pos >= sc->len || sc->s[sc->pos] != ':')
-            return -1;
+            return fail(sc, "expected ':'");
         sc->pos++;
         skip_ws(sc);
         size_t vstart = sc->pos;
         jscan_type t;
         if (scan_value(sc, &t) != 0)
             return -1;
-        if (m && n < max) {
-            m[n].key_off = kstart + 1;
-            m[n].key_len = kend - kstart - 2;
-            m[n].val_off = vstart;
-            m[n].val_len = sc->pos - vstart;
-            m[n].type = t;
+        size_t klen = kend - kstart - 2;
+        bool stop = stop_at && klen == stop_len && memcmp(sc->s + kstart + 1, stop_at, klen) == 0;
+        if (m && (n < max || stop)) {
+            jscan_member *rec = stop ? m : &m[n];
+            rec->key_off = kstart + 1;
+            rec->key_len = klen;
+            rec->val_off = vstart;
+            rec->val_len = sc->pos - vstart;
+            rec->type = t;
         }
+        if (stop)
+            return 1;
         n++;
         skip_ws(sc);
         if (sc->pos >= sc->len)
-            return -1;
+            return fail(sc, "unterminated object");
         if (sc->s[sc->pos] == ',') {
             sc->pos++;
             continue;
@@ -251,7 +258,7 @@ static int scan_object(scanner *sc, jscan_member *m, size_t max, size_t *count)
                 *count = n;
             return 0;
         }
-        return -1;
+        return fail(sc, "expected ',' or '}'");
     }
 }
 
@@ -259,17 +266,17 @@ static int scan_value(scanner *sc, jscan_type *type)
 {
     skip_ws(sc);
     if (sc->pos >= sc->len)
-        return -1;
+        return fail(sc, "unexpected end of text");
     unsigned char ch = sc->s[sc->pos];
     switch (ch) {
     case '{':
     case '[': {
         int rc;
         if (++sc->depth > sc->max_depth)
-            return -1;
+            return fail(sc, "nested too deeply");
         if (ch == '{') {
             *type = JSCAN_OBJECT;
-            rc = scan_object(sc, NULL, 0, NULL);
+            rc = scan_object(sc, NULL, 0, NULL, NULL);
         } else {
             *type = JSCAN_ARRAY;
             rc = scan_array(sc);
@@ -294,7 +301,7 @@ static int scan_value(scanner *sc, jscan_type *type)
             *type = JSCAN_NUMBER;
             return scan_number(sc);
         }
-        return -1;
+        return fail(sc, "syntax error");
     }
 }
 
@@ -305,10 +312,11 @@ static void scanner_init(scanner *sc, const char *s, size_t len, unsigned max_de
     sc->pos = 0;
     sc->depth = 0;
     sc->max_depth = max_depth ? max_depth : JSCAN_MAX_DEPTH;
+    sc->why = NULL;
 }
 
-int jscan_value(const char *s, size_t len, unsigned max_depth, jscan_type *type, size_t *off,
-                size_t *vlen)
+static int value_of(const char *s, size_t len, unsigned max_depth, jscan_type *type, size_t *off,
+                    size_t *vlen, const char **why)
 {
     scanner sc;
     jscan_type t;
@@ -317,12 +325,18 @@ int jscan_value(const char *s, size_t len, unsigned max_depth, jscan_type *type,
     scanner_init(&sc, s, len, max_depth);
     skip_ws(&sc);
     size_t start = sc.pos;
-    if (scan_value(&sc, &t) != 0)
+    if (scan_value(&sc, &t) != 0) {
+        if (why)
+            *why = sc.why ? sc.why : "syntax error";
         return -1;
+    }
     size_t end = sc.pos;
     skip_ws(&sc);
-    if (sc.pos != len)
+    if (sc.pos != len) {
+        if (why)
+            *why = "trailing data after the JSON value";
         return -1;
+    }
     if (type)
         *type = t;
     if (off)
@@ -332,8 +346,20 @@ int jscan_value(const char *s, size_t len, unsigned max_depth, jscan_type *type,
     return 0;
 }
 
-int jscan_object(const char *s, size_t len, unsigned max_depth, jscan_member *m, size_t max,
-                 size_t *count)
+int jscan_value(const char *s, size_t len, unsigned max_depth, jscan_type *type, size_t *off,
+                size_t *vlen)
+{
+    return value_of(s, len, max_depth, type, off, vlen, NULL);
+}
+
+int jscan_validate(const char *s, size_t len, unsigned max_depth, jscan_type *type,
+                   const char **why)
+{
+    return value_of(s, len, max_depth, type, NULL, NULL, why);
+}
+
+int jscan_object_why(const char *s, size_t len, unsigned max_depth, jscan_member *m, size_t max,
+                     size_t *count, const char **why)
 {
     scanner sc;
     size_t n = 0;
@@ -341,16 +367,49 @@ int jscan_object(const char *s, size_t len, unsigned max_depth, jscan_member *m,
         return -1;
     scanner_init(&sc, s, len, max_depth);
     skip_ws(&sc);
+    if (sc.pos >= len || sc.s[sc.pos] != '{') {
+        if (why)
+            *why = "not an object";
+        return -1;
+    }
+    sc.depth = 1;
+    if (scan_object(&sc, m, max, &n, NULL) != 0) {
+        if (why)
+            *why = sc.why ? sc.why : "syntax error";
+        return -1;
+    }
+    skip_ws(&sc);
+    if (sc.pos != len) {
+        if (why)
+            *why = "trailing data after the JSON value";
+        return -1;
+    }
+    if (count)
+        *count = n;
+    return 0;
+}
+
+int jscan_object(const char *s, size_t len, unsigned max_depth, jscan_member *m, size_t max,
+                 size_t *count)
+{
+    return jscan_object_why(s, len, max_depth, m, max, count, NULL);
+}
+
+int jscan_get(const char *s, size_t len, const char *key, jscan_member *out)
+{
+    scanner sc;
+    if (!s)
+        return -1;
+    scanner_init(&sc, s, len, 0);
+    skip_ws(&sc);
     if (sc.pos >= len || sc.s[sc.pos] != '{')
         return -1;
     sc.depth = 1;
-    if (scan_object(&sc, m, max, &n) != 0)
+    jscan_member m;
+    if (scan_object(&sc, &m, 0, NULL, key) != 1)
         return -1;
-    skip_ws(&sc);
-    if (sc.pos != len)
-        return -1;
-    if (count)
-        *count = n;
+    if (out)
+        *out = m;
     return 0;
 }
 
