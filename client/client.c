@@ -34,6 +34,8 @@
  * connection is cut anyway (a server that stopped reading must not keep a
  * closed client's socket open forever). */
 #define CLIENT_BYE_DRAIN_MS 1000
+/* Finished requests kept per client for the next ones (each holds a timer). */
+#define CLIENT_SPARE_REQS 64
 /* Envelope members kept on the stack; a document with more is rescanned
  * into a heap array (a future server adding keys must still be routed). */
 #define CLIENT_STACK_MEMBERS 16
@@ -121,6 +123,8 @@ typedef enum in_mode {
 
 struct rstmdb_client {
     struct event_base *base;
+    rstmdb_request *spare; /* finished requests kept for reuse, timers and all */
+    size_t nspare;
     rstmdb_options *opts;
     char *address;
     char *host;
@@ -255,9 +259,19 @@ static void req_free(rstmdb_request *r)
 {
     if (!r)
         return;
+    free(r->frame);
+    r->frame = NULL;
+    rstmdb_client *c = r->c;
+    if (c && !c->free_requested && c->nspare < CLIENT_SPARE_REQS) {
+        if (r->timer)
+            evtimer_del(r->timer);
+        r->next = c->spare;
+        c->spare = r;
+        c->nspare++;
+        return;
+    }
     if (r->timer)
         event_free(r->timer);
-    free(r->frame);
     free(r);
 }
 
@@ -362,34 +376,50 @@ static bool op_valid(const char *op)
 }
 
 /* Build the whole frame: header + {"type":"request","id":..,"op":..,"params":..}. */
+static const char env_p1[] = "{\"type\":\"request\",\"id\":\"";
+static const char env_p2[] = "\",\"op\":\"";
+static const char env_p3[] = "\",\"params\":";
+
+/* The payload length of a request's frame, or 0 when it is over max_frame. */
+static size_t req_payload_len(const rstmdb_client *c, const rstmdb_request *r, size_t params_len)
+{
+    size_t plen = (sizeof(env_p1) - 1) + strlen(r->id) + (sizeof(env_p2) - 1) + strlen(r->op) +
+                  (sizeof(env_p3) - 1) + params_len + 1;
+    return plen > c->opts->max_frame ? 0 : plen;
+}
+
+/* Write the frame (header + envelope) into buf[0..HEADER_LEN + plen). */
+static int req_fill(const rstmdb_request *r, uint8_t *buf, size_t plen, const char *params,
+                    size_t params_len)
+{
+    size_t idl = strlen(r->id), opl = strlen(r->op);
+    char *p = (char *)buf + RSTMDB_FRAME_HEADER_LEN;
+    memcpy(p, env_p1, sizeof(env_p1) - 1);
+    p += sizeof(env_p1) - 1;
+    memcpy(p, r->id, idl);
+    p += idl;
+    memcpy(p, env_p2, sizeof(env_p2) - 1);
+    p += sizeof(env_p2) - 1;
+    memcpy(p, r->op, opl);
+    p += opl;
+    memcpy(p, env_p3, sizeof(env_p3) - 1);
+    p += sizeof(env_p3) - 1;
+    memcpy(p, params, params_len);
+    p += params_len;
+    *p = '}';
+    return rstmdb_frame_header(buf, RSTMDB_FLAG_CRC_PRESENT, buf + RSTMDB_FRAME_HEADER_LEN, plen);
+}
+
+/* Encode into a malloc'd frame, for a request that waits in the queue. */
 static int req_encode(rstmdb_client *c, rstmdb_request *r, const char *params, size_t params_len)
 {
-    static const char p1[] = "{\"type\":\"request\",\"id\":\"";
-    static const char p2[] = "\",\"op\":\"";
-    static const char p3[] = "\",\"params\":";
-    size_t idl = strlen(r->id), opl = strlen(r->op);
-    size_t plen =
-        (sizeof(p1) - 1) + idl + (sizeof(p2) - 1) + opl + (sizeof(p3) - 1) + params_len + 1;
-    if (plen > c->opts->max_frame)
+    size_t plen = req_payload_len(c, r, params_len);
+    if (plen == 0)
         return RSTMDB_ERR_FRAME_TOO_LARGE;
     uint8_t *buf = malloc(RSTMDB_FRAME_HEADER_LEN + plen);
     if (!buf)
         return RSTMDB_ERR_NOMEM;
-    char *p = (char *)buf + RSTMDB_FRAME_HEADER_LEN;
-    memcpy(p, p1, sizeof(p1) - 1);
-    p += sizeof(p1) - 1;
-    memcpy(p, r->id, idl);
-    p += idl;
-    memcpy(p, p2, sizeof(p2) - 1);
-    p += sizeof(p2) - 1;
-    memcpy(p, r->op, opl);
-    p += opl;
-    memcpy(p, p3, sizeof(p3) - 1);
-    p += sizeof(p3) - 1;
-    memcpy(p, params, params_len);
-    p += params_len;
-    *p = '}';
-    int rc = rstmdb_frame_header(buf, RSTMDB_FLAG_CRC_PRESENT, buf + RSTMDB_FRAME_HEADER_LEN, plen);
+    int rc = req_fill(r, buf, plen, params, params_len);
     if (rc != RSTMDB_OK) {
         free(buf);
         return rc;
@@ -399,17 +429,58 @@ static int req_encode(rstmdb_client *c, rstmdb_request *r, const char *params, s
     return RSTMDB_OK;
 }
 
-/* Hand a request's frame to the output buffer. */
+static void req_sent(rstmdb_client *c, rstmdb_request *r, size_t len)
+{
+    c->out_total += len;
+    r->out_end = c->out_total;
+    r->state = REQ_WRITTEN;
+}
+
+/* Hand a queued request's frame to the output buffer. */
 static int req_write(rstmdb_client *c, rstmdb_request *r)
 {
     if (evbuffer_add(bufferevent_get_output(c->bev), r->frame, r->frame_len) != 0)
         return RSTMDB_ERR_NOMEM;
-    c->out_total += r->frame_len;
-    r->out_end = c->out_total;
+    req_sent(c, r, r->frame_len);
     free(r->frame);
     r->frame = NULL;
-    r->state = REQ_WRITTEN;
     return RSTMDB_OK;
+}
+
+/* Encode straight into the connection's output buffer: no frame of its own. */
+static int req_write_direct(rstmdb_client *c, rstmdb_request *r, const char *params,
+                            size_t params_len)
+{
+    size_t plen = req_payload_len(c, r, params_len);
+    if (plen == 0)
+        return RSTMDB_ERR_FRAME_TOO_LARGE;
+    struct evbuffer *out = bufferevent_get_output(c->bev);
+    struct evbuffer_iovec v;
+    size_t len = RSTMDB_FRAME_HEADER_LEN + plen;
+    if (evbuffer_reserve_space(out, (ev_ssize_t)len, &v, 1) != 1 || v.iov_len < len)
+        return RSTMDB_ERR_NOMEM;
+    int rc = req_fill(r, v.iov_base, plen, params, params_len);
+    if (rc != RSTMDB_OK)
+        return rc; /* nothing committed: the reservation is dropped */
+    v.iov_len = len;
+    if (evbuffer_commit_space(out, &v, 1) != 0)
+        return RSTMDB_ERR_NOMEM;
+    req_sent(c, r, len);
+    return RSTMDB_OK;
+}
+
+/* A request object: a recycled one (its timer kept) or a new one. */
+static rstmdb_request *req_new(rstmdb_client *c)
+{
+    rstmdb_request *r = c->spare;
+    if (r == NULL)
+        return calloc(1, sizeof(*r));
+    c->spare = r->next;
+    c->nspare--;
+    struct event *timer = r->timer;
+    memset(r, 0, sizeof(*r));
+    r->timer = timer;
+    return r;
 }
 
 static int client_submit(rstmdb_client *c, req_kind kind, const char *op, const char *params,
@@ -424,7 +495,7 @@ static int client_submit(rstmdb_client *c, req_kind kind, const char *op, const 
     bool direct = internal || c->stage == STAGE_READY;
     if (c->reqs.count >= c->opts->max_inflight || (!direct && c->nqueued >= c->opts->max_queued))
         return RSTMDB_ERR_NOMEM; /* documented: the caps act like memory exhaustion */
-    rstmdb_request *r = calloc(1, sizeof(*r));
+    rstmdb_request *r = req_new(c);
     if (!r)
         return RSTMDB_ERR_NOMEM;
     r->c = c;
@@ -434,8 +505,9 @@ static int client_submit(rstmdb_client *c, req_kind kind, const char *op, const 
     r->sub = sub;
     snprintf(r->id, sizeof(r->id), "%llu", (unsigned long long)c->next_id);
     snprintf(r->op, sizeof(r->op), "%s", op);
-    int rc = req_encode(c, r, params, params_len);
-    if (rc != RSTMDB_OK)
+    int rc = RSTMDB_ERR_FRAME_TOO_LARGE;
+    if (req_payload_len(c, r, params_len) == 0 ||
+        (!direct && (rc = req_encode(c, r, params, params_len)) != RSTMDB_OK))
         goto fail;
     r->node.key = r->id;
     r->node.key_len = strlen(r->id);
@@ -447,7 +519,7 @@ static int client_submit(rstmdb_client *c, req_kind kind, const char *op, const 
         goto fail;
     }
     if (direct) {
-        if ((rc = req_write(c, r)) != RSTMDB_OK) {
+        if ((rc = req_write_direct(c, r, params, params_len)) != RSTMDB_OK) {
             hmap_remove(&c->reqs, &r->node);
             goto fail;
         }
@@ -1354,6 +1426,13 @@ static void client_destroy(rstmdb_client *c)
         event_free(c->later);
     if (c->ai_list)
         evutil_freeaddrinfo(c->ai_list);
+    while (c->spare) {
+        rstmdb_request *r = c->spare;
+        c->spare = r->next;
+        if (r->timer)
+            event_free(r->timer);
+        free(r);
+    }
     rstmdb_frame_decoder_free(c->fdec);
     rstmdb_line_decoder_free(c->ldec);
     hmap_deinit(&c->reqs);

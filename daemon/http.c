@@ -12,6 +12,7 @@
 #include <microhttpd.h>
 #include <stdarg.h>
 #include <stddef.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -91,6 +92,8 @@ struct http {
     struct event *sweep_ev; /* every second: heads past their deadline */
     http_req *spare;        /* finished requests kept for the next ones (at most HTTP_SPARE) */
     size_t nspare;
+    struct body_block *spare_bodies; /* response bodies likewise */
+    size_t nspare_bodies;
 };
 
 /* Requests kept allocated: a request is ~5 KiB (its route match holds the
@@ -206,6 +209,75 @@ static void add_common_headers(http_req *q, struct MHD_Response *resp)
         MHD_add_response_header(resp, MHD_HTTP_HEADER_CONNECTION, "close");
 }
 
+/* Response bodies up to this size are copied into recycled blocks. */
+#define HTTP_BODY_BLOCK 4096
+
+typedef struct body_block {
+    struct body_block *next; /* on h->spare_bodies */
+    http *h;
+    char data[HTTP_BODY_BLOCK];
+} body_block;
+
+static void body_release(void *cls)
+{
+    body_block *b = cls;
+    http *h = b->h;
+    if (h->nspare_bodies >= HTTP_SPARE) {
+        free(b);
+        return;
+    }
+    b->next = h->spare_bodies;
+    h->spare_bodies = b;
+    h->nspare_bodies++;
+}
+
+static void add_content_type(struct MHD_Response *resp, const char *ctype)
+{
+    if (resp != NULL && ctype != NULL)
+        MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, ctype);
+}
+
+/* A response with a copy of text[0..len): the one copy of an upstream
+ * result on its way out, into a recycled block when it is small. */
+static struct MHD_Response *make_copy(http_req *q, const char *ctype, const char *text, size_t len)
+{
+    http *h = q->h;
+    struct MHD_Response *resp;
+    if (len > HTTP_BODY_BLOCK) {
+        resp = MHD_create_response_from_buffer(len, (void *)(uintptr_t)text, MHD_RESPMEM_MUST_COPY);
+    } else {
+        body_block *b = h->spare_bodies;
+        if (b != NULL) {
+            h->spare_bodies = b->next;
+            h->nspare_bodies--;
+        } else if ((b = malloc(sizeof *b)) == NULL) {
+            return NULL;
+        }
+        b->h = h;
+        memcpy(b->data, text, len);
+        resp =
+            MHD_create_response_from_buffer_with_free_callback_cls(len, b->data, body_release, b);
+        if (resp == NULL)
+            body_release(b);
+    }
+    add_content_type(resp, ctype);
+    if (resp != NULL)
+        add_common_headers(q, resp);
+    return resp;
+}
+
+/* A response on text that outlives it (static, or the daemon's own). */
+static struct MHD_Response *make_static(http_req *q, const char *ctype, const char *text,
+                                        size_t len)
+{
+    struct MHD_Response *resp =
+        MHD_create_response_from_buffer(len, (void *)(uintptr_t)text, MHD_RESPMEM_PERSISTENT);
+    add_content_type(resp, ctype);
+    if (resp != NULL)
+        add_common_headers(q, resp);
+    return resp;
+}
+
 static struct MHD_Response *make_buffer(http_req *q, const char *ctype, char *body, size_t len)
 {
     struct MHD_Response *resp = MHD_create_response_from_buffer(
@@ -214,8 +286,7 @@ static struct MHD_Response *make_buffer(http_req *q, const char *ctype, char *bo
         free(body);
         return NULL;
     }
-    if (ctype != NULL)
-        MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, ctype);
+    add_content_type(resp, ctype);
     add_common_headers(q, resp);
     return resp;
 }
@@ -277,16 +348,6 @@ static enum MHD_Result queue_local_problem(http_req *q, int status, const char *
     return queue_problem(q, &p);
 }
 
-static char *dup_text(const char *s, size_t len)
-{
-    char *b = malloc(len + 1);
-    if (b) {
-        memcpy(b, s, len);
-        b[len] = '\0';
-    }
-    return b;
-}
-
 /* Prepare (not queue) a response and resume the connection: called from the
  * pool's callback, outside MHD; the handler queues it on its next call. */
 static void ready(http_req *q, int status, struct MHD_Response *resp)
@@ -312,7 +373,7 @@ static void on_reply(const rstmdb_reply *reply, void *arg)
     if (a.is_problem) {
         resp = problem_response(q, &a.problem);
     } else {
-        resp = make_buffer(q, "application/json", dup_text(a.body, a.body_len), a.body_len);
+        resp = make_copy(q, "application/json", a.body, a.body_len);
         if (resp != NULL && a.location[0])
             MHD_add_response_header(resp, MHD_HTTP_HEADER_LOCATION, a.location);
         if (resp != NULL && a.etag[0])
@@ -354,7 +415,7 @@ static enum MHD_Result serve_local(http_req *q)
     http *h = q->h;
     switch (q->r->id) {
     case R_HEALTHZ:
-        return queue(q, 200, make_buffer(q, "application/json", strdup("{\"status\":\"ok\"}"), 15));
+        return queue(q, 200, make_static(q, "application/json", "{\"status\":\"ok\"}", 15));
     case R_READYZ: {
         bool ok = pool_ready(h->d.upstream);
         char *b = ok ? strdup("{\"ready\":true}") : readyz_why(h);
@@ -378,9 +439,7 @@ static enum MHD_Result serve_local(http_req *q)
                      make_buffer(q, "text/plain; version=0.0.4; charset=utf-8", text, len));
     }
     case R_OPENAPI:
-        return queue(q, 200,
-                     make_buffer(q, "application/json", dup_text(h->d.openapi, h->d.openapi_len),
-                                 h->d.openapi_len));
+        return queue(q, 200, make_static(q, "application/json", h->d.openapi, h->d.openapi_len));
     default:
         return queue_local_problem(q, 404, "NOT_FOUND", "no such endpoint");
     }
@@ -979,6 +1038,11 @@ void http_free(http *h)
         http_req *q = h->spare;
         h->spare = q->next;
         free(q);
+    }
+    while (h->spare_bodies != NULL) {
+        struct body_block *b = h->spare_bodies;
+        h->spare_bodies = b->next;
+        free(b);
     }
     auth_free(h->auth);
     cors_free(h->cors);

@@ -75,8 +75,13 @@ struct pool_watch {
     pool_watch *prev, *next;
 };
 
+/* Finished calls kept for the next ones. */
+#define POOL_SPARE_CALLS 64
+
 struct pool {
     struct event_base *base;
+    pool_call *spare; /* finished calls kept for reuse (at most POOL_SPARE_CALLS) */
+    size_t nspare;
     char *address;
     rstmdb_options *opts;
     unsigned size;
@@ -483,7 +488,6 @@ void pool_free(pool *p)
     while (p->calls) {
         pool_call *c = p->calls;
         p->calls = c->next;
-        free(c->op);
         free(c->params);
         free(c);
     }
@@ -495,6 +499,11 @@ void pool_free(pool *p)
     rstmdb_options_free(p->opts);
     free(p->conns);
     free(p->address);
+    while (p->spare != NULL) {
+        pool_call *c = p->spare;
+        p->spare = c->next;
+        free(c);
+    }
     free(p);
 }
 
@@ -606,6 +615,14 @@ static void call_unlink(pool_call *c)
 static void call_free(pool_call *c)
 {
     free(c->params);
+    c->params = NULL;
+    pool *p = c->p;
+    if (p->nspare < POOL_SPARE_CALLS) {
+        c->next = p->spare;
+        p->spare = c;
+        p->nspare++;
+        return;
+    }
     free(c);
 }
 
@@ -710,8 +727,11 @@ static int call_start(pool *p, const char *op, char *params, size_t params_len, 
         free(params);
         return RSTMDB_ERR_CLOSED; /* fail fast: the HTTP side answers 503 now */
     }
-    pool_call *c = malloc(sizeof *c);
-    if (!c) {
+    pool_call *c = p->spare;
+    if (c != NULL) {
+        p->spare = c->next;
+        p->nspare--;
+    } else if ((c = malloc(sizeof *c)) == NULL) {
         free(params);
         return RSTMDB_ERR_NOMEM;
     }
