@@ -120,10 +120,12 @@ int main(int argc, char **argv)
     b.resp = MHD_create_response_from_buffer(sizeof BODY - 1, (void *)(uintptr_t)BODY,
                                              MHD_RESPMEM_PERSISTENT);
     MHD_add_response_header(b.resp, MHD_HTTP_HEADER_CONTENT_TYPE, "application/json");
-    /* The proxy's defaults: max_connections 16384, idle_timeout_s 60. */
+    /* The proxy's defaults: max_connections 16384, connection_memory_bytes
+     * 16384, idle_timeout_s 60. */
     b.d = MHD_start_daemon(MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ERROR_LOG, 0, NULL,
                            NULL, on_access, &b, MHD_OPTION_LISTEN_SOCKET, fd,
-                           MHD_OPTION_CONNECTION_LIMIT, 16384u, MHD_OPTION_CONNECTION_TIMEOUT, 60u,
+                           MHD_OPTION_CONNECTION_LIMIT, 16384u, MHD_OPTION_CONNECTION_MEMORY_LIMIT,
+                           (size_t)16384, MHD_OPTION_CONNECTION_TIMEOUT, 60u,
                            MHD_OPTION_UNESCAPE_CALLBACK, no_unescape, NULL, MHD_OPTION_END);
     if (b.d == NULL)
         return 1;

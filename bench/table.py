@@ -130,6 +130,49 @@ def sse_table(rows, out, goals):
                       False))
 
 
+def request_path_table(rows, out, goals):
+    """Issue #12: the proxy's CPU per request against bare libmicrohttpd's,
+    the serial limit at c=1, allocations and instructions per request."""
+    bare_cpu = med(rows, "bare_ping_c64", "cpu_us_per_req")
+    bare_rps = med(rows, "bare_ping_c64", "rps")
+    for op, name, limit in (("ping", "GET /v1/ping", 1.4), ("event", "POST …/events", 1.6)):
+        cpu, rps = med(rows, f"proxy_{op}_c64", "cpu_us_per_req"), med(rows, f"proxy_{op}_c64", "rps")
+        if None in (cpu, rps, bare_cpu, bare_rps):
+            continue
+        out.append(f"| 6 | proxy {name} against bare MHD (c=64) | 64 | {rps:.0f} | | | {cpu:.1f} | "
+                   f"CPU **{cpu / bare_cpu:.2f}×** bare ({bare_cpu:.1f} µs), req/s "
+                   f"**{rps / bare_rps:.2f}×** |")
+        goals.append((f"c=64 proxy CPU per {op} ≤ {limit}× bare MHD", f"{cpu / bare_cpu:.2f}×",
+                      cpu / bare_cpu <= limit))
+        if op == "ping":
+            goals.append(("c=64 proxied ping req/s ≥ 0.7× bare MHD", f"{rps / bare_rps:.2f}×",
+                          rps / bare_rps >= 0.7))
+    b1 = med(rows, "bare_ping_c1", "rps")
+    for op, name in (("ping", "PING"), ("event", "APPLY_EVENT")):
+        d1, p1 = med(rows, f"direct_{op}_c1", "rps"), med(rows, f"proxy_{op}_c1", "rps")
+        if None in (b1, d1, p1):
+            continue
+        lim = 1 / (1 / b1 + 1 / d1)
+        out.append(f"| 6 | proxy {name} at c=1 against the serial limit | 1 | {p1:.0f} | | | | "
+                   f"limit 1/(1/{b1:.0f} + 1/{d1:.0f}) = {lim:.0f} req/s: **{p1 / lim:.2f}×** |")
+        goals.append((f"c=1 {name} throughput within 10% of the serial limit", f"{p1 / lim:.2f}×",
+                       p1 / lim >= 0.9))
+    for op, limit in (("ping", 6), ("event", 8)):
+        r = rows.get(f"allocs_{op}", [None])[0]
+        if r is None:
+            continue
+        per = int(r["allocs"]) / int(r["requests"])
+        out.append(f"| 6 | allocations per {op} (malloc_count.so, c=8, {r['requests']} requests) "
+                   f"| 8 | | | | | {per:.1f} per request |")
+        goals.append((f"allocations per {op} ≤ {limit}", f"{per:.1f}", per <= limit))
+    cb, cp = med(rows, "callgrind_bare", "ir_per_req"), med(rows, "callgrind_proxy", "ir_per_req")
+    if cb and cp:
+        out.append(f"| 6 | callgrind instructions per ping (c=8, 2000 requests) | 8 | | | | | "
+                   f"bare {cb:.0f}, proxy {cp:.0f}: **{cp - cb:.0f}** beyond bare |")
+        goals.append(("callgrind instructions per ping beyond bare ≤ 15k", f"{cp - cb:.0f}",
+                      cp - cb <= 15000))
+
+
 def main():
     rows = load(sys.argv[1])
     rounds, secs = sys.argv[2], sys.argv[3]
@@ -191,7 +234,9 @@ def main():
                    f"{f(med(rows, tag, 'p50_us'))} µs | {f(med(rows, tag, 'p99_us'))} µs | "
                    f"{f(med(rows, tag, 'cpu_us_per_req'), '{:.1f}')} | "
                    f"errors {f(med(rows, tag, 'errors'))}, non-2xx {f(med(rows, tag, 'non2xx'))} |")
-    sse_table(rows, out, goals)
+    request_path_table(rows, out, goals)
+    if "sse" in rows or "proxy_ping_sse_c1" in rows:
+        sse_table(rows, out, goals)
     for name, val, ok in goals:
         verdict = "met" if ok else "NOT met"
         out.append(f"| goal | {name} | | | | | | {val}: {verdict} |")

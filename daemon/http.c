@@ -93,6 +93,8 @@ struct http {
     http_req *spare;        /* finished requests kept for the next ones (at most HTTP_SPARE) */
     size_t nspare;
     struct body_block *spare_bodies; /* response bodies likewise */
+    size_t nwaiting;                 /* requests waiting for the upstream (a gauge of /metrics) */
+    size_t nconns;                   /* open connections (likewise) */
     size_t nspare_bodies;
 };
 
@@ -363,8 +365,7 @@ static void on_reply(const rstmdb_reply *reply, void *arg)
     http_req *q = arg;
     http *h = q->h;
     q->call = NULL;
-    if (h->d.m->inflight)
-        h->d.m->inflight--;
+    h->nwaiting--;
     log_msg(h->d.log, LOG_DEBUG, NULL, "request id=%llu upstream status=%d",
             (unsigned long long)q->id, rstmdb_reply_status(reply));
     rest_answer a;
@@ -431,8 +432,19 @@ static enum MHD_Result serve_local(http_req *q)
         memset(&hs, 0, sizeof hs);
         if (h->d.hub != NULL)
             hub_get_stats(h->d.hub, &hs);
-        metrics_upstream u = {ps.connections, ps.ready,         ps.reconnects, ps.connect_failures,
-                              ps.inflight,    hs.upstream_subs, hs.events_in,  hs.replayed};
+        metrics_gauges u = {
+            .http_inflight = h->nwaiting,
+            .http_connections = h->nconns,
+            .sse_streams = h->d.sse ? sse_count(h->d.sse) : 0,
+            .configured = ps.connections,
+            .ready = ps.ready,
+            .reconnects = ps.reconnects,
+            .connect_failures = ps.connect_failures,
+            .upstream_inflight = ps.inflight,
+            .upstream_subs = hs.upstream_subs,
+            .events_in = hs.events_in,
+            .replayed = hs.replayed,
+        };
         size_t len = 0;
         char *text = metrics_render(h->d.m, &u, &len);
         return queue(q, text ? 200 : 500,
@@ -577,7 +589,7 @@ static enum MHD_Result call_upstream(http_req *q, const rest_input *in)
             problem_local(&p, 500, "INTERNAL_ERROR", rstmdb_strerror(rc));
         return queue_problem(q, &p);
     }
-    h->d.m->inflight++;
+    h->nwaiting++;
     q->state = REQ_UPSTREAM;
     http_req_suspend(q);
     return MHD_YES;
@@ -829,8 +841,7 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
     if (q->call != NULL) {
         pool_call_cancel(q->call);
         q->call = NULL;
-        if (h->d.m->inflight)
-            h->d.m->inflight--;
+        h->nwaiting--;
     }
     if (q->resp != NULL)
         MHD_destroy_response(q->resp);
@@ -848,7 +859,7 @@ static void on_connection(void *cls, struct MHD_Connection *conn, void **socket_
 {
     http *h = cls;
     if (toe == MHD_CONNECTION_NOTIFY_STARTED) {
-        h->d.m->connections++;
+        h->nconns++;
         http_conn *c = calloc(1, sizeof *c);
         *socket_context = c;
         if (c == NULL)
@@ -861,8 +872,7 @@ static void on_connection(void *cls, struct MHD_Connection *conn, void **socket_
         h->conns = c;
         return;
     }
-    if (h->d.m->connections)
-        h->d.m->connections--;
+    h->nconns--;
     http_conn *c = *socket_context;
     if (c != NULL) {
         if (c->prev)
@@ -1008,8 +1018,7 @@ void http_free(http *h)
         if (q->call != NULL) {
             pool_call_cancel(q->call);
             q->call = NULL;
-            if (h->d.m->inflight)
-                h->d.m->inflight--;
+            h->nwaiting--;
             problem p;
             problem_local(&p, 503, "SHUTTING_DOWN", "the proxy is shutting down");
             struct MHD_Response *resp = problem_response(q, &p);

@@ -23,8 +23,8 @@ typedef struct hub_sub hub_sub;
 
 /* What a stream watches. Lists: empty = match all; OR within, AND across. */
 typedef struct hub_filter {
-    const char *instance_id;          /* non-NULL: WATCH_INSTANCE; NULL: WATCH_ALL */
-    const char *const *machines;      /* WATCH_ALL filters (borrowed for the call) */
+    const char *instance_id;     /* non-NULL: WATCH_INSTANCE; NULL: WATCH_ALL */
+    const char *const *machines; /* WATCH_ALL filters (borrowed for the call) */
     size_t nmachines;
     const char *const *events;
     size_t nevents;
@@ -32,7 +32,7 @@ typedef struct hub_filter {
     size_t nfrom_states;
     const char *const *to_states;
     size_t nto_states;
-    bool include_ctx;                 /* default true */
+    bool include_ctx; /* default true */
 } hub_filter;
 
 /* One delivery. Every subscriber reached by the same delivery sees the same
@@ -63,8 +63,9 @@ typedef struct hub_sub_ops {
 } hub_sub_ops;
 
 typedef struct hub_config {
-    unsigned wal_page_limit;  /* records per WAL_READ page during replay, default 500 */
-    size_t max_held_events;   /* live events held per sub during replay before giving up, default 10000 */
+    unsigned wal_page_limit; /* records per WAL_READ page during replay, default 500 */
+    size_t max_held_events;  /* live events held per sub during replay before giving up, default
+                                10000 */
 } hub_config;
 
 /* Registers itself as the pool's state listener (pool_set_state_cb). The
@@ -83,8 +84,8 @@ void hub_free(hub *h);
 /* Subscribe. `from_offset` (when has_from) is inclusive: events with
  * wal_offset >= from_offset are replayed first (Last-Event-ID N => N + 1).
  * Returns RSTMDB_OK (on_ready or on_waiting follows, never from inside this
- * call) or a negative status (RSTMDB_ERR_CLOSED while the hub is freed). `ops`/`arg` must stay valid until a terminal callback or
- * hub_unsubscribe. */
+ * call) or a negative status (RSTMDB_ERR_CLOSED while the hub is freed). `ops`/`arg` must stay
+ * valid until a terminal callback or hub_unsubscribe. */
 int hub_subscribe(hub *h, const hub_filter *f, bool has_from, uint64_t from_offset,
                   const hub_sub_ops *ops, void *arg, hub_sub **out);
 /* The stream is gone: no more callbacks; the upstream WATCH is UNWATCHed when
@@ -95,12 +96,12 @@ int hub_subscribe(hub *h, const hub_filter *f, bool has_from, uint64_t from_offs
 void hub_unsubscribe(hub_sub *s);
 
 typedef struct hub_stats {
-    size_t upstream_subs;   /* upstream WATCHes held */
-    size_t streams;         /* hub_subs alive */
-    uint64_t events_in;     /* events received from upstream */
-    uint64_t replayed;      /* events delivered from WAL_READ */
+    size_t upstream_subs; /* upstream WATCHes held */
+    size_t streams;       /* hub_subs alive */
+    uint64_t events_in;   /* events received from upstream */
+    uint64_t replayed;    /* events delivered from WAL_READ */
     /* Added by the hub: */
-    uint64_t replay_jobs;   /* WAL catch-ups started (streams resuming together share one) */
+    uint64_t replay_jobs; /* WAL catch-ups started (streams resuming together share one) */
 } hub_stats;
 void hub_get_stats(const hub *h, hub_stats *out);
 

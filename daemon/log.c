@@ -16,6 +16,13 @@ void log_init(plog *l, log_level level, FILE *out)
     l->tc.sec = -1;
     l->tc.text[0] = '\0';
     l->tcache = &l->tc;
+    l->hold_access = 0;
+}
+
+void log_flush(const plog *l)
+{
+    if (l != NULL && l->out != NULL)
+        fflush(l->out);
 }
 
 int log_level_parse(const char *s, log_level *out)
@@ -73,7 +80,7 @@ static size_t put(char *b, size_t n, size_t cap, const char *s, size_t len)
     return n + len;
 }
 
-void log_text(const plog *l, log_level lv, const char *req, const char *msg)
+static void log_line(const plog *l, log_level lv, const char *req, const char *msg, int hold)
 {
     if (l == NULL || lv < l->level || l->out == NULL)
         return;
@@ -110,11 +117,16 @@ void log_text(const plog *l, log_level lv, const char *req, const char *msg)
     }
     line[n++] = '}'; /* put() always leaves room for these two */
     line[n++] = '\n';
-    /* One write per record, so that lines never interleave and none is
-     * lost at exit (stderr is unbuffered: fprintf would format through a
-     * temporary buffer first). */
+    /* One fwrite per record, so that lines never interleave; flushed at
+     * once unless it is an access line and those are held (log.h). */
     fwrite(line, 1, n, l->out);
-    fflush(l->out);
+    if (!(hold && l->hold_access))
+        fflush(l->out);
+}
+
+void log_text(const plog *l, log_level lv, const char *req, const char *msg)
+{
+    log_line(l, lv, req, msg, 0);
 }
 
 void log_msg(const plog *l, log_level lv, const char *req, const char *fmt, ...)
@@ -174,5 +186,5 @@ void log_access(const plog *l, uint64_t id, const char *method, const char *path
     n = acc_num(msg, n, cap, (unsigned long long)(status > 0 ? status : 0));
     n = acc_put(msg, n, cap, " us=");
     acc_num(msg, n, cap, (unsigned long long)(us > 0 ? us : 0));
-    log_text(l, LOG_INFO, rid, msg);
+    log_line(l, LOG_INFO, rid, msg, 1);
 }

@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include "auth.h"
+#include "clock.h"
 #include "config.h"
 #include "cors.h"
 #include "http.h"
@@ -40,6 +41,7 @@ typedef struct app {
     char *openapi;
     const char *notify_socket;
     struct event *ev_term, *ev_int, *ev_hup, *ev_grace;
+    struct event *ev_logflush; /* writes out held access lines */
     bool draining;
     int draining_parts; /* HTTP requests, SSE streams: each says when it is done */
 } app;
@@ -266,6 +268,14 @@ fail:
     return -1;
 }
 
+static void on_logflush(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    const app *a = arg;
+    log_flush(&a->log);
+}
+
 int main(int argc, char **argv)
 {
     app a;
@@ -302,6 +312,13 @@ int main(int argc, char **argv)
     log_level lv = LOG_INFO;
     log_level_parse(a.cfg.log_level, &lv);
     log_init(&a.log, lv, stderr);
+    /* Access lines are written in batches (log.h): a write(2) per request
+     * was a third of a proxied ping's syscalls. Other records still go out
+     * at once, and everything held is written within LOG_ACCESS_FLUSH_MS
+     * and at exit. */
+    static char logbuf[1 << 16];
+    if (setvbuf(stderr, logbuf, _IOFBF, sizeof logbuf) == 0)
+        a.log.hold_access = 1;
     metrics_init(&a.m);
     a.notify_socket = getenv("NOTIFY_SOCKET");
     signal(SIGPIPE, SIG_IGN);
@@ -332,6 +349,14 @@ int main(int argc, char **argv)
     }
     if (start_upstream(&a) != 0 || start_http(&a) != 0)
         goto out;
+    if (a.log.hold_access) {
+        struct timeval tv = clock_tv_ms(LOG_ACCESS_FLUSH_MS);
+        a.ev_logflush = event_new(a.base, -1, EV_PERSIST, on_logflush, &a);
+        if (a.ev_logflush == NULL || event_add(a.ev_logflush, &tv) != 0) {
+            log_error(&a.log, "cannot arm the access-log flush timer");
+            goto out;
+        }
+    }
     notify_send(a.notify_socket, "READY=1\nSTATUS=serving");
     event_base_dispatch(a.base);
     rc = 0;
@@ -356,6 +381,9 @@ out:
         event_free(a.ev_hup);
     if (a.ev_grace)
         event_free(a.ev_grace);
+    if (a.ev_logflush)
+        event_free(a.ev_logflush);
+    log_flush(&a.log);
     if (a.base)
         event_base_free(a.base);
     config_free(&a.cfg);

@@ -83,7 +83,7 @@ static const char *route_label(size_t ri)
     return r ? r->metric_name : "unknown";
 }
 
-char *metrics_render(const metrics *m, const metrics_upstream *u, size_t *len)
+char *metrics_render(const metrics *m, const metrics_gauges *u, size_t *len)
 {
     sbuf b = {malloc(16384), 0, 16384, 0};
     if (b.p == NULL)
@@ -135,8 +135,9 @@ char *metrics_render(const metrics *m, const metrics_upstream *u, size_t *len)
         "behind.\n"
         "# TYPE rstmdb_proxy_sse_slow_readers_total counter\n"
         "rstmdb_proxy_sse_slow_readers_total %llu\n",
-        (unsigned long long)m->inflight, (unsigned long long)m->connections,
-        (unsigned long long)m->sse_streams, (unsigned long long)m->sse_total,
+        (unsigned long long)(u ? u->http_inflight : 0),
+        (unsigned long long)(u ? u->http_connections : 0),
+        (unsigned long long)(u ? u->sse_streams : 0), (unsigned long long)m->sse_total,
         (unsigned long long)m->sse_events, (unsigned long long)m->sse_dropped);
     if (u != NULL)
         put(&b,

@@ -18,27 +18,27 @@ typedef struct metrics {
     uint64_t latency_buckets[METRICS_NROUTES][METRICS_NBUCKETS]; /* cumulative at render */
     double latency_sum[METRICS_NROUTES];
     uint64_t latency_count[METRICS_NROUTES];
-    uint64_t inflight;    /* requests started and not answered */
-    uint64_t sse_streams; /* open streams */
     uint64_t sse_events;  /* events written to streams */
     uint64_t sse_dropped; /* streams cut off for reading too slowly */
     uint64_t sse_total;   /* streams ever opened */
-    uint64_t connections; /* open HTTP connections */
 } metrics;
 
-/* What the upstream side reports at render time. */
-typedef struct metrics_upstream {
+/* Gauges, read from their owners at render time (never kept here). */
+typedef struct metrics_gauges {
+    size_t http_inflight;    /* http: requests waiting for the upstream */
+    size_t http_connections; /* http: open connections */
+    size_t sse_streams;      /* sse: open streams */
     unsigned configured, ready;
     uint64_t reconnects, connect_failures;
     size_t upstream_inflight;
     size_t upstream_subs;
     uint64_t events_in, replayed;
-} metrics_upstream;
+} metrics_gauges;
 
 void metrics_init(metrics *m);
 /* `r` NULL = unmatched. */
 void metrics_observe(metrics *m, const route *r, int status, double seconds);
 /* malloc'd text; NULL on OOM. */
-char *metrics_render(const metrics *m, const metrics_upstream *u, size_t *len);
+char *metrics_render(const metrics *m, const metrics_gauges *u, size_t *len);
 
 #endif

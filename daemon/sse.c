@@ -374,8 +374,6 @@ static void unlink_stream(sse_stream *s)
     if (s->next)
         s->next->prev = s->prev;
     c->count--;
-    if (c->m->sse_streams)
-        c->m->sse_streams--;
     if (c->draining && c->count == 0 && c->drained_ev != NULL)
         event_active(c->drained_ev, EV_TIMEOUT, 1);
 }
@@ -913,7 +911,6 @@ int sse_stream_open(sse_ctx *c, const route_match *m, const cJSON *query, const 
         c->head->prev = s;
     c->head = s;
     c->count++;
-    c->m->sse_streams++;
     c->m->sse_total++;
     *out = s;
     rc = 0;

@@ -61,9 +61,9 @@ START_TEST(test_rejects)
                          "\"\xed\xa0\x80\"",
                          "\"\xc0\xaf\"",
                          "\"\xf5\x80\x80\x80\"",
-                         "\"\\ude00\"",          /* lone low surrogate (found by fuzz_jscan) */
-                         "\"\\ud83d\"",          /* lone high surrogate */
-                         "\"\\ud83dx\"",         /* high surrogate, then not an escape */
+                         "\"\\ude00\"",        /* lone low surrogate (found by fuzz_jscan) */
+                         "\"\\ud83d\"",        /* lone high surrogate */
+                         "\"\\ud83dx\"",       /* high surrogate, then not an escape */
                          "\"\\ud83d\\u0041\"", /* high surrogate, then not a low one */
                          "NaN"};
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
@@ -142,6 +142,70 @@ START_TEST(test_u64)
 }
 END_TEST
 
+/* What the daemon relied on its own scanner for, now this one's job. */
+START_TEST(test_why_and_serde_rules)
+{
+    static const struct {
+        const char *text, *why;
+    } bad[] = {
+        {"{\"a\":1e400}", "number out of range"},
+        {"[-1e309]", "number out of range"},
+        {"\"\xc3\"", "invalid UTF-8"},
+        {"\"\\ud800\"", "lone high surrogate"},
+        {"\"\\udc00\"", "lone low surrogate"},
+        {"\"\\q\"", "bad escape"},
+        {"\"a\nb\"", "control character in a string"},
+        {"{\"a\":1} x", "trailing data after the JSON value"},
+        {"{\"a\" 1}", "expected ':'"},
+        {"[1 2]", "expected ',' or ']'"},
+        {"", "unexpected end of text"},
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        const char *why = NULL;
+        ck_assert_int_eq(jscan_validate(bad[i].text, strlen(bad[i].text), 0, NULL, &why), -1);
+        ck_assert_msg(why && strcmp(why, bad[i].why) == 0, "%s: %s", bad[i].text, why);
+    }
+    /* Big integers pass (the server reads u64), as do numbers within range. */
+    const char *ok = "[18446744073709551615, 1e308, -0.0, 123456789012345678901234]";
+    ck_assert_int_eq(jscan_validate(ok, strlen(ok), 0, NULL, NULL), 0);
+    /* The depth cap counts every container. */
+    char deep[64];
+    memset(deep, '[', 10);
+    memset(deep + 10, ']', 10);
+    deep[20] = '\0';
+    ck_assert_int_eq(jscan_validate(deep, 20, 10, NULL, NULL), 0);
+    const char *why = NULL;
+    ck_assert_int_eq(jscan_validate(deep, 20, 9, NULL, &why), -1);
+    ck_assert_str_eq(why, "nested too deeply");
+    /* jscan_object_why: not an object, or why it is not JSON. */
+    jscan_member m[4];
+    size_t n;
+    ck_assert_int_eq(jscan_object_why("[1]", 3, 0, m, 4, &n, &why), -1);
+    ck_assert_str_eq(why, "not an object");
+    ck_assert_int_eq(jscan_object_why("{\"a\":tru}", 10, 0, m, 4, &n, &why), -1);
+    ck_assert_str_eq(why, "syntax error");
+}
+END_TEST
+
+START_TEST(test_get)
+{
+    const char *o = "{\"a\":{\"params\":1},\"params\" : {\"k\":[1,2]} , \"z\":\"x\"}";
+    jscan_member jm;
+    ck_assert_int_eq(jscan_get(o, strlen(o), "params", &jm), 0);
+    ck_assert_int_eq(jm.type, JSCAN_OBJECT);
+    ck_assert_int_eq((int)jm.val_len, 11);
+    ck_assert_int_eq(strncmp(o + jm.val_off, "{\"k\":[1,2]}", jm.val_len), 0);
+    ck_assert_int_eq(jscan_get(o, strlen(o), "z", &jm), 0);
+    ck_assert(jscan_string_is(o, &jm, "x"));
+    ck_assert_int_eq(jscan_get(o, strlen(o), "nope", &jm), -1);
+    ck_assert_int_eq(jscan_get("[1]", 3, "a", &jm), -1);
+    /* Only a top-level key counts, and the first of two wins. */
+    const char *d = "{\"k\":1,\"k\":2}";
+    ck_assert_int_eq(jscan_get(d, strlen(d), "k", &jm), 0);
+    ck_assert_int_eq(d[jm.val_off], '1');
+}
+END_TEST
+
 static Suite *suite(void)
 {
     Suite *s = suite_create("jscan");
@@ -152,6 +216,8 @@ static Suite *suite(void)
     tcase_add_test(tc, test_members);
     tcase_add_test(tc, test_string_dup);
     tcase_add_test(tc, test_u64);
+    tcase_add_test(tc, test_why_and_serde_rules);
+    tcase_add_test(tc, test_get);
     suite_add_tcase(s, tc);
     return s;
 }

@@ -9,7 +9,6 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "addr.h"
 #include "config.h"
 
 /* argv entries from literals (-Wwrite-strings makes them const). */
@@ -329,23 +328,6 @@ START_TEST(example_file_matches_table)
 }
 END_TEST
 
-START_TEST(split_addr)
-{
-    char host[64];
-    unsigned port;
-    ck_assert_int_eq(addr_split("127.0.0.1:0", host, sizeof host, &port), 0);
-    ck_assert_str_eq(host, "127.0.0.1");
-    ck_assert_uint_eq(port, 0);
-    ck_assert_int_eq(addr_split("[::1]:7480", host, sizeof host, &port), 0);
-    ck_assert_str_eq(host, "::1");
-    ck_assert_uint_eq(port, 7480);
-    ck_assert_int_eq(addr_split("::1:80", host, sizeof host, &port), -1);
-    ck_assert_int_eq(addr_split("h:65536", host, sizeof host, &port), -1);
-    ck_assert_int_eq(addr_split(":80", host, sizeof host, &port), -1);
-    ck_assert_int_eq(addr_split("h:", host, sizeof host, &port), -1);
-}
-END_TEST
-
 int main(void)
 {
     Suite *s = suite_create("config");
@@ -356,7 +338,6 @@ int main(void)
     tcase_add_test(tc, bad_values_name_the_key);
     tcase_add_test(tc, actions);
     tcase_add_test(tc, example_file_matches_table);
-    tcase_add_test(tc, split_addr);
     suite_add_tcase(s, tc);
     SRunner *sr = srunner_create(s);
     srunner_set_fork_status(sr, CK_NOFORK);

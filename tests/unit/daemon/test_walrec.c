@@ -179,26 +179,6 @@ START_TEST(test_dedup_rule)
 }
 END_TEST
 
-START_TEST(test_tbuf_cap_and_escape)
-{
-    strbuf b;
-    strbuf_init(&b, 8);
-    ck_assert_int_eq(strbuf_puts(&b, "12345678"), 0);
-    ck_assert_int_eq(strbuf_puts(&b, "9"), -1);
-    ck_assert(strbuf_failed(&b));
-    ck_assert_ptr_null(strbuf_take(&b, NULL));
-    strbuf_deinit(&b);
-    strbuf_init(&b, 100);
-    strbuf_jstr(&b, "a\"\\\n\x01\xc3\xa9/", strlen("a\"\\\n\x01\xc3\xa9/"));
-    ck_assert_str_eq(b.data, "\"a\\\"\\\\\\n\\u0001\xc3\xa9/\"");
-    size_t n;
-    char *s = strbuf_take(&b, &n);
-    ck_assert_uint_eq(n, strlen(s));
-    free(s);
-    strbuf_deinit(&b);
-}
-END_TEST
-
 int main(void)
 {
     Suite *s = suite_create("walrec");
@@ -209,7 +189,6 @@ int main(void)
     tcase_add_test(tc, test_instance_info_and_u64);
     tcase_add_test(tc, test_compaction_detection);
     tcase_add_test(tc, test_dedup_rule);
-    tcase_add_test(tc, test_tbuf_cap_and_escape);
     suite_add_tcase(s, tc);
     SRunner *sr = srunner_create(s);
     srunner_run_all(sr, CK_NORMAL);
