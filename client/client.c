@@ -25,6 +25,7 @@
 
 #include "addr.h"
 #include "client_int.h"
+#include "clock.h"
 #include "error_int.h"
 #include "hmap.h"
 #include "jscan.h"
@@ -355,7 +356,7 @@ static int req_arm_timer(rstmdb_request *r, unsigned ms)
         if (!r->timer)
             return RSTMDB_ERR_NOMEM;
     }
-    struct timeval tv = {(time_t)(ms / 1000), (suseconds_t)((ms % 1000) * 1000)};
+    struct timeval tv = clock_tv_ms(ms);
     return evtimer_add(r->timer, &tv) == 0 ? RSTMDB_OK : RSTMDB_ERR_NOMEM;
 }
 
@@ -1279,8 +1280,7 @@ int rstmdb_client_new(rstmdb_client **out, struct event_base *base, const char *
         rc = error_set(err, RSTMDB_ERR_NOMEM, "out of memory");
         goto fail;
     }
-    struct timeval tv = {(time_t)(c->opts->connect_timeout_ms / 1000),
-                         (suseconds_t)((c->opts->connect_timeout_ms % 1000) * 1000)};
+    struct timeval tv = clock_tv_ms(c->opts->connect_timeout_ms);
     if (evtimer_add(c->connect_timer, &tv) != 0) {
         rc = error_set(err, RSTMDB_ERR_NOMEM, "out of memory");
         goto fail;
@@ -1335,7 +1335,7 @@ struct event_base *rstmdb_client_base(const rstmdb_client *c)
 static void client_drain_bev(rstmdb_client *c)
 {
     struct bufferevent *bev = c->bev;
-    struct timeval tv = {CLIENT_BYE_DRAIN_MS / 1000, (CLIENT_BYE_DRAIN_MS % 1000) * 1000};
+    struct timeval tv = clock_tv_ms(CLIENT_BYE_DRAIN_MS);
     c->bev = NULL;
     tls_unwatch(bufferevent_openssl_get_ssl(bev)); /* the notes go with c */
     if (evbuffer_get_length(bufferevent_get_output(bev)) == 0) {

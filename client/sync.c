@@ -8,6 +8,7 @@
 #include <event2/event.h>
 
 #include "client_int.h"
+#include "clock.h"
 #include "error_int.h"
 #include "ops_int.h"
 #include "rstmdb/sync.h"
@@ -436,7 +437,7 @@ int rstmdb_sync_next_event(rstmdb_sync *s, rstmdb_sync_sub *sub, int timeout_ms,
             timer = evtimer_new(s->base, sync_timer_cb, &fired);
             if (!timer)
                 return RSTMDB_ERR_NOMEM;
-            struct timeval tv = {timeout_ms / 1000, (timeout_ms % 1000) * 1000};
+            struct timeval tv = clock_tv_ms(timeout_ms);
             evtimer_add(timer, &tv);
         }
         while (sub->count == 0 && !sub->ended && !fired)

@@ -13,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "clock.h"
 #include "hub_int.h"
 
 /* ---- subscribers ---------------------------------------------------------- */
@@ -122,8 +123,8 @@ void feed_mark(feed *f)
 /* Wake up after `ms` to retry something on feed f. */
 void feed_retry_later(feed *f, unsigned ms)
 {
-    f->retry_at_ms = hub_now_ms() + ms;
-    struct timeval tv = {(time_t)(ms / 1000u), (suseconds_t)((ms % 1000u) * 1000u)};
+    f->retry_at_ms = clock_mono_ms() + ms;
+    struct timeval tv = clock_tv_ms(ms);
     if (!evtimer_pending(f->h->timer_ev, NULL))
         evtimer_add(f->h->timer_ev, &tv);
 }
@@ -450,7 +451,7 @@ void feed_run(feed *f)
             job_destroy(j);
         }
     }
-    bool due = hub_now_ms() >= f->retry_at_ms;
+    bool due = clock_mono_ms() >= f->retry_at_ms;
     switch (f->state) {
     case FEED_DOWN:
         if (!pool_ready(h->pool))
@@ -458,14 +459,14 @@ void feed_run(feed *f)
         else if (due)
             feed_subscribe(f);
         else
-            feed_retry_later(f, (unsigned)(f->retry_at_ms - hub_now_ms()));
+            feed_retry_later(f, (unsigned)(f->retry_at_ms - clock_mono_ms()));
         break;
     case FEED_SUBSCRIBING:
         break;
     case FEED_LIVE:
         feed_start_streams(f, due, false);
         if (!due && f->waiting.n > 0)
-            feed_retry_later(f, (unsigned)(f->retry_at_ms - hub_now_ms()));
+            feed_retry_later(f, (unsigned)(f->retry_at_ms - clock_mono_ms()));
         break;
     }
 }

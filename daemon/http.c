@@ -4,6 +4,8 @@
  * request's socket away from libmicrohttpd for sse.c. It must not parse
  * RCP params (rest.c) nor write SSE (sse.c), and it never blocks. */
 #include "http.h"
+#include "clock.h"
+#include "list.h"
 
 #include <cjson/cJSON.h>
 #include <errno.h>
@@ -45,7 +47,8 @@ typedef struct mhd_slot {
 struct http_req {
     http *h;
     struct MHD_Connection *conn;
-    http_req *prev, *next;
+    list_node link; /* h->reqs */
+    http_req *next; /* h->spare while recycled */
     req_state state;
     const route *r; /* NULL unless the route matched */
     char *body;
@@ -57,7 +60,7 @@ struct http_req {
     struct MHD_Response *resp; /* REQ_READY: to queue */
     int resp_status;
     uint64_t id;
-    struct timespec t0;
+    uint64_t t0_us; /* clock_mono_us() at the request's start */
     char method[8];
     char path[160]; /* for the access log only (truncated) */
     rest_call rest; /* last: the REST side of the request, for its whole life */
@@ -69,7 +72,7 @@ struct http_req {
  * complete within idle_timeout_s of the connection's start or of the end of
  * its previous request. */
 typedef struct http_conn {
-    struct http_conn *prev, *next;
+    list_node link; /* h->conns */
     struct MHD_Connection *conn;
     uint64_t deadline_ms; /* 0 while a request is being served */
 } http_conn;
@@ -80,7 +83,7 @@ struct http {
     cors *cors;
     mhd_slot slots[2];
     size_t nslots;
-    http_req *reqs; /* every live request (for shutdown) */
+    list_node reqs; /* every live request (for shutdown) */
     size_t nreqs;
     uint64_t next_id;
     bool draining;
@@ -88,7 +91,7 @@ struct http {
     void (*idle_cb)(void *);
     void *idle_arg;
     struct event *idle_ev;
-    http_conn *conns;
+    list_node conns;        /* every connection, for the head deadline */
     struct event *sweep_ev; /* every second: heads past their deadline */
     http_req *spare;        /* finished requests kept for the next ones (at most HTTP_SPARE) */
     size_t nspare;
@@ -101,20 +104,6 @@ struct http {
 /* Requests kept allocated: a request is ~5 KiB (its route match holds the
  * decoded captures), and keep-alive traffic would allocate one each time. */
 #define HTTP_SPARE 64
-
-static uint64_t mono_ms(void)
-{
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    return (uint64_t)t.tv_sec * 1000u + (uint64_t)t.tv_nsec / 1000000u;
-}
-
-static double elapsed_s(const struct timespec *t0)
-{
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    return (double)(t.tv_sec - t0->tv_sec) + (double)(t.tv_nsec - t0->tv_nsec) / 1e9;
-}
 
 /* ---- event loop glue ------------------------------------------------------ */
 
@@ -129,7 +118,7 @@ static void slot_run(mhd_slot *s)
         MHD_run(s->d);
     } while (++passes < 4 && MHD_get_timeout(s->d, &to) == MHD_YES && to == 0);
     if (MHD_get_timeout(s->d, &to) == MHD_YES) {
-        struct timeval tv = {(time_t)(to / 1000), (suseconds_t)((to % 1000) * 1000)};
+        struct timeval tv = clock_tv_ms(to);
         evtimer_add(s->ev_timer, &tv);
     } else {
         evtimer_del(s->ev_timer);
@@ -297,8 +286,7 @@ static void log_request(http_req *q, int status)
 {
     struct timespec t;
     clock_gettime(CLOCK_MONOTONIC, &t);
-    long long us = (long long)(t.tv_sec - q->t0.tv_sec) * 1000000LL +
-                   (long long)(t.tv_nsec - q->t0.tv_nsec) / 1000LL;
+    long long us = (long long)(clock_mono_us() - q->t0_us);
     log_access(q->h->d.log, q->id, q->method, q->path, q->r ? q->r->metric_name : "-", status, us);
 }
 
@@ -309,7 +297,7 @@ static enum MHD_Result queue(http_req *q, int status, struct MHD_Response *resp)
         return MHD_NO;
     enum MHD_Result rc = MHD_queue_response(q->conn, (unsigned)status, resp);
     MHD_destroy_response(resp);
-    metrics_observe(q->h->d.m, q->r, status, elapsed_s(&q->t0));
+    metrics_observe(q->h->d.m, q->r, status, (double)(clock_mono_us() - q->t0_us) / 1e6);
     log_request(q, status);
     q->state = REQ_QUEUED;
     return rc;
@@ -557,7 +545,7 @@ static enum MHD_Result start_sse(http_req *q, route_query *rq, const char *versi
         .chunked = strcmp(version, MHD_HTTP_VERSION_1_0) != 0,
         .request_id = q->id,
         .headers = headers,
-        .t0 = q->t0,
+        .t0_us = q->t0_us,
         .method = q->method,
         .path = q->path,
     };
@@ -697,7 +685,7 @@ static http_conn *conn_of(struct MHD_Connection *conn)
 static void conn_expect_head(http *h, http_conn *c)
 {
     if (c != NULL)
-        c->deadline_ms = mono_ms() + h->d.cfg->idle_timeout_s * 1000u;
+        c->deadline_ms = clock_mono_ms() + h->d.cfg->idle_timeout_s * 1000u;
 }
 
 static http_req *req_new(http *h)
@@ -727,21 +715,13 @@ static void req_release(http *h, http_req *q)
 
 static void req_link(http *h, http_req *q)
 {
-    q->next = h->reqs;
-    if (h->reqs)
-        h->reqs->prev = q;
-    h->reqs = q;
+    list_push_front(&h->reqs, &q->link);
     h->nreqs++;
 }
 
 static void req_unlink(http *h, http_req *q)
 {
-    if (q->prev)
-        q->prev->next = q->next;
-    else
-        h->reqs = q->next;
-    if (q->next)
-        q->next->prev = q->prev;
+    list_remove(&q->link);
     h->nreqs--;
 }
 
@@ -758,7 +738,7 @@ static enum MHD_Result on_access(void *cls, struct MHD_Connection *conn, const c
         q->h = h;
         q->conn = conn;
         q->id = ++h->next_id;
-        clock_gettime(CLOCK_MONOTONIC, &q->t0);
+        q->t0_us = clock_mono_us();
         snprintf(q->method, sizeof q->method, "%s", method);
         snprintf(q->path, sizeof q->path, "%s", url);
         q->r = rest_call_match(&q->rest, method, url) == ROUTE_OK ? q->rest.m.r : NULL;
@@ -866,21 +846,13 @@ static void on_connection(void *cls, struct MHD_Connection *conn, void **socket_
             return; /* no deadline for this one: the idle timeout still applies */
         c->conn = conn;
         conn_expect_head(h, c);
-        c->next = h->conns;
-        if (h->conns)
-            h->conns->prev = c;
-        h->conns = c;
+        list_push_front(&h->conns, &c->link);
         return;
     }
     h->nconns--;
     http_conn *c = *socket_context;
     if (c != NULL) {
-        if (c->prev)
-            c->prev->next = c->next;
-        else
-            h->conns = c->next;
-        if (c->next)
-            c->next->prev = c->prev;
+        list_remove(&c->link);
         free(c);
         *socket_context = NULL;
     }
@@ -893,8 +865,11 @@ static void on_sweep(evutil_socket_t fd, short what, void *arg)
     (void)fd;
     (void)what;
     http *h = arg;
-    uint64_t now = mono_ms();
-    for (http_conn *c = h->conns; c != NULL; c = c->next) {
+    uint64_t now = clock_mono_ms();
+    list_node *pos, *tmp;
+    list_each_safe(pos, tmp, &h->conns)
+    {
+        http_conn *c = list_entry(pos, http_conn, link);
         if (c->deadline_ms == 0 || now < c->deadline_ms)
             continue;
         c->deadline_ms = 0;
@@ -978,6 +953,10 @@ static void slot_stop(mhd_slot *s)
 int http_new(http **out, const http_deps *deps, int tcp_fd, int unix_fd, auth *a, cors *c)
 {
     http *h = calloc(1, sizeof *h);
+    if (h != NULL) {
+        list_init(&h->reqs);
+        list_init(&h->conns);
+    }
     if (h == NULL)
         return -1;
     h->d = *deps;
@@ -1014,7 +993,10 @@ void http_free(http *h)
         return;
     /* MHD_stop_daemon must not meet suspended connections: answer the ones
      * waiting for the upstream, then resume everything. */
-    for (http_req *q = h->reqs; q != NULL; q = q->next) {
+    list_node *pos, *tmp;
+    list_each_safe(pos, tmp, &h->reqs)
+    {
+        http_req *q = list_entry(pos, http_req, link);
         if (q->call != NULL) {
             pool_call_cancel(q->call);
             q->call = NULL;

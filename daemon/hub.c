@@ -4,19 +4,13 @@
  * timer and the pool's state listener. Feeds and subscribers are feed.c's,
  * replay jobs replay.c's, the instance cache instcache.c's. */
 #include "hub.h"
+#include "clock.h"
 
 #include <event2/event.h>
 #include <stdlib.h>
 #include <time.h>
 
 #include "hub_int.h"
-
-uint64_t hub_now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
-}
 
 void hub_kick(hub *h)
 {
@@ -67,7 +61,7 @@ static void timer_cb(evutil_socket_t fd, short what, void *arg)
     (void)fd;
     (void)what;
     hub *h = arg;
-    uint64_t now = hub_now_ms(), next = UINT64_MAX;
+    uint64_t now = clock_mono_ms(), next = UINT64_MAX;
     for (feed *f = h->feeds; f; f = f->next) {
         if (f->retry_at_ms == 0)
             continue;
@@ -80,7 +74,7 @@ static void timer_cb(evutil_socket_t fd, short what, void *arg)
     }
     if (next != UINT64_MAX) {
         uint64_t ms = next - now;
-        struct timeval tv = {(time_t)(ms / 1000u), (suseconds_t)((ms % 1000u) * 1000u)};
+        struct timeval tv = clock_tv_ms(ms);
         evtimer_add(h->timer_ev, &tv);
     }
 }

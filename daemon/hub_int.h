@@ -16,6 +16,7 @@
 
 #include <stdint.h>
 
+#include "clock.h"
 #include "hmap.h"
 #include "hub.h"
 #include "subfilter.h"
@@ -160,8 +161,6 @@ struct hub {
     bool freeing;
 };
 
-/* hub.c */
-uint64_t hub_now_ms(void);
 void hub_kick(hub *h);
 void hub_reap(hub *h);
 

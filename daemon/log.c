@@ -16,13 +16,16 @@ void log_init(plog *l, log_level level, FILE *out)
     l->tc.sec = -1;
     l->tc.text[0] = '\0';
     l->tcache = &l->tc;
-    l->hold_access = 0;
+    l->hold = NULL;
 }
 
 void log_flush(const plog *l)
 {
-    if (l != NULL && l->out != NULL)
-        fflush(l->out);
+    if (l == NULL || l->hold == NULL || l->hold->len == 0)
+        return;
+    fwrite(l->hold->buf, 1, l->hold->len, l->out);
+    fflush(l->out);
+    l->hold->len = 0;
 }
 
 int log_level_parse(const char *s, log_level *out)
@@ -117,11 +120,21 @@ static void log_line(const plog *l, log_level lv, const char *req, const char *m
     }
     line[n++] = '}'; /* put() always leaves room for these two */
     line[n++] = '\n';
-    /* One fwrite per record, so that lines never interleave; flushed at
-     * once unless it is an access line and those are held (log.h). */
+    /* Whole lines only, in order: a held access line waits with the others
+     * (log.h); any other record first writes out what is held. */
+    log_hold *h = l->hold;
+    if (hold && h != NULL) {
+        if (n > sizeof h->buf - h->len)
+            log_flush(l);
+        if (n <= sizeof h->buf - h->len) {
+            memcpy(h->buf + h->len, line, n);
+            h->len += n;
+            return;
+        }
+    }
+    log_flush(l);
     fwrite(line, 1, n, l->out);
-    if (!(hold && l->hold_access))
-        fflush(l->out);
+    fflush(l->out);
 }
 
 void log_text(const plog *l, log_level lv, const char *req, const char *msg)

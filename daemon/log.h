@@ -21,12 +21,17 @@ typedef struct plog {
     FILE *out;          /* stderr in the daemon, a tmpfile in tests */
     log_tcache *tcache; /* = &tc after log_init (writable through a const plog) */
     log_tcache tc;
-    /* Access lines stay in `out`'s stdio buffer (made fully buffered by the
-     * caller) until the next other record, a full buffer, or the caller's
-     * log_flush: one write(2) for many requests instead of one each. Set by
-     * main (flushed every LOG_ACCESS_FLUSH_MS and at exit); off in tests. */
-    int hold_access;
+    /* NULL, or where access lines wait (whole lines only) until the next
+     * other record, a full buffer, or log_flush: one write(2) for many
+     * requests instead of one each. main sets it and flushes every
+     * LOG_ACCESS_FLUSH_MS and at exit; tests leave it NULL. */
+    struct log_hold *hold;
 } plog;
+
+typedef struct log_hold {
+    size_t len;
+    char buf[32768];
+} log_hold;
 
 /* How long an access line may wait in the buffer. */
 #define LOG_ACCESS_FLUSH_MS 100

@@ -42,6 +42,7 @@ typedef struct app {
     const char *notify_socket;
     struct event *ev_term, *ev_int, *ev_hup, *ev_grace;
     struct event *ev_logflush; /* writes out held access lines */
+    log_hold log_held;
     bool draining;
     int draining_parts; /* HTTP requests, SSE streams: each says when it is done */
 } app;
@@ -86,8 +87,7 @@ static void on_term(evutil_socket_t sig, short what, void *arg)
     notify_send(a->notify_socket, "STOPPING=1");
     log_info(&a->log, "signal %d: draining (grace %llu ms)", (int)sig,
              (unsigned long long)a->cfg.shutdown_grace_ms);
-    struct timeval tv = {(time_t)(a->cfg.shutdown_grace_ms / 1000),
-                         (suseconds_t)((a->cfg.shutdown_grace_ms % 1000) * 1000)};
+    struct timeval tv = clock_tv_ms(a->cfg.shutdown_grace_ms);
     a->ev_grace = evtimer_new(a->base, on_grace, a);
     if (a->ev_grace)
         evtimer_add(a->ev_grace, &tv);
@@ -116,10 +116,8 @@ static void on_hup(evutil_socket_t sig, short what, void *arg)
     (void)what;
     app *a = arg;
     char mono[64];
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
     snprintf(mono, sizeof mono, "RELOADING=1\nMONOTONIC_USEC=%llu",
-             (unsigned long long)ts.tv_sec * 1000000ULL + (unsigned long long)ts.tv_nsec / 1000);
+             (unsigned long long)clock_mono_us());
     notify_send(a->notify_socket, mono);
     proxy_config nc;
     config_init(&nc);
@@ -316,9 +314,7 @@ int main(int argc, char **argv)
      * was a third of a proxied ping's syscalls. Other records still go out
      * at once, and everything held is written within LOG_ACCESS_FLUSH_MS
      * and at exit. */
-    static char logbuf[1 << 16];
-    if (setvbuf(stderr, logbuf, _IOFBF, sizeof logbuf) == 0)
-        a.log.hold_access = 1;
+    a.log.hold = &a.log_held;
     metrics_init(&a.m);
     a.notify_socket = getenv("NOTIFY_SOCKET");
     signal(SIGPIPE, SIG_IGN);
@@ -349,7 +345,7 @@ int main(int argc, char **argv)
     }
     if (start_upstream(&a) != 0 || start_http(&a) != 0)
         goto out;
-    if (a.log.hold_access) {
+    {
         struct timeval tv = clock_tv_ms(LOG_ACCESS_FLUSH_MS);
         a.ev_logflush = event_new(a.base, -1, EV_PERSIST, on_logflush, &a);
         if (a.ev_logflush == NULL || event_add(a.ev_logflush, &tv) != 0) {

@@ -3,6 +3,7 @@
  * connections and the bounded re-send of calls whose connection died. It
  * knows nothing about HTTP or SSE and never blocks. */
 #include "pool.h"
+#include "clock.h"
 
 #include <event2/dns.h>
 #include <event2/event.h>
@@ -106,19 +107,6 @@ struct pool {
     void *bye_arg;
 };
 
-static uint64_t now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
-}
-
-static struct timeval ms_tv(uint64_t ms)
-{
-    struct timeval tv = {(time_t)(ms / 1000u), (suseconds_t)((ms % 1000u) * 1000u)};
-    return tv;
-}
-
 static void conn_connect(pool_conn *pc);
 
 bool pool_failure_is_definitive(const rstmdb_error *e)
@@ -211,12 +199,12 @@ static void conn_lost(pool_conn *pc, rstmdb_client *c, const rstmdb_error *why)
     pc->state = CONN_WAITING;
     pc->ping_inflight = false;
     event_del(pc->keepalive_ev);
-    struct timeval zero = {0, 0};
+    struct timeval zero = clock_tv_ms(0);
     event_add(pc->reap_ev, &zero);
 
     unsigned delay = backoff_next_ms(&pc->bo);
-    pc->next_attempt_ms = now_ms() + delay;
-    struct timeval tv = ms_tv(delay);
+    pc->next_attempt_ms = clock_mono_ms() + delay;
+    struct timeval tv = clock_tv_ms(delay);
     event_add(pc->retry_ev, &tv);
 
     if (was_ready) {
@@ -257,12 +245,12 @@ static void conn_keepalive_cb(evutil_socket_t fd, short what, void *arg)
     pool *p = pc->p;
     if (pc->state != CONN_READY || pc->ping_inflight)
         return;
-    if (now_ms() - pc->last_io_ms < p->keepalive_ms)
+    if (clock_mono_ms() - pc->last_io_ms < p->keepalive_ms)
         return;
     rstmdb_request *req = NULL;
     if (rstmdb_call_json(pc->client, "PING", "{}", 2, keepalive_reply_cb, pc, &req) == RSTMDB_OK) {
         pc->ping_inflight = true;
-        pc->last_io_ms = now_ms();
+        pc->last_io_ms = clock_mono_ms();
     }
 }
 
@@ -280,7 +268,7 @@ static void conn_state_cb(rstmdb_client *c, rstmdb_conn_state state, const rstmd
         if (pc->state == CONN_READY)
             break;
         pc->state = CONN_READY;
-        pc->last_io_ms = now_ms();
+        pc->last_io_ms = clock_mono_ms();
         backoff_reset(&pc->bo);
         rstmdb_error_free(pc->last_err);
         pc->last_err = NULL;
@@ -292,7 +280,7 @@ static void conn_state_cb(rstmdb_client *c, rstmdb_conn_state state, const rstmd
         pc->ever_ready = true;
         /* Check twice per period so an idle connection is PINGed at the
          * latest 1.5 periods after its last traffic: far below 300 s. */
-        struct timeval tv = ms_tv(p->keepalive_ms / 2 ? p->keepalive_ms / 2 : 1);
+        struct timeval tv = clock_tv_ms(p->keepalive_ms / 2 ? p->keepalive_ms / 2 : 1);
         event_add(pc->keepalive_ev, &tv);
         conn_notify(pc, true);
         break;
@@ -317,8 +305,8 @@ static void conn_connect(pool_conn *pc)
         pc->client = NULL;
         pc->state = CONN_WAITING;
         unsigned delay = backoff_next_ms(&pc->bo);
-        pc->next_attempt_ms = now_ms() + delay;
-        struct timeval tv = ms_tv(delay);
+        pc->next_attempt_ms = clock_mono_ms() + delay;
+        struct timeval tv = clock_tv_ms(delay);
         event_add(pc->retry_ev, &tv);
         p->stats.connect_failures++;
         log_warn(p->log, "upstream connection %u to %s failed: %s; retry in %u ms", pc->idx,
@@ -348,7 +336,7 @@ static void bye_done_cb(evutil_socket_t fd, short what, void *arg)
  * what is already active (the resolver's cancelled lookups). */
 static void bye_finish(pool *p)
 {
-    struct timeval zero = {0, 0};
+    struct timeval zero = clock_tv_ms(0);
     evtimer_add(p->bye_done, &zero);
 }
 
@@ -538,7 +526,7 @@ void pool_get_stats(const pool *p, pool_stats *out)
 
 unsigned pool_retry_after_s(const pool *p)
 {
-    uint64_t now = now_ms(), best = UINT64_MAX;
+    uint64_t now = clock_mono_ms(), best = UINT64_MAX;
     for (unsigned i = 0; i < p->size; i++) {
         const pool_conn *pc = &p->conns[i];
         uint64_t wait;
@@ -647,7 +635,7 @@ bool pool_status_is_conn_loss(int status)
 /* Put `c` on the wire of `pc` with what is left of its deadline. */
 static int call_issue(pool_call *c, pool_conn *pc)
 {
-    uint64_t now = now_ms();
+    uint64_t now = clock_mono_ms();
     if (now >= c->deadline_ms)
         return RSTMDB_ERR_TIMEOUT;
     rstmdb_request *req = NULL;
@@ -690,7 +678,7 @@ static bool call_try_resend(pool_call *c, const rstmdb_reply *r)
                      c->op, pc->idx, from ? from->idx : 0u, sent ? "was sent" : "never sent");
             return true;
         }
-        if (now_ms() >= c->deadline_ms)
+        if (clock_mono_ms() >= c->deadline_ms)
             return false;
         /* That connection refused it (closing under us): do not pick it again. */
         from = pc;
@@ -705,7 +693,7 @@ static void call_reply_cb(rstmdb_client *client, const rstmdb_reply *r, void *ar
     pool_call *c = arg;
     c->req = NULL;
     if (c->conn)
-        c->conn->last_io_ms = now_ms();
+        c->conn->last_io_ms = clock_mono_ms();
     if (call_try_resend(c, r))
         return;
     call_unlink(c);
@@ -744,7 +732,7 @@ static int call_start(pool *p, const char *op, char *params, size_t params_len, 
     c->resend_safe = resend_safe;
     c->cb = cb;
     c->arg = arg;
-    c->deadline_ms = now_ms() + p->request_timeout_ms;
+    c->deadline_ms = clock_mono_ms() + p->request_timeout_ms;
     int rc = call_issue(c, pc);
     if (rc != RSTMDB_OK) {
         call_free(c);
@@ -840,7 +828,7 @@ static void watch_event_cb(rstmdb_sub *sub, const rstmdb_event *ev, void *arg)
     (void)sub;
     pool_watch *w = arg;
     if (w->conn)
-        w->conn->last_io_ms = now_ms();
+        w->conn->last_io_ms = clock_mono_ms();
     if (!w->cancelled)
         w->ops->on_event(w->arg, ev);
 }
@@ -877,7 +865,7 @@ int pool_watch_json(pool *p, const char *op, const char *params, size_t params_l
         free(w);
         return rc;
     }
-    pc->last_io_ms = now_ms();
+    pc->last_io_ms = clock_mono_ms();
     pc->nwatches++;
     w->next = p->watches;
     if (p->watches)

@@ -4,6 +4,7 @@
  * It must not talk to the upstream (hub.c does) nor know libmicrohttpd
  * (http.c hands over the socket). */
 #include "sse.h"
+#include "clock.h"
 
 #include <cjson/cJSON.h>
 #include <errno.h>
@@ -62,7 +63,7 @@ struct sse_ctx {
     chunk *open, *keepalive, *eos; /* constant chunks, one ref held here */
     uint64_t memo_seq;             /* hub_event.seq of memo */
     chunk *memo;                   /* the last event, formatted once for all */
-    uint64_t memo_now;             /* wheel_now_ms() when memo was made */
+    uint64_t memo_now;             /* clock_mono_ms() when memo was made */
     sse_stream *head;
     size_t count;
     bool draining;
@@ -92,7 +93,7 @@ struct sse_stream {
     const route *r;
     uint64_t request_id;
     char *headers; /* until answered */
-    struct timespec t0;
+    uint64_t t0_us;
     char method[8];
     char path[120];
 };
@@ -406,12 +407,10 @@ static void stream_close(sse_stream *s, const char *why)
 
 static void log_answer(sse_stream *s, int status)
 {
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    double secs = (double)(t.tv_sec - s->t0.tv_sec) + (double)(t.tv_nsec - s->t0.tv_nsec) / 1e9;
-    metrics_observe(s->c->m, s->r, status, secs);
+    uint64_t us = clock_mono_us() - s->t0_us;
+    metrics_observe(s->c->m, s->r, status, (double)us / 1e6);
     log_access(s->c->log, s->request_id, s->method, s->path, s->r ? s->r->metric_name : "-", status,
-               (long long)(secs * 1e6));
+               (long long)us);
 }
 
 /* Append to a head being built in b[cap]; a head that does not fit
@@ -462,7 +461,7 @@ static void answer_ok(sse_stream *s)
     chunk_unref(head);
     s->st = ST_LIVE;
     s->answered = true;
-    s->last_write_ms = wheel_now_ms();
+    s->last_write_ms = clock_mono_ms();
     log_answer(s, 200);
     if (flush(s) == 0)
         schedule_heartbeat(s);
@@ -471,7 +470,7 @@ static void answer_ok(sse_stream *s)
 static void close_later(sse_stream *s)
 {
     s->st = ST_CLOSING;
-    wheel_add(s->c->wheel, &s->wn, wheel_now_ms() + s->c->cfg.heartbeat_ms);
+    wheel_add(s->c->wheel, &s->wn, clock_mono_ms() + s->c->cfg.heartbeat_ms);
     flush(s);
 }
 
@@ -519,7 +518,7 @@ static void finish(sse_stream *s, const char *code, const char *message)
     char ev[SSE_RESERVE];
     size_t n = sse_format_error(ev, sizeof ev, code, message);
     chunk *c = n > 0 ? chunk_text(ev, n) : NULL;
-    uint64_t now = wheel_now_ms();
+    uint64_t now = clock_mono_ms();
     if (c != NULL)
         (void)stream_send(s, c, true, now);
     chunk_unref(c);
@@ -599,7 +598,7 @@ static void on_event(void *arg, const hub_event *ev)
         chunk_unref(c->memo);
         c->memo = chunk_event(ev->wal_offset, ev->data, ev->len);
         c->memo_seq = ev->seq;
-        c->memo_now = wheel_now_ms();
+        c->memo_now = clock_mono_ms();
         if (c->memo == NULL) {
             end_stream(s, 503, "INTERNAL_ERROR", "out of memory formatting an event");
             return;
@@ -657,7 +656,7 @@ static void on_timer(wheel_node *n, void *arg)
 {
     sse_ctx *c = arg;
     sse_stream *s = (sse_stream *)((char *)n - offsetof(sse_stream, wn));
-    uint64_t now = wheel_now_ms();
+    uint64_t now = clock_mono_ms();
     switch (s->st) {
     case ST_CLOSING:
         stream_close(s, "the final bytes were not read in time");
@@ -925,7 +924,7 @@ void sse_stream_attach(sse_stream *s, const sse_conn *conn)
     s->fd = conn->fd;
     s->chunked = conn->chunked;
     s->request_id = conn->request_id;
-    s->t0 = conn->t0;
+    s->t0_us = conn->t0_us;
     snprintf(s->method, sizeof s->method, "%s", conn->method ? conn->method : "GET");
     snprintf(s->path, sizeof s->path, "%s", conn->path ? conn->path : "");
     s->headers = strdup(conn->headers ? conn->headers : "");

@@ -70,7 +70,7 @@ typedef struct sse_conn {
     bool chunked;        /* HTTP/1.1: chunked transfer coding; 1.0: until close */
     uint64_t request_id; /* X-Request-Id and the access log */
     const char *headers; /* extra response header lines, each ending CRLF (copied) */
-    struct timespec t0;  /* CLOCK_MONOTONIC at the request's start */
+    uint64_t t0_us;      /* clock_mono_us() at the request's start */
     const char *method, *path;
 } sse_conn;
 

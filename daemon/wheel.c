@@ -1,6 +1,7 @@
 /* wheel.c: the timer wheel (see wheel.h). One libevent timer per wheel,
  * pending only while the wheel holds timers. */
 #include "wheel.h"
+#include "clock.h"
 
 #include <event2/event.h>
 #include <stdlib.h>
@@ -17,18 +18,10 @@ struct wheel {
     void *arg;
 };
 
-uint64_t wheel_now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
-}
-
 static void arm(wheel *w)
 {
     if (w->count > 0 && !evtimer_pending(w->ev, NULL)) {
-        struct timeval tv = {(time_t)(w->tick_ms / 1000u),
-                             (suseconds_t)((w->tick_ms % 1000u) * 1000u)};
+        struct timeval tv = clock_tv_ms(w->tick_ms);
         evtimer_add(w->ev, &tv);
     }
 }
@@ -94,7 +87,7 @@ static void on_tick(evutil_socket_t fd, short what, void *arg)
     (void)fd;
     (void)what;
     wheel *w = arg;
-    uint64_t now = wheel_now_ms(), t = now / w->tick_ms;
+    uint64_t now = clock_mono_ms(), t = now / w->tick_ms;
     /* After a long stall, one turn covers every slot. */
     if (t > w->done_tick + w->nslots)
         w->done_tick = t - w->nslots;
@@ -121,7 +114,7 @@ wheel *wheel_new(struct event_base *base, unsigned tick_ms, unsigned span_ms, wh
     }
     for (size_t i = 0; i < w->nslots; i++)
         w->slots[i].next = w->slots[i].prev = &w->slots[i];
-    w->done_tick = wheel_now_ms() / w->tick_ms;
+    w->done_tick = clock_mono_ms() / w->tick_ms;
     w->fire = fire;
     w->arg = arg;
     return w;

@@ -33,11 +33,10 @@ wheel *wheel_new(struct event_base *base, unsigned tick_ms, unsigned span_ms, wh
                  void *arg);
 /* Nodes still linked are simply forgotten (their owners free them). */
 void wheel_free(wheel *w);
-/* Schedule (or move) n at due_ms (CLOCK_MONOTONIC ms, see wheel_now_ms). */
+/* Schedule (or move) n at due_ms (CLOCK_MONOTONIC ms: clock_mono_ms). */
 void wheel_add(wheel *w, wheel_node *n, uint64_t due_ms);
 void wheel_del(wheel *w, wheel_node *n);
 size_t wheel_count(const wheel *w);
 unsigned wheel_tick_ms(const wheel *w);
-uint64_t wheel_now_ms(void);
 
 #endif

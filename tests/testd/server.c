@@ -2,6 +2,7 @@
  * RCPX framing, engine dispatch, outbound queues, idle timeout, fault knobs.
  * It must not interpret request JSON: every protocol decision is the engine's. */
 #include "server.h"
+#include "clock.h"
 
 #include "addr.h"
 #include "control.h"
@@ -477,8 +478,7 @@ static void conn_request(conn *c, const uint8_t *payload, size_t len)
         }
         memcpy(c->held, payload, len);
         c->held_len = len;
-        tv.tv_sec = (time_t)(s->faults.delay_ms / 1000u);
-        tv.tv_usec = (suseconds_t)(s->faults.delay_ms % 1000u) * 1000;
+        tv = clock_tv_ms(s->faults.delay_ms);
         evtimer_add(c->delay_timer, &tv);
         return;
     }
@@ -605,8 +605,7 @@ static void idle_cb(evutil_socket_t fd, short what, void *arg)
         conn_close(c, "idle timeout");
         return;
     }
-    tv.tv_sec = (time_t)((idle_ms - quiet) / 1000u);
-    tv.tv_usec = (suseconds_t)((idle_ms - quiet) % 1000u) * 1000;
+    tv = clock_tv_ms(idle_ms - quiet);
     evtimer_add(c->idle_timer, &tv);
 }
 
