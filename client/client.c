@@ -30,6 +30,7 @@
 #include "hmap.h"
 #include "jscan.h"
 #include "rstmdb/frame.h"
+#include "text.h"
 
 /* How long a BYE may take to leave the socket after close/free before the
  * connection is cut anyway (a server that stopped reading must not keep a
@@ -504,8 +505,8 @@ static int client_submit(rstmdb_client *c, req_kind kind, const char *op, const 
     r->cb = cb;
     r->arg = arg;
     r->sub = sub;
-    snprintf(r->id, sizeof(r->id), "%llu", (unsigned long long)c->next_id);
-    snprintf(r->op, sizeof(r->op), "%s", op);
+    text_u64(r->id, c->next_id);
+    text_copy(r->op, sizeof(r->op), op);
     int rc = RSTMDB_ERR_FRAME_TOO_LARGE;
     if (req_payload_len(c, r, params_len) == 0 ||
         (!direct && (rc = req_encode(c, r, params, params_len)) != RSTMDB_OK))

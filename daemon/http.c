@@ -25,6 +25,7 @@
 #include "problem.h"
 #include "rest.h"
 #include "route.h"
+#include "text.h"
 
 /* Request lifecycle; every transition is in this file. */
 typedef enum req_state {
@@ -186,7 +187,7 @@ static void add_common_headers(http_req *q, struct MHD_Response *resp)
 {
     http *h = q->h;
     char rid[24];
-    snprintf(rid, sizeof rid, "%llu", (unsigned long long)q->id);
+    text_u64(rid, q->id);
     MHD_add_response_header(resp, "X-Request-Id", rid);
     const char *origin = MHD_lookup_connection_value(q->conn, MHD_HEADER_KIND, "Origin");
     const char *allow = cors_allow(h->cors, origin);
@@ -739,8 +740,8 @@ static enum MHD_Result on_access(void *cls, struct MHD_Connection *conn, const c
         q->conn = conn;
         q->id = ++h->next_id;
         q->t0_us = clock_mono_us();
-        snprintf(q->method, sizeof q->method, "%s", method);
-        snprintf(q->path, sizeof q->path, "%s", url);
+        text_copy(q->method, sizeof q->method, method);
+        text_copy(q->path, sizeof q->path, url);
         q->r = rest_call_match(&q->rest, method, url) == ROUTE_OK ? q->rest.m.r : NULL;
         q->state = REQ_RECEIVING;
         req_link(h, q);

@@ -49,7 +49,18 @@ size_t log_json_escape(char *buf, size_t cap, const char *s)
     size_t n = 0;
     if (cap == 0)
         return 0;
-    for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
+    /* The common case, nothing to escape, is one copy. */
+    const unsigned char *p = (const unsigned char *)s;
+    while (*p >= 0x20 && *p != '"' && *p != '\\' && *p != 0x7f)
+        p++;
+    if (*p == '\0') {
+        size_t len = (size_t)(p - (const unsigned char *)s);
+        if (len < cap) {
+            memcpy(buf, s, len + 1);
+            return len;
+        }
+    }
+    for (p = (const unsigned char *)s; *p; p++) {
         char tmp[8];
         size_t k;
         if (*p == '"' || *p == '\\') {

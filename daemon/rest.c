@@ -13,6 +13,7 @@
 
 #include "jscan.h"
 #include "strbuf.h"
+#include "text.h"
 #include "utf8.h"
 
 /* One field put in front of the body: key and its JSON value text (in
@@ -237,7 +238,7 @@ static int build_rpc(const rest_input *in, const body_view *b, rest_call *out, p
         oom(p);
         goto done;
     }
-    snprintf(out->op, sizeof out->op, "%s", o);
+    text_copy(out->op, sizeof out->op, o);
     out->raw_envelope = true;
     out->resend_safe = false;
     rc = 0;
@@ -396,7 +397,7 @@ int rest_call_build(rest_call *c, const rest_input *in, problem *p)
     strbuf_deinit(&fs.text);
     if (rc != 0)
         return -1;
-    snprintf(c->op, sizeof c->op, "%s", r->op);
+    text_copy(c->op, sizeof c->op, r->op);
     c->resend_safe =
         is_read_op(r->id) || r->id == R_DELETE_INSTANCE || (r->id == R_APPLY_EVENT && has_key);
     return 0;
