@@ -127,6 +127,12 @@ struct rstmdb_client {
     struct event_base *base;
     rstmdb_request *spare; /* finished requests kept for reuse, timers and all */
     size_t nspare;
+    /* Plain TCP: frames wait here for one writev at the end of the loop
+     * turn (flush_ev), instead of the bufferevent's enable/disable of
+     * EV_WRITE (two epoll_ctl) around every write. What one writev cannot
+     * take moves on to the bufferevent's output. NULL with TLS. */
+    struct evbuffer *wq;
+    struct event *flush_ev;
     rstmdb_options *opts;
     char *address;
     char *host;
@@ -277,10 +283,50 @@ static void req_free(rstmdb_request *r)
     free(r);
 }
 
+/* Bytes handed to the connection and not yet to the kernel. */
+static uint64_t client_pending(const rstmdb_client *c)
+{
+    uint64_t n = c->bev ? evbuffer_get_length(bufferevent_get_output(c->bev)) : 0;
+    return n + (c->wq ? evbuffer_get_length(c->wq) : 0);
+}
+
 static bool client_flushed(const rstmdb_client *c, uint64_t out_end)
 {
-    uint64_t pending = c->bev ? evbuffer_get_length(bufferevent_get_output(c->bev)) : 0;
-    return out_end != 0 && out_end + pending <= c->out_total;
+    return out_end != 0 && out_end + client_pending(c) <= c->out_total;
+}
+
+/* Where a frame goes: the write queue (plain TCP) or the bufferevent. */
+static struct evbuffer *client_out(rstmdb_client *c)
+{
+    if (c->wq == NULL)
+        return bufferevent_get_output(c->bev);
+    if (evbuffer_get_length(c->wq) == 0)
+        event_active(c->flush_ev, EV_WRITE, 0);
+    return c->wq;
+}
+
+/* The queued frames to the bufferevent, in order (before a BYE, a drain). */
+static void client_wq_to_bev(rstmdb_client *c)
+{
+    if (c->wq != NULL && c->bev != NULL && evbuffer_get_length(c->wq) > 0)
+        evbuffer_add_buffer(bufferevent_get_output(c->bev), c->wq);
+}
+
+static void flush_cb(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    rstmdb_client *c = arg;
+    if (c->bev == NULL || evbuffer_get_length(c->wq) == 0)
+        return;
+    /* Straight to the socket unless the bufferevent still holds bytes
+     * (order) or is not connected yet; errors and what is left are the
+     * bufferevent's to handle. */
+    evutil_socket_t s = bufferevent_getfd(c->bev);
+    if (s >= 0 && c->stage != STAGE_CONNECTING &&
+        evbuffer_get_length(bufferevent_get_output(c->bev)) == 0)
+        evbuffer_write(c->wq, s);
+    client_wq_to_bev(c);
 }
 
 /* Handlers of internal requests, by kind. */
@@ -441,7 +487,7 @@ static void req_sent(rstmdb_client *c, rstmdb_request *r, size_t len)
 /* Hand a queued request's frame to the output buffer. */
 static int req_write(rstmdb_client *c, rstmdb_request *r)
 {
-    if (evbuffer_add(bufferevent_get_output(c->bev), r->frame, r->frame_len) != 0)
+    if (evbuffer_add(client_out(c), r->frame, r->frame_len) != 0)
         return RSTMDB_ERR_NOMEM;
     req_sent(c, r, r->frame_len);
     free(r->frame);
@@ -456,7 +502,7 @@ static int req_write_direct(rstmdb_client *c, rstmdb_request *r, const char *par
     size_t plen = req_payload_len(c, r, params_len);
     if (plen == 0)
         return RSTMDB_ERR_FRAME_TOO_LARGE;
-    struct evbuffer *out = bufferevent_get_output(c->bev);
+    struct evbuffer *out = client_out(c);
     struct evbuffer_iovec v;
     size_t len = RSTMDB_FRAME_HEADER_LEN + plen;
     if (evbuffer_reserve_space(out, (ev_ssize_t)len, &v, 1) != 1 || v.iov_len < len)
@@ -1277,7 +1323,11 @@ int rstmdb_client_new(rstmdb_client **out, struct event_base *base, const char *
     }
     c->connect_timer = evtimer_new(base, connect_timeout_cb, c);
     c->later = event_new(base, -1, 0, later_cb, c);
-    if (!c->connect_timer || !c->later) {
+    if (!c->opts->tls) {
+        c->wq = evbuffer_new();
+        c->flush_ev = event_new(base, -1, 0, flush_cb, c);
+    }
+    if (!c->connect_timer || !c->later || (!c->opts->tls && (!c->wq || !c->flush_ev))) {
         rc = error_set(err, RSTMDB_ERR_NOMEM, "out of memory");
         goto fail;
     }
@@ -1367,8 +1417,13 @@ static void client_close_with(rstmdb_client *c, rstmdb_error *why, bool graceful
         evtimer_del(c->connect_timer);
     resolve_cancel(c);
     /* Which requests reached the socket: decided before the buffer goes. */
-    uint64_t pending = c->bev ? evbuffer_get_length(bufferevent_get_output(c->bev)) : 0;
+    uint64_t pending = client_pending(c);
     uint64_t flushed = c->out_total - pending;
+    if (c->wq != NULL) {
+        if (graceful)
+            client_wq_to_bev(c);
+        evbuffer_drain(c->wq, evbuffer_get_length(c->wq));
+    }
     if (c->bev) {
         if (graceful) {
             client_drain_bev(c);
@@ -1425,6 +1480,10 @@ static void client_destroy(rstmdb_client *c)
         event_free(c->connect_timer);
     if (c->later)
         event_free(c->later);
+    if (c->flush_ev)
+        event_free(c->flush_ev);
+    if (c->wq)
+        evbuffer_free(c->wq);
     if (c->ai_list)
         evutil_freeaddrinfo(c->ai_list);
     while (c->spare) {
@@ -1461,6 +1520,7 @@ void rstmdb_client_close(rstmdb_client *c)
         snprintf(bye.id, sizeof(bye.id), "%llu", (unsigned long long)c->next_id++);
         snprintf(bye.op, sizeof(bye.op), "BYE");
         if (req_encode(c, &bye, "{}", 2) == RSTMDB_OK) {
+            client_wq_to_bev(c);
             graceful = evbuffer_add(bufferevent_get_output(c->bev), bye.frame, bye.frame_len) == 0;
             free(bye.frame);
         }
