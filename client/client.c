@@ -317,7 +317,13 @@ static void flush_cb(evutil_socket_t fd, short what, void *arg)
     (void)fd;
     (void)what;
     rstmdb_client *c = arg;
-    if (c->bev == NULL || evbuffer_get_length(c->wq) == 0)
+    if (c->bev == NULL) {
+        /* Closed since: nothing can carry these bytes any more, and a
+         * non-empty queue would never be armed again. */
+        evbuffer_drain(c->wq, evbuffer_get_length(c->wq));
+        return;
+    }
+    if (evbuffer_get_length(c->wq) == 0)
         return;
     /* Straight to the socket unless the bufferevent still holds bytes
      * (order) or is not connected yet; errors and what is left are the
