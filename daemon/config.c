@@ -461,7 +461,10 @@ int config_load(proxy_config *c, int argc, char *const argv[], char *const envp[
             *action = CONFIG_HELP;
         else if (strcmp(a, "--version") == 0)
             *action = *action == CONFIG_HELP ? CONFIG_HELP : CONFIG_VERSION;
-        else if (strcmp(a, "--check-config") == 0) {
+        else if (strcmp(a, "--openapi") == 0) {
+            if (*action == CONFIG_RUN || *action == CONFIG_CHECK)
+                *action = CONFIG_OPENAPI;
+        } else if (strcmp(a, "--check-config") == 0) {
             if (*action == CONFIG_RUN)
                 *action = CONFIG_CHECK;
         } else if (strcmp(a, "--config") == 0) {
@@ -474,7 +477,7 @@ int config_load(proxy_config *c, int argc, char *const argv[], char *const envp[
             path = a + 9;
         }
     }
-    if (*action == CONFIG_HELP || *action == CONFIG_VERSION)
+    if (*action == CONFIG_HELP || *action == CONFIG_VERSION || *action == CONFIG_OPENAPI)
         return 0;
 
     if (path != NULL && *path != '\0') {
@@ -504,7 +507,8 @@ int config_load(proxy_config *c, int argc, char *const argv[], char *const envp[
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0 || strcmp(a, "--version") == 0 ||
-            strcmp(a, "--check-config") == 0 || strncmp(a, "--config=", 9) == 0)
+            strcmp(a, "--openapi") == 0 || strcmp(a, "--check-config") == 0 ||
+            strncmp(a, "--config=", 9) == 0)
             continue;
         if (strcmp(a, "--config") == 0) {
             i++;
@@ -604,6 +608,7 @@ void config_print_help(FILE *out, const char *prog)
             "REST and Server-Sent Events proxy in front of an rstmdb server.\n\n"
             "  --config FILE         config file (key = value; env RSTMDB_PROXY_CONFIG)\n"
             "  --check-config        validate, print the effective configuration, exit\n"
+            "  --openapi             print the OpenAPI document (as /v1/openapi.json), exit\n"
             "  --help                this text\n"
             "  --version             print the version\n\n"
             "Settings (flag > environment > config file > default):\n",

@@ -84,6 +84,7 @@ typedef enum config_action {
     CONFIG_RUN = 0,
     CONFIG_HELP,
     CONFIG_VERSION,
+    CONFIG_OPENAPI, /* print the OpenAPI document */
     CONFIG_CHECK
 } config_action;
 

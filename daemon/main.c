@@ -298,6 +298,16 @@ int main(int argc, char **argv)
         printf("rstmdb-proxy %s\n", RSTMDB_PROXY_VERSION);
         config_free(&a.cfg);
         return 0;
+    case CONFIG_OPENAPI: {
+        size_t olen = 0;
+        char *doc = openapi_render(&olen);
+        int rc = doc != NULL && fwrite(doc, 1, olen, stdout) == olen && fputc('\n', stdout) != EOF
+                     ? 0
+                     : 1;
+        free(doc);
+        config_free(&a.cfg);
+        return rc;
+    }
     case CONFIG_CHECK:
         printf("# configuration OK%s%s\n", cfgpath[0] ? " from " : "", cfgpath);
         config_print_effective(stdout, &a.cfg);

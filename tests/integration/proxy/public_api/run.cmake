@@ -24,6 +24,7 @@ string(STRIP "${STEP_OUT}" deps)
 separate_arguments(deps UNIX_COMMAND "${deps}")
 separate_arguments(extra UNIX_COMMAND "${EXTRA_FLAGS}")
 file(GLOB srcs ${SRC}/daemon/*.c)
+list(APPEND srcs ${BUILD_DIR}/daemon/openapi_parts.c) # generated from daemon/openapi_parts.json
 step(${CC} -std=c11 -D_GNU_SOURCE -DRSTMDB_PROXY_VERSION="public-api" ${extra}
      -I${PREFIX}/include -I${SRC}/common -I${SRC}/daemon ${srcs} ${lib} ${deps} -lm
      -o ${WORK}/rstmdb-proxy)
