@@ -40,6 +40,12 @@ typedef struct hresp {
 void http_req(penv *e, CURL *c, const char *method, const char *path, const char *body,
               const char *const hdrs[], hresp *r);
 void hresp_free(hresp *r);
+/* When RSTMDB_OPENAPI_RECORD names a directory, append one response to
+ * DIR/<pid>.jsonl for tests/openapi/check_responses.py, which validates it
+ * against the served OpenAPI document. http_req records every response;
+ * stream readers call this with the bytes they read. */
+void phelp_record(const char *method, const char *path, long status, const char *headers,
+                  const char *body, size_t len);
 /* A response header's value (case-insensitive name), copied into out; false if absent. */
 bool hresp_header(const hresp *r, const char *name, char *out, size_t cap);
 /* Top-level member of the JSON body: string value or number text. */

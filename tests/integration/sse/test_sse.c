@@ -27,6 +27,7 @@ typedef struct sse_cli {
     char *head;
     size_t hlen;
     bool done;
+    char path[512];
 } sse_cli;
 
 static size_t cli_body(char *p, size_t sz, size_t n, void *arg)
@@ -84,6 +85,7 @@ static void cli_open(sse_cli *s, penv *e, const char *path, const char *const hd
     s->c = curl_easy_init();
     char url[512];
     snprintf(url, sizeof url, "%s%s", e->base, path);
+    snprintf(s->path, sizeof s->path, "%s", path);
     curl_easy_setopt(s->c, CURLOPT_URL, url);
     for (size_t i = 0; hdrs && hdrs[i]; i++)
         s->hdrs = curl_slist_append(s->hdrs, hdrs[i]);
@@ -104,6 +106,7 @@ static long cli_status(sse_cli *s)
 
 static void cli_close(sse_cli *s)
 {
+    phelp_record("GET", s->path, cli_status(s), s->head, s->buf, s->len);
     curl_multi_remove_handle(s->m, s->c);
     curl_easy_cleanup(s->c);
     curl_multi_cleanup(s->m);
