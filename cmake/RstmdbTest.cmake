@@ -1,5 +1,10 @@
 # Helpers to declare tests (Check unit tests driven by ctest).
 
+# Test scripts use Debian's python3 (its python3-jsonschema, python3-jwt),
+# whatever else is first on PATH.
+find_program(RSTMDB_PYTHON3 python3 PATHS /usr/bin NO_DEFAULT_PATH)
+find_program(RSTMDB_PYTHON3 python3)
+
 # rstmdb_check_test(NAME SOURCES a.c b.c LIBS x y [TIMEOUT s] [LABELS l])
 function(rstmdb_check_test name)
   cmake_parse_arguments(T "" "TIMEOUT" "SOURCES;LIBS;LABELS" ${ARGN})
