@@ -25,6 +25,9 @@ static const config_key keys[] = {
      "rstmdb server HOST:PORT"},
     {"upstream_token", CFG_STR, OFF(upstream_token), "", 0, 0, true, false,
      "bearer token the proxy sends with AUTH upstream (empty = no AUTH)"},
+    {"upstream_token_file", CFG_STR, OFF(upstream_token_file), "", 0, 0, false, true,
+     "file holding upstream_token (a relative name is looked up in $CREDENTIALS_DIRECTORY; "
+     "re-read on SIGHUP for the next connections)"},
     {"upstream_tls", CFG_BOOL, OFF(upstream_tls), "false", 0, 0, false, false,
      "connect to the upstream with TLS"},
     {"upstream_ca", CFG_STR, OFF(upstream_ca), "", 0, 0, false, false,
@@ -51,6 +54,26 @@ static const config_key keys[] = {
      "reconnect delay cap (exponential backoff with jitter)"},
     {"token", CFG_LIST, OFF(token), "", 0, 0, true, true,
      "bearer token accepted from HTTP clients (repeat or comma-separate; none = no auth)"},
+    {"token_file", CFG_STR, OFF(token_file), "", 0, 0, false, true,
+     "file of bearer tokens, one per line, added to token (a relative name is looked up in "
+     "$CREDENTIALS_DIRECTORY when systemd sets it; re-read on SIGHUP)"},
+    {"jwt_keys_file", CFG_STR, OFF(jwt_keys_file), "", 0, 0, false, true,
+     "JWK Set file of the keys that sign browser JWTs (RS256, PS256, ES256, EdDSA, HS256); "
+     "empty = JWT off; re-read on SIGHUP"},
+    {"jwt_audience", CFG_STR, OFF(jwt_audience), "", 0, 0, false, true,
+     "when set, a JWT's aud must name it"},
+    {"jwt_issuer", CFG_STR, OFF(jwt_issuer), "", 0, 0, false, true,
+     "when set, a JWT's iss must equal it"},
+    {"jwt_leeway_s", CFG_UINT, OFF(jwt_leeway_s), "30", 0, 3600, false, true,
+     "clock skew allowed on a JWT's exp and nbf when it is checked"},
+    {"jwt_cookie", CFG_STR, OFF(jwt_cookie), "rstmdb_token", 0, 0, false, true,
+     "name of the cookie that may carry the JWT"},
+    {"rate_limit_rps", CFG_UINT, OFF(rate_limit_rps), "0", 0, 1000000, false, false,
+     "requests per second per caller (JWT sub, static token or client address); 0 = off"},
+    {"rate_limit_burst", CFG_UINT, OFF(rate_limit_burst), "0", 0, 1000000, false, false,
+     "requests a caller may make at once before rate_limit_rps applies (0 = rate_limit_rps)"},
+    {"sse_max_streams_per_caller", CFG_UINT, OFF(sse_max_streams_per_caller), "0", 0, 1000000,
+     false, false, "open streams per caller; more get 429 (0 = off)"},
     {"cors_origin", CFG_LIST, OFF(cors_origin), "", 0, 0, false, true,
      "allowed CORS origin, e.g. https://app.example (repeat or comma-separate; * = any)"},
     {"max_body_bytes", CFG_UINT, OFF(max_body_bytes), "1048576", 2, 67108864, false, false,
@@ -569,6 +592,16 @@ int config_validate(const proxy_config *c, config_error *err)
     }
     if (c->listen_unix && strlen(c->listen_unix) >= 108) {
         fail(err, "listen_unix: path longer than 107 bytes");
+        return -1;
+    }
+    if (c->upstream_token_file && *c->upstream_token_file && c->upstream_token &&
+        *c->upstream_token) {
+        fail(err, "upstream_token_file: give upstream_token or upstream_token_file, not both");
+        return -1;
+    }
+    if (c->jwt_cookie == NULL || *c->jwt_cookie == '\0' ||
+        strpbrk(c->jwt_cookie, "=;, \t\r\n\"") != NULL) {
+        fail(err, "jwt_cookie: \"%s\" is not a cookie name", c->jwt_cookie ? c->jwt_cookie : "");
         return -1;
     }
     for (size_t i = 0; i < c->cors_origin.n; i++) {

@@ -26,6 +26,7 @@ typedef struct proxy_config {
     char *listen_unix;
     char *upstream;
     char *upstream_token;
+    char *upstream_token_file;
     bool upstream_tls;
     char *upstream_ca;
     char *upstream_cert;
@@ -39,6 +40,15 @@ typedef struct proxy_config {
     uint64_t backoff_initial_ms;
     uint64_t backoff_max_ms;
     config_list token;
+    char *token_file;
+    char *jwt_keys_file;
+    char *jwt_audience;
+    char *jwt_issuer;
+    uint64_t jwt_leeway_s;
+    char *jwt_cookie;
+    uint64_t rate_limit_rps;
+    uint64_t rate_limit_burst;
+    uint64_t sse_max_streams_per_caller;
     config_list cors_origin;
     uint64_t max_body_bytes;
     uint64_t max_connections;

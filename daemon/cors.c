@@ -65,3 +65,13 @@ const char *cors_allow(const cors *c, const char *origin)
             return origin;
     return NULL;
 }
+
+bool cors_credentials(const cors *c, const char *origin)
+{
+    if (c == NULL || origin == NULL || *origin == '\0')
+        return false;
+    for (size_t i = 0; i < c->n; i++)
+        if (strcmp(c->origins[i], "*") != 0 && strcmp(c->origins[i], origin) == 0)
+            return true;
+    return false;
+}

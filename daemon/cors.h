@@ -16,6 +16,9 @@ bool cors_enabled(const cors *c);
 /* The value for Access-Control-Allow-Origin (the origin itself), or NULL when
  * the origin is absent or not allowed. */
 const char *cors_allow(const cors *c, const char *origin);
+/* Send Access-Control-Allow-Credentials: true (cookies, EventSource
+ * withCredentials): only for an origin configured by name, never through "*". */
+bool cors_credentials(const cors *c, const char *origin);
 
 #define CORS_ALLOW_HEADERS \
     "Authorization, Content-Type, Idempotency-Key, If-Match, Last-Event-ID, Cache-Control"

@@ -18,7 +18,7 @@
 
 /* ---- subscribers ---------------------------------------------------------- */
 
-static void list_remove(sublist *l, hub_sub *s)
+static void sublist_remove(sublist *l, hub_sub *s)
 {
     if (s->prev)
         s->prev->next = s->next;
@@ -32,7 +32,7 @@ static void list_remove(sublist *l, hub_sub *s)
     l->n--;
 }
 
-static void list_append(sublist *l, hub_sub *s)
+static void sublist_append(sublist *l, hub_sub *s)
 {
     s->next = NULL;
     s->prev = l->tail;
@@ -44,7 +44,7 @@ static void list_append(sublist *l, hub_sub *s)
     l->n++;
 }
 
-static sublist *list_of(hub_sub *s, sub_state st, replay *job)
+static sublist *sublist_of(hub_sub *s, sub_state st, replay *job)
 {
     switch (st) {
     case SUB_FRESH:
@@ -70,11 +70,11 @@ void sub_move(hub_sub *s, sub_state to, replay *job)
     if (s->state == SUB_DEAD)
         return;
     if (s->list)
-        list_remove(s->list, s);
+        sublist_remove(s->list, s);
     s->state = to;
     s->job = to == SUB_REPLAYING ? job : NULL;
-    s->list = list_of(s, to, job);
-    list_append(s->list, s);
+    s->list = sublist_of(s, to, job);
+    sublist_append(s->list, s);
     if (to == SUB_DEAD) {
         if (s->f->nsubs > 0)
             s->f->nsubs--;

@@ -7,11 +7,14 @@
 #include "clock.h"
 #include "list.h"
 
+#include <arpa/inet.h>
 #include <cjson/cJSON.h>
 #include <errno.h>
 #include <event2/event.h>
 #include <fcntl.h>
 #include <microhttpd.h>
+#include <netinet/in.h>
+#include <openssl/crypto.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -22,15 +25,21 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "authz.h"
 #include "problem.h"
+#include "ratelimit.h"
 #include "rest.h"
 #include "route.h"
+#include "scope.h"
+#include "strbuf.h"
 #include "text.h"
 
 /* Request lifecycle; every transition is in this file. */
 typedef enum req_state {
     REQ_RECEIVING, /* headers seen; body (if any) arriving; nothing queued yet */
     REQ_UPSTREAM,  /* upstream call in flight; connection suspended */
+    REQ_AUTHZ,     /* instance lookups for authorization in flight; suspended */
+    REQ_CONTINUE,  /* lookups done: the next handler call goes on with the request */
     REQ_READY,     /* a response is prepared; the next handler call queues it */
     REQ_QUEUED,    /* a plain response is queued; MHD is sending it */
     REQ_TAKEN      /* SSE: the socket is sse.c's; MHD only closes its stand-in */
@@ -63,9 +72,30 @@ struct http_req {
     uint64_t id;
     uint64_t t0_us; /* clock_mono_us() at the request's start */
     char method[8];
-    char path[160]; /* for the access log only (truncated) */
+    char path[320];     /* for the access log only: path?query, access_token redacted (truncated) */
+    auth_caller caller; /* who is calling (auth.h) */
+    struct authz_wait *wait; /* REQ_AUTHZ: the lookups in flight */
+    char *params;            /* an op's params, held while its lookups run */
+    size_t params_len;
+    route_query rq; /* a stream's query, likewise */
+    bool rq_live;
     rest_call rest; /* last: the REST side of the request, for its whole life */
 };
+
+/* Instance lookups (GET_INSTANCE) a request waits for before it can be
+ * authorized: the instance's machine is never taken from the request. */
+typedef struct lookup {
+    http_req *q;
+    pool_call *call;
+    char *id;
+} lookup;
+
+typedef struct authz_wait {
+    size_t n, pending;
+    bool failed;
+    problem fail; /* the first lookup's error (an unknown instance is its 404) */
+    lookup l[];
+} authz_wait;
 
 /* One libmicrohttpd connection, for the head deadline: its idle timeout is
  * reset by every byte, so a client sending a head one byte at a time
@@ -194,6 +224,8 @@ static void add_common_headers(http_req *q, struct MHD_Response *resp)
     if (allow != NULL) {
         MHD_add_response_header(resp, "Access-Control-Allow-Origin", allow);
         MHD_add_response_header(resp, "Access-Control-Expose-Headers", CORS_EXPOSE_HEADERS);
+        if (cors_credentials(h->cors, origin))
+            MHD_add_response_header(resp, "Access-Control-Allow-Credentials", "true");
     }
     if (cors_enabled(h->cors))
         MHD_add_response_header(resp, "Vary", "Origin");
@@ -316,7 +348,7 @@ static struct MHD_Response *problem_response(http_req *q, problem *p)
             MHD_add_response_header(resp, "Retry-After", ra);
         }
         if (p->www_authenticate)
-            MHD_add_response_header(resp, "WWW-Authenticate", "Bearer realm=\"rstmdb-proxy\"");
+            MHD_add_response_header(resp, "WWW-Authenticate", p->www_authenticate);
         if (p->status == 405 && q->rest.m.allow[0])
             MHD_add_response_header(resp, "Allow", q->rest.m.allow);
     }
@@ -474,6 +506,8 @@ static enum MHD_Result collect_query(void *cls, enum MHD_ValueKind kind, const c
     route_query *rq = cls;
     if (rq->why[0])
         return MHD_NO;
+    if (strcmp(key, "access_token") == 0)
+        return MHD_YES; /* a credential (auth.c), not a parameter of the operation */
     return route_query_add(rq, key, value) == 0 ? MHD_YES : MHD_NO;
 }
 
@@ -516,22 +550,64 @@ static void common_header_lines(http_req *q, char *b, size_t cap)
     const char *allow = cors_allow(q->h->cors, origin);
     int n = 0;
     if (allow != NULL)
-        n = snprintf(b, cap,
-                     "Access-Control-Allow-Origin: %s\r\nAccess-Control-Expose-Headers: %s\r\n",
-                     allow, CORS_EXPOSE_HEADERS);
+        n = snprintf(
+            b, cap, "Access-Control-Allow-Origin: %s\r\nAccess-Control-Expose-Headers: %s\r\n%s",
+            allow, CORS_EXPOSE_HEADERS,
+            cors_credentials(q->h->cors, origin) ? "Access-Control-Allow-Credentials: true\r\n"
+                                                 : "");
     if (n < 0 || (size_t)n >= cap)
         n = 0;
     snprintf(b + n, cap - (size_t)n, "%s", cors_enabled(q->h->cors) ? "Vary: Origin\r\n" : "");
 }
 
-static enum MHD_Result start_sse(http_req *q, route_query *rq, const char *version)
+static enum MHD_Result start_lookups(http_req *q, authz_lookups *need);
+
+static const char *cached_machine(void *arg, const char *instance_id)
+{
+    return hub_instance_machine(arg, instance_id);
+}
+
+static enum MHD_Result queue_forbidden(http_req *q, const char *why)
+{
+    problem p;
+    problem_local(&p, 403, "FORBIDDEN", why);
+    p.www_authenticate = PROBLEM_BEARER_SCOPE;
+    return queue_problem(q, &p);
+}
+
+/* A stream: authorized (after its lookups, if any), opened, and its socket
+ * handed to sse.c. The query is q->rq, released by the caller. */
+static enum MHD_Result start_sse(http_req *q, const char *version)
 {
     http *h = q->h;
     problem p;
+    char why[300];
+    authz_lookups need = {0};
+    const char *iid =
+        q->r->id == R_WATCH_INSTANCE && q->rest.m.ncaps > 0 ? q->rest.m.caps[0].value : NULL;
+    switch (authz_stream(&q->caller, iid, q->rq.out, cached_machine, h->d.hub, &need, why,
+                         sizeof why)) {
+    case AUTHZ_DENY:
+        return queue_forbidden(q, why);
+    case AUTHZ_LOOKUP:
+        q->rq_live = true; /* kept until the lookups are done */
+        return start_lookups(q, &need);
+    case AUTHZ_ALLOW:
+        break;
+    }
     const char *leid = MHD_lookup_connection_value(q->conn, MHD_HEADER_KIND, "Last-Event-ID");
+    bool jwt = q->caller.kind == CALLER_JWT;
+    sse_auth sa = {
+        .expires_at = jwt ? q->caller.claims.exp : 0,
+        .instances = jwt && iid == NULL ? &q->caller.claims.instances : NULL,
+        .caller_key = q->caller.key,
+    };
     sse_stream *s = NULL;
-    if (sse_stream_open(h->d.sse, &q->rest.m, rq->out, leid, &s, &p) != 0)
+    if (sse_stream_open(h->d.sse, &q->rest.m, q->rq.out, leid, &sa, &s, &p) != 0) {
+        if (p.status == 429 && p.retry_after_s == 0)
+            p.retry_after_s = 1;
         return queue_problem(q, &p);
+    }
     int fd = take_socket(q);
     if (fd < 0) {
         sse_stream_abort(s);
@@ -555,20 +631,30 @@ static enum MHD_Result start_sse(http_req *q, route_query *rq, const char *versi
     return MHD_YES;
 }
 
-/* An operation: rest.c builds it, the pool takes its params, and the
- * connection waits suspended for the reply. */
-static enum MHD_Result call_upstream(http_req *q, const rest_input *in)
+/* An operation whose params are built (q->params): authorized (after its
+ * lookups, if any), then the pool takes the params and the connection
+ * waits suspended for the reply. */
+static enum MHD_Result send_op(http_req *q)
 {
     http *h = q->h;
     problem p;
-    if (rest_call_build(&q->rest, in, &p) != 0)
-        return queue_problem(q, &p);
+    char why[300];
+    authz_lookups need = {0};
+    switch (authz_op(&q->caller, q->rest.op, q->params, q->params_len, cached_machine, h->d.hub,
+                     &need, why, sizeof why)) {
+    case AUTHZ_DENY:
+        return queue_forbidden(q, why);
+    case AUTHZ_LOOKUP:
+        return start_lookups(q, &need);
+    case AUTHZ_ALLOW:
+        break;
+    }
     log_msg(h->d.log, LOG_DEBUG, NULL, "request id=%llu op=%s", (unsigned long long)q->id,
             q->rest.op);
-    size_t len;
-    char *params = rest_call_take_params(&q->rest, &len);
-    int rc = pool_call_take(h->d.upstream, q->rest.op, params, len, q->rest.resend_safe, on_reply,
-                            q, &q->call);
+    char *params = q->params;
+    q->params = NULL;
+    int rc = pool_call_take(h->d.upstream, q->rest.op, params, q->params_len, q->rest.resend_safe,
+                            on_reply, q, &q->call);
     if (rc != RSTMDB_OK) {
         q->call = NULL;
         if (rc == RSTMDB_ERR_CLOSED)
@@ -584,16 +670,215 @@ static enum MHD_Result call_upstream(http_req *q, const rest_input *in)
     return MHD_YES;
 }
 
+/* An operation: rest.c builds it from path, query, headers and body. */
+static enum MHD_Result call_upstream(http_req *q, const rest_input *in)
+{
+    problem p;
+    if (rest_call_build(&q->rest, in, &p) != 0)
+        return queue_problem(q, &p);
+    q->params = rest_call_take_params(&q->rest, &q->params_len);
+    return send_op(q);
+}
+
+/* ---- authorization lookups ------------------------------------------------------- */
+
+static void wait_free(authz_wait *w)
+{
+    for (size_t i = 0; i < w->n; i++) {
+        if (w->l[i].call != NULL)
+            pool_call_cancel(w->l[i].call);
+        free(w->l[i].id);
+    }
+    if (w->failed)
+        problem_deinit(&w->fail);
+    free(w);
+}
+
+static void on_lookup(const rstmdb_reply *reply, void *arg)
+{
+    lookup *l = arg;
+    http_req *q = l->q;
+    http *h = q->h;
+    authz_wait *w = q->wait;
+    l->call = NULL;
+    int st = rstmdb_reply_status(reply);
+    size_t len = 0;
+    const char *raw = st == RSTMDB_OK ? rstmdb_reply_result_raw(reply, &len) : NULL;
+    if (!w->failed) {
+        if (st != RSTMDB_OK) {
+            const rstmdb_error *e = rstmdb_reply_error(reply);
+            if (e != NULL)
+                problem_from_error(&w->fail, e, false, pool_retry_after_s(h->d.upstream));
+            else
+                problem_local(&w->fail, 503, "UPSTREAM_UNAVAILABLE", rstmdb_strerror(st));
+            w->failed = true;
+        } else if (raw == NULL || hub_instance_learn(h->d.hub, l->id, raw, len) != 0) {
+            problem_local(&w->fail, 502, "UPSTREAM_ERROR",
+                          "GET_INSTANCE answered without machine and version");
+            w->failed = true;
+        }
+    }
+    if (--w->pending > 0)
+        return;
+    h->nwaiting--;
+    q->wait = NULL;
+    if (w->failed) {
+        int status = w->fail.status;
+        struct MHD_Response *resp = problem_response(q, &w->fail);
+        wait_free(w);
+        ready(q, status, resp);
+        return;
+    }
+    wait_free(w);
+    q->state = REQ_CONTINUE;
+    http_req_resume(q);
+}
+
+/* Ask the upstream for the machine of every instance in `need` (taken);
+ * the request goes on (REQ_CONTINUE) when all have answered. */
+static enum MHD_Result start_lookups(http_req *q, authz_lookups *need)
+{
+    http *h = q->h;
+    authz_wait *w = calloc(1, sizeof *w + need->n * sizeof w->l[0]);
+    if (w == NULL) {
+        authz_lookups_clear(need);
+        return queue_local_problem(q, 500, "INTERNAL_ERROR", "out of memory");
+    }
+    q->wait = w;
+    int rc = RSTMDB_OK;
+    for (size_t i = 0; i < need->n && rc == RSTMDB_OK; i++) {
+        lookup *l = &w->l[w->n++];
+        l->q = q;
+        l->id = need->ids[i];
+        need->ids[i] = NULL;
+        strbuf b;
+        strbuf_init(&b, 64 * 1024);
+        strbuf_puts(&b, "{\"instance_id\":");
+        strbuf_jstr(&b, l->id, strlen(l->id));
+        strbuf_putc(&b, '}');
+        size_t plen = 0;
+        char *params = strbuf_take(&b, &plen);
+        strbuf_deinit(&b);
+        rc = params ? pool_call_take(h->d.upstream, "GET_INSTANCE", params, plen, true, on_lookup,
+                                     l, &l->call)
+                    : RSTMDB_ERR_NOMEM;
+        if (rc == RSTMDB_OK)
+            w->pending++;
+        else
+            l->call = NULL;
+    }
+    authz_lookups_clear(need);
+    if (rc != RSTMDB_OK) {
+        q->wait = NULL;
+        wait_free(w);
+        problem p;
+        if (rc == RSTMDB_ERR_CLOSED)
+            problem_upstream_down(&p, pool_last_failure(h->d.upstream),
+                                  pool_retry_after_s(h->d.upstream));
+        else
+            problem_local(&p, 500, "INTERNAL_ERROR", rstmdb_strerror(rc));
+        return queue_problem(q, &p);
+    }
+    log_msg(h->d.log, LOG_DEBUG, NULL, "request id=%llu: %zu instance lookup(s) to authorize it",
+            (unsigned long long)q->id, w->n);
+    h->nwaiting++;
+    q->state = REQ_AUTHZ;
+    http_req_suspend(q);
+    return MHD_YES;
+}
+
+/* Lookups done: go on where the request stopped. */
+static enum MHD_Result continue_request(http_req *q, const char *version)
+{
+    if (q->r->kind == ROUTE_SSE) {
+        enum MHD_Result ret = start_sse(q, version);
+        if (q->state != REQ_AUTHZ) {
+            route_query_deinit(&q->rq);
+            q->rq_live = false;
+        }
+        return ret;
+    }
+    return send_op(q);
+}
+
+/* The client's address, for the rate-limit key of open callers. */
+static void peer_of(http_req *q, char *out, size_t cap)
+{
+    const union MHD_ConnectionInfo *ci =
+        MHD_get_connection_info(q->conn, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+    const struct sockaddr *sa = ci ? ci->client_addr : NULL;
+    text_copy(out, cap, "unix");
+    if (sa != NULL && sa->sa_family == AF_INET)
+        inet_ntop(AF_INET, &((const struct sockaddr_in *)(const void *)sa)->sin_addr, out,
+                  (socklen_t)cap);
+    else if (sa != NULL && sa->sa_family == AF_INET6)
+        inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)(const void *)sa)->sin6_addr, out,
+                  (socklen_t)cap);
+}
+
+/* Who is calling (401 and 400 before routing's 404), and how often (429).
+ * 0, or -1 with *ret the answer queued. */
+static int admit(http_req *q, enum MHD_Result *ret)
+{
+    http *h = q->h;
+    const char *raw = NULL;
+    size_t raw_len = 0;
+    bool has_at = MHD_lookup_connection_value_n(q->conn, MHD_GET_ARGUMENT_KIND, "access_token", 12,
+                                                &raw, &raw_len) == MHD_YES;
+    char at[JWT_MAX_BYTES + 1];
+    at[0] = '\0';
+    if (has_at && raw != NULL && route_pct_decode(raw, raw_len, at, sizeof at, 0) < 0)
+        text_copy(at, sizeof at, "-"); /* undecodable or oversized: invalid, never a token */
+    char peer[64];
+    peer_of(q, peer, sizeof peer);
+    bool exempt = q->r != NULL && q->r->auth_exempt;
+    auth_request ar = {
+        .authorization =
+            MHD_lookup_connection_value(q->conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_AUTHORIZATION),
+        .cookie = MHD_lookup_connection_value(q->conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_COOKIE),
+        .access_token = at,
+        .has_access_token = has_at,
+        .stream_route = q->r != NULL && q->r->kind == ROUTE_SSE,
+        .peer = peer,
+    };
+    char why[300];
+    problem p;
+    switch (auth_identify(exempt ? NULL : h->auth, &ar, (int64_t)time(NULL), &q->caller, why,
+                          sizeof why)) {
+    case AUTH_OK:
+        break;
+    case AUTH_QUERY_NOT_HERE:
+        *ret = queue_local_problem(q, 400, "BAD_REQUEST", why);
+        return -1;
+    case AUTH_NO_CREDENTIALS:
+        *ret = queue_local_problem(q, 401, "UNAUTHORIZED", why);
+        return -1;
+    case AUTH_INVALID:
+        problem_local(&p, 401, "AUTH_FAILED", why);
+        p.www_authenticate = PROBLEM_BEARER_INVALID_TOKEN;
+        *ret = queue_problem(q, &p);
+        return -1;
+    }
+    OPENSSL_cleanse(at, sizeof at);
+    bool unlimited = q->r != NULL && (q->r->id == R_HEALTHZ || q->r->id == R_READYZ);
+    unsigned retry = 0;
+    if (!unlimited && !ratelimit_take(h->d.rl, q->caller.key, clock_mono_ms(), &retry)) {
+        problem_local(&p, 429, "RATE_LIMITED", "rate_limit_rps reached for this caller");
+        p.retry_after_s = retry;
+        *ret = queue_problem(q, &p);
+        return -1;
+    }
+    return 0;
+}
+
 static enum MHD_Result dispatch(http_req *q, const char *path, const char *version)
 {
     http *h = q->h;
     if (strcmp(q->method, "OPTIONS") == 0)
         return serve_options(q, path);
-    bool exempt = q->r != NULL && q->r->auth_exempt;
-    if (!exempt && !auth_check(h->auth, MHD_lookup_connection_value(q->conn, MHD_HEADER_KIND,
-                                                                    MHD_HTTP_HEADER_AUTHORIZATION)))
-        return queue_local_problem(q, 401, "UNAUTHORIZED",
-                                   "missing or wrong bearer token (Authorization: Bearer ...)");
+    enum MHD_Result ret;
+    if (admit(q, &ret) != 0)
+        return ret;
     switch (q->rest.rs) {
     case ROUTE_NOT_FOUND:
         return queue_local_problem(q, 404, "NOT_FOUND", "no such endpoint");
@@ -607,6 +892,13 @@ static enum MHD_Result dispatch(http_req *q, const char *path, const char *versi
     case ROUTE_OK:
         break;
     }
+    if (q->caller.kind == CALLER_JWT && q->r->scope != SCOPE_NONE &&
+        !scope_grants(q->caller.claims.scopes, q->r->scope)) {
+        char why[160];
+        snprintf(why, sizeof why, "the token lacks %s, needed by %s %s", scope_name(q->r->scope),
+                 q->r->method, q->r->pattern);
+        return queue_forbidden(q, why);
+    }
     if (q->too_large) {
         char d[96];
         snprintf(d, sizeof d, "request body larger than %llu bytes",
@@ -614,24 +906,23 @@ static enum MHD_Result dispatch(http_req *q, const char *path, const char *versi
         return queue_local_problem(q, 413, "PAYLOAD_TOO_LARGE", d);
     }
 
-    route_query rq;
-    if (route_query_init(&rq, q->r) != 0)
+    route_query *rq = &q->rq;
+    if (route_query_init(rq, q->r) != 0)
         return queue_local_problem(q, 500, "INTERNAL_ERROR", "out of memory");
-    MHD_get_connection_values(q->conn, MHD_GET_ARGUMENT_KIND, collect_query, &rq);
-    if (rq.why[0]) {
+    MHD_get_connection_values(q->conn, MHD_GET_ARGUMENT_KIND, collect_query, rq);
+    if (rq->why[0]) {
         problem p;
-        problem_local(&p, 400, "BAD_REQUEST", rq.why);
-        route_query_deinit(&rq);
+        problem_local(&p, 400, "BAD_REQUEST", rq->why);
+        route_query_deinit(rq);
         return queue_problem(q, &p);
     }
-    enum MHD_Result ret;
     if (q->r->kind == ROUTE_LOCAL) {
         ret = serve_local(q);
     } else if (q->r->kind == ROUTE_SSE) {
-        ret = start_sse(q, &rq, version);
+        ret = start_sse(q, version);
     } else {
         rest_input in = {
-            .query = rq.out,
+            .query = rq->out,
             .body = q->body,
             .body_len = q->body_len,
             .idempotency_key =
@@ -642,7 +933,8 @@ static enum MHD_Result dispatch(http_req *q, const char *path, const char *versi
         };
         ret = call_upstream(q, &in);
     }
-    route_query_deinit(&rq);
+    if (!q->rq_live)
+        route_query_deinit(rq); /* a stream waiting for its lookups keeps it */
     /* The body is not needed any more; the REST call is kept for the answer. */
     free(q->body);
     q->body = NULL;
@@ -726,6 +1018,48 @@ static void req_unlink(http *h, http_req *q)
     h->nreqs--;
 }
 
+/* The access log's path: the URL's path and its query (still encoded, as
+ * sent), with the access_token value replaced, so that a credential never
+ * reaches a log line. Cut at the buffer's size. */
+typedef struct log_query {
+    char *out;
+    size_t n, cap;
+} log_query;
+
+static void lq_put(log_query *l, const char *s)
+{
+    size_t k = strlen(s);
+    if (l->n + k >= l->cap)
+        k = l->cap - 1 - l->n;
+    memcpy(l->out + l->n, s, k);
+    l->n += k;
+    l->out[l->n] = '\0';
+}
+
+static enum MHD_Result log_query_arg(void *cls, enum MHD_ValueKind kind, const char *key,
+                                     const char *value)
+{
+    (void)kind;
+    log_query *l = cls;
+    lq_put(l, l->out[l->n - 1] == '?' ? "" : "&");
+    lq_put(l, key);
+    if (value != NULL) {
+        lq_put(l, "=");
+        lq_put(l, strcmp(key, "access_token") == 0 ? "[redacted]" : value);
+    }
+    return MHD_YES;
+}
+
+static void log_path(http_req *q, const char *url)
+{
+    text_copy(q->path, sizeof q->path, url);
+    if (MHD_get_connection_values(q->conn, MHD_GET_ARGUMENT_KIND, NULL, NULL) <= 0)
+        return;
+    log_query l = {q->path, strlen(q->path), sizeof q->path};
+    lq_put(&l, "?");
+    MHD_get_connection_values(q->conn, MHD_GET_ARGUMENT_KIND, log_query_arg, &l);
+}
+
 static enum MHD_Result on_access(void *cls, struct MHD_Connection *conn, const char *url,
                                  const char *method, const char *version, const char *upload_data,
                                  size_t *upload_data_size, void **con_cls)
@@ -741,7 +1075,7 @@ static enum MHD_Result on_access(void *cls, struct MHD_Connection *conn, const c
         q->id = ++h->next_id;
         q->t0_us = clock_mono_us();
         text_copy(q->method, sizeof q->method, method);
-        text_copy(q->path, sizeof q->path, url);
+        log_path(q, url);
         q->r = rest_call_match(&q->rest, method, url) == ROUTE_OK ? q->rest.m.r : NULL;
         q->state = REQ_RECEIVING;
         req_link(h, q);
@@ -799,8 +1133,11 @@ static enum MHD_Result on_access(void *cls, struct MHD_Connection *conn, const c
         /* Only the stand-in is left: end it without a word. */
         return MHD_NO;
     case REQ_UPSTREAM:
+    case REQ_AUTHZ:
         http_req_suspend(q); /* resumed before the reply: keep waiting */
         return MHD_YES;
+    case REQ_CONTINUE:
+        return continue_request(q, version);
     case REQ_QUEUED:
         *upload_data_size = 0;
         return MHD_YES;
@@ -824,11 +1161,20 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
         q->call = NULL;
         h->nwaiting--;
     }
+    if (q->wait != NULL) {
+        wait_free(q->wait);
+        q->wait = NULL;
+        h->nwaiting--;
+    }
     if (q->resp != NULL)
         MHD_destroy_response(q->resp);
     req_unlink(h, q);
     rest_call_deinit(&q->rest);
     free(q->body);
+    free(q->params);
+    if (q->rq_live)
+        route_query_deinit(&q->rq);
+    auth_caller_deinit(&q->caller);
     req_release(h, q);
     if (toe == MHD_REQUEST_TERMINATED_COMPLETED_OK)
         conn_expect_head(h, conn_of(conn)); /* the next request's head, if any */
@@ -998,8 +1344,14 @@ void http_free(http *h)
     list_each_safe(pos, tmp, &h->reqs)
     {
         http_req *q = list_entry(pos, http_req, link);
-        if (q->call != NULL) {
-            pool_call_cancel(q->call);
+        bool waiting = q->call != NULL || q->wait != NULL;
+        if (q->wait != NULL) {
+            wait_free(q->wait);
+            q->wait = NULL;
+        }
+        if (waiting) {
+            if (q->call != NULL)
+                pool_call_cancel(q->call);
             q->call = NULL;
             h->nwaiting--;
             problem p;

@@ -32,6 +32,7 @@ typedef struct http_deps {
     sse_ctx *sse;
     const char *openapi; /* the OpenAPI document served at /v1/openapi.json */
     size_t openapi_len;
+    ratelimit *rl; /* per-caller request limits (may be NULL) */
 } http_deps;
 
 /* Start MHD on pre-bound listening sockets (tcp_fd and/or unix_fd; -1 = none).
@@ -40,7 +41,8 @@ int http_new(http **out, const http_deps *deps, int tcp_fd, int unix_fd, auth *a
 /* Resumes every suspended connection, cancels upstream calls, stops MHD. */
 void http_free(http *h);
 
-/* SIGHUP: swap tokens and CORS origins (ownership taken; old ones freed). */
+/* SIGHUP: swap credentials and CORS origins (ownership taken; old ones
+ * freed). Requests and streams already admitted keep what they were given. */
 void http_reload(http *h, auth *a, cors *c);
 
 /* SIGTERM: stop accepting and call `idle(arg)` (from the event loop, once)

@@ -209,3 +209,25 @@ void hub_get_stats(const hub *h, hub_stats *out)
 {
     *out = h->stats;
 }
+
+const char *hub_instance_machine(const hub *h, const char *instance_id)
+{
+    const inst_info *ii = h ? instcache_get(&h->cache, instance_id) : NULL;
+    return ii ? ii->machine : NULL;
+}
+
+int hub_instance_learn(hub *h, const char *instance_id, const char *result, size_t len)
+{
+    char *tok = NULL, *name = NULL;
+    uint64_t version = 0;
+    if (h == NULL || walrec_instance_info(result, len, &tok, &name, &version) < 0)
+        return -1;
+    instcache_put(&h->cache, instance_id, tok, name, version);
+    return 0;
+}
+
+void hub_instance_forget(hub *h, const char *instance_id)
+{
+    if (h != NULL)
+        instcache_forget(&h->cache, instance_id);
+}

@@ -105,4 +105,13 @@ typedef struct hub_stats {
 } hub_stats;
 void hub_get_stats(const hub *h, hub_stats *out);
 
+/* The proxy's instance cache (instcache.c), shared with authorization: the
+ * machine of an instance, or NULL when it is not known. */
+const char *hub_instance_machine(const hub *h, const char *instance_id);
+/* Learn an instance from its GET_INSTANCE result (raw JSON): 0, or -1 when
+ * the result has no machine and version. */
+int hub_instance_learn(hub *h, const char *instance_id, const char *result, size_t len);
+/* A DELETE_INSTANCE went through: forget it (rstmdb 0.3 reuses ids). */
+void hub_instance_forget(hub *h, const char *instance_id);
+
 #endif

@@ -19,6 +19,7 @@
 #include "clock.h"
 #include "hmap.h"
 #include "hub.h"
+#include "list.h"
 #include "subfilter.h"
 #include "walrec.h"
 
@@ -135,12 +136,12 @@ typedef struct inst_info {
     char *machine_tok; /* raw JSON string token */
     char *machine;     /* decoded */
     uint64_t version;
-    struct inst_info *next; /* in the cache's list, to free */
+    list_node link; /* in the cache's list, to free */
 } inst_info;
 
 typedef struct instcache {
     hmap map;
-    inst_info *list;
+    list_node list;
     size_t n;
 } instcache;
 
@@ -191,5 +192,6 @@ void instcache_deinit(instcache *c);
 const inst_info *instcache_get(const instcache *c, const char *id);
 /* Takes ownership of tok/name. */
 void instcache_put(instcache *c, const char *id, char *tok, char *name, uint64_t version);
+void instcache_forget(instcache *c, const char *id);
 
 #endif

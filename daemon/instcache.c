@@ -1,8 +1,11 @@
 /* instcache.c: the hub's instance cache. A WAL record of an applied event
  * names its instance but not the instance's machine or version, which the
  * event's data carries: replay learns them from create_instance records or
- * GET_INSTANCE and keeps them here. An instance's machine and version never
- * change, so an entry is never stale; the cap only bounds memory. */
+ * GET_INSTANCE and keeps them here; authorization reads an instance's
+ * machine here too (hub_instance_machine). An instance's machine and version
+ * never change while it exists; rstmdb 0.3 removes deleted instances, so an
+ * id can come back with another machine: a delete through the proxy forgets
+ * the entry. The cap only bounds memory. */
 #include <stdlib.h>
 #include <string.h>
 
@@ -11,22 +14,32 @@
 void instcache_init(instcache *c)
 {
     hmap_init(&c->map);
-    c->list = NULL;
+    list_init(&c->list);
     c->n = 0;
+}
+
+static void entry_free(instcache *c, inst_info *ii)
+{
+    list_remove(&ii->link);
+    hmap_remove(&c->map, &ii->node);
+    free(ii->instance_id);
+    free(ii->machine_tok);
+    free(ii->machine);
+    free(ii);
+    c->n--;
 }
 
 static void instcache_clear(instcache *c)
 {
-    while (c->list) {
-        inst_info *ii = c->list;
-        c->list = ii->next;
-        hmap_remove(&c->map, &ii->node);
-        free(ii->instance_id);
-        free(ii->machine_tok);
-        free(ii->machine);
-        free(ii);
-    }
-    c->n = 0;
+    while (!list_empty(&c->list))
+        entry_free(c, list_entry(list_first(&c->list), inst_info, link));
+}
+
+void instcache_forget(instcache *c, const char *id)
+{
+    hmap_node *n = hmap_find(&c->map, id, strlen(id));
+    if (n != NULL)
+        entry_free(c, (inst_info *)(void *)((char *)n - offsetof(inst_info, node)));
 }
 
 void instcache_deinit(instcache *c)
@@ -71,7 +84,6 @@ void instcache_put(instcache *c, const char *id, char *tok, char *name, uint64_t
         free(ii);
         return;
     }
-    ii->next = c->list;
-    c->list = ii;
+    list_push_front(&c->list, &ii->link);
     c->n++;
 }

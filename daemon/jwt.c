@@ -19,6 +19,7 @@
 #include <string.h>
 
 #include "jscan.h"
+#include "scope.h"
 
 typedef enum key_type { KT_RSA, KT_EC, KT_OKP, KT_OCT } key_type;
 
@@ -532,21 +533,7 @@ static const char *check_claims(const cJSON *c, const jwt_policy *p, int64_t now
     if (v != NULL) {
         if (!cJSON_IsString(v))
             return "scope must be a space-separated string";
-        static const struct {
-            const char *name;
-            unsigned bit;
-        } scopes[] = {{"rstmdb:read", JWT_SCOPE_READ},
-                      {"rstmdb:write", JWT_SCOPE_WRITE},
-                      {"rstmdb:watch", JWT_SCOPE_WATCH},
-                      {"rstmdb:admin", JWT_SCOPE_ADMIN}};
-        for (const char *s = v->valuestring; *s;) {
-            size_t l = strcspn(s, " ");
-            for (size_t i = 0; i < sizeof scopes / sizeof scopes[0]; i++)
-                if (strlen(scopes[i].name) == l && memcmp(scopes[i].name, s, l) == 0)
-                    out->scopes |= scopes[i].bit;
-            s += l;
-            s += strspn(s, " ");
-        }
+        out->scopes = scope_parse(v->valuestring);
     }
     v = cJSON_GetObjectItemCaseSensitive(c, "rstmdb");
     if (v != NULL) {
@@ -706,9 +693,4 @@ bool jwt_allows_instance(const jwt_claims *c, const char *id)
 bool jwt_allows_machine(const jwt_claims *c, const char *machine)
 {
     return matches(&c->machines, machine, false);
-}
-
-bool jwt_scope_grants(unsigned have, unsigned need)
-{
-    return (have & JWT_SCOPE_ADMIN) != 0 || (have & need) == need;
 }

@@ -18,12 +18,6 @@
 #define JWT_MAX_PATTERNS 256  /* entries in the rstmdb claim's lists */
 #define JWT_MAX_KEYS     64   /* keys in one JWK Set */
 
-/* Scope classes (the `scope` claim). admin includes the three others. */
-#define JWT_SCOPE_READ  1u /* rstmdb:read */
-#define JWT_SCOPE_WRITE 2u /* rstmdb:write */
-#define JWT_SCOPE_WATCH 4u /* rstmdb:watch */
-#define JWT_SCOPE_ADMIN 8u /* rstmdb:admin */
-
 typedef struct jwt_keys jwt_keys;
 
 /* Parse a JWK Set ({"keys": [...]}). Every key must be usable: a broken
@@ -49,9 +43,9 @@ typedef struct jwt_list {
 } jwt_list;
 
 typedef struct jwt_claims {
-    char sub[256]; /* "" when absent */
-    int64_t exp;   /* seconds since the epoch (required) */
-    unsigned scopes;
+    char sub[256];   /* "" when absent */
+    int64_t exp;     /* seconds since the epoch (required) */
+    unsigned scopes; /* SCOPE_* bits of scope.h */
     jwt_list instances;
     jwt_list machines;
 } jwt_claims;
@@ -66,8 +60,6 @@ void jwt_claims_free(jwt_claims *c);
 /* Resource checks: true when the claim has no such limit or `name` is in it. */
 bool jwt_allows_instance(const jwt_claims *c, const char *id);
 bool jwt_allows_machine(const jwt_claims *c, const char *machine);
-/* Scope needed for a class: true when `have` grants `need` (admin grants all). */
-bool jwt_scope_grants(unsigned have, unsigned need);
 
 /* base64url without padding (RFC 7515 §2), strict: a character outside
  * the alphabet, '=' or impossible trailing bits fail. Returns the decoded

@@ -3,6 +3,7 @@
  * order in which modules start and stop. No request logic lives here. */
 #include <errno.h>
 #include <event2/event.h>
+#include <openssl/crypto.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -22,6 +23,8 @@
 #include "notify.h"
 #include "openapi.h"
 #include "pool.h"
+#include "ratelimit.h"
+#include "secret.h"
 #include "sse.h"
 
 extern char **environ;
@@ -38,8 +41,12 @@ typedef struct app {
     hub *hub;
     sse_ctx *sse;
     http *http;
+    ratelimit *rl;
     char *openapi;
     const char *notify_socket;
+    const char *creds_dir; /* $CREDENTIALS_DIRECTORY (systemd LoadCredential=) */
+    auth *first_auth;      /* built and checked before anything starts */
+    cors *first_cors;
     struct event *ev_term, *ev_int, *ev_hup, *ev_grace;
     struct event *ev_logflush; /* writes out held access lines */
     log_hold log_held;
@@ -96,18 +103,89 @@ static void on_term(evutil_socket_t sig, short what, void *arg)
     http_drain(a->http, one_drained, a);
 }
 
-static int make_auth_cors(const proxy_config *c, auth **au, cors **co)
+/* The credentials of a configuration: static tokens (token and the lines
+ * of token_file), the JWK Set of jwt_keys_file, and the CORS origins. Files
+ * are read here, at start and on every SIGHUP. 0, or -1 with why naming the
+ * key (and, for a broken JWK Set, the key's index). */
+static int make_auth_cors(const proxy_config *c, const char *creds_dir, auth **au, cors **co,
+                          char *why, size_t cap)
 {
     *au = NULL;
     *co = NULL;
-    if (auth_new(au, (const char *const *)c->token.v, c->token.n) != 0)
-        return -1;
+    char *tok_text = NULL, *jwks = NULL, **lines = NULL, ew[300];
+    size_t nlines = 0, jwks_len = 0;
+    const char **tokens = NULL;
+    int rc = -1;
+    if (*c->token_file) {
+        if (secret_read(c->token_file, creds_dir, &tok_text, NULL, ew, sizeof ew) != 0) {
+            snprintf(why, cap, "token_file: %s", ew);
+            goto out;
+        }
+        if (secret_lines(tok_text, &lines, &nlines) != 0) {
+            snprintf(why, cap, "token_file: out of memory");
+            goto out;
+        }
+    }
+    if (*c->jwt_keys_file &&
+        secret_read(c->jwt_keys_file, creds_dir, &jwks, &jwks_len, ew, sizeof ew) != 0) {
+        snprintf(why, cap, "jwt_keys_file: %s", ew);
+        goto out;
+    }
+    tokens = calloc(c->token.n + nlines + 1, sizeof *tokens);
+    if (tokens == NULL) {
+        snprintf(why, cap, "out of memory");
+        goto out;
+    }
+    for (size_t i = 0; i < c->token.n; i++)
+        tokens[i] = c->token.v[i];
+    for (size_t i = 0; i < nlines; i++)
+        tokens[c->token.n + i] = lines[i];
+    auth_config ac = {
+        .tokens = tokens,
+        .ntokens = c->token.n + nlines,
+        .jwks = jwks,
+        .jwks_len = jwks_len,
+        .policy = {c->jwt_audience, c->jwt_issuer, (unsigned)c->jwt_leeway_s},
+        .cookie = c->jwt_cookie,
+    };
+    if (auth_new(au, &ac, ew, sizeof ew) != 0) {
+        snprintf(why, cap, "jwt_keys_file: %s", ew);
+        goto out;
+    }
     if (cors_new(co, (const char *const *)c->cors_origin.v, c->cors_origin.n) != 0) {
         auth_free(*au);
         *au = NULL;
-        return -1;
+        snprintf(why, cap, "out of memory");
+        goto out;
     }
-    return 0;
+    rc = 0;
+out:
+    if (tok_text)
+        OPENSSL_cleanse(tok_text, strlen(tok_text));
+    free(tok_text);
+    free(jwks);
+    free(lines);
+    free(tokens);
+    return rc;
+}
+
+/* upstream_token, or the first line of upstream_token_file: malloc'd
+ * ("" = none), or NULL with why. */
+static char *upstream_token(const proxy_config *c, const char *creds_dir, char *why, size_t cap)
+{
+    if (!*c->upstream_token_file)
+        return strdup(c->upstream_token);
+    char *text, ew[300];
+    if (secret_read(c->upstream_token_file, creds_dir, &text, NULL, ew, sizeof ew) != 0) {
+        snprintf(why, cap, "upstream_token_file: %s", ew);
+        return NULL;
+    }
+    char *tok = strdup(secret_first_line(text));
+    OPENSSL_cleanse(text, strlen(text));
+    free(text);
+    if (tok == NULL)
+        snprintf(why, cap, "out of memory");
+    return tok;
 }
 
 static void on_hup(evutil_socket_t sig, short what, void *arg)
@@ -128,16 +206,29 @@ static void on_hup(evutil_socket_t sig, short what, void *arg)
     } else {
         auth *au;
         cors *co;
-        if (make_auth_cors(&nc, &au, &co) != 0) {
-            log_error(&a->log, "reload: out of memory");
+        char why[400];
+        char *utok = NULL;
+        if (make_auth_cors(&nc, a->creds_dir, &au, &co, why, sizeof why) != 0 ||
+            (utok = upstream_token(&nc, a->creds_dir, why, sizeof why)) == NULL) {
+            if (utok == NULL && au != NULL) {
+                auth_free(au);
+                cors_free(co);
+            }
+            log_error(&a->log, "reload refused, keeping the running keys and tokens: %s", why);
         } else {
+            size_t ntok = auth_token_count(au), nkeys = auth_key_count(au);
             http_reload(a->http, au, co);
+            pool_set_token(a->upstream, utok);
             log_level lv;
             if (log_level_parse(nc.log_level, &lv) == 0)
                 a->log.level = lv;
-            log_info(&a->log, "reloaded: %zu token(s), %zu CORS origin(s), log_level %s",
-                     nc.token.n, nc.cors_origin.n, nc.log_level);
+            log_info(&a->log,
+                     "reloaded: %zu token(s), %zu JWT key(s), %zu CORS origin(s), log_level %s",
+                     ntok, nkeys, nc.cors_origin.n, nc.log_level);
         }
+        if (utok)
+            OPENSSL_cleanse(utok, strlen(utok));
+        free(utok);
     }
     config_free(&nc);
     notify_send(a->notify_socket, "READY=1");
@@ -163,9 +254,15 @@ static int start_upstream(app *a)
         if (*c->upstream_server_name)
             rstmdb_tls_set_server_name(a->tls, c->upstream_server_name);
     }
+    char why[400];
+    char *utok = upstream_token(c, a->creds_dir, why, sizeof why);
+    if (utok == NULL) {
+        log_error(&a->log, "%s", why);
+        return -1;
+    }
     pool_config pc = {
         .address = c->upstream,
-        .token = *c->upstream_token ? c->upstream_token : NULL,
+        .token = *utok ? utok : NULL,
         .tls = a->tls,
         .size = (unsigned)c->pool_size,
         .connect_timeout_ms = (unsigned)c->connect_timeout_ms,
@@ -175,7 +272,10 @@ static int start_upstream(app *a)
         .log = &a->log, /* the daemon's logger: SIGHUP's log_level applies to the pool */
         .dns_server = *c->dns_server ? c->dns_server : NULL,
     };
-    if (pool_new(&a->upstream, a->base, &pc, &err) != RSTMDB_OK) {
+    int prc = pool_new(&a->upstream, a->base, &pc, &err);
+    OPENSSL_cleanse(utok, strlen(utok));
+    free(utok);
+    if (prc != RSTMDB_OK) {
         log_error(&a->log, "upstream pool: %s", err ? rstmdb_error_message(err) : "failed");
         rstmdb_error_free(err);
         return -1;
@@ -234,18 +334,23 @@ static int start_http(app *a)
     }
     sse_config sc = {(unsigned)c->sse_heartbeat_ms, (unsigned)c->sse_retry_ms,
                      (size_t)c->sse_buffer_bytes, (size_t)c->sse_max_streams};
-    if (sse_ctx_new(&a->sse, a->base, a->hub, a->upstream, &a->m, &a->log, &sc) != 0)
+    ratelimit_config rc = {(unsigned)c->rate_limit_rps, (unsigned)c->rate_limit_burst,
+                           (unsigned)c->sse_max_streams_per_caller, 0};
+    if (ratelimit_new(&a->rl, &rc) != 0)
+        goto fail;
+    if (sse_ctx_new(&a->sse, a->base, a->hub, a->upstream, &a->m, &a->log, a->rl, &sc) != 0)
         goto fail;
     size_t olen = 0;
     a->openapi = openapi_render(&olen);
     if (a->openapi == NULL)
         goto fail;
-    auth *au;
-    cors *co;
-    if (make_auth_cors(c, &au, &co) != 0)
-        goto fail;
+    auth *au = a->first_auth;
+    cors *co = a->first_cors;
+    a->first_auth = NULL;
+    a->first_cors = NULL;
     bool open_auth = !auth_enabled(au);
-    http_deps d = {a->base, &a->cfg, &a->log, &a->m, a->upstream, a->hub, a->sse, a->openapi, olen};
+    http_deps d = {a->base, &a->cfg, &a->log,    &a->m, a->upstream,
+                   a->hub,  a->sse,  a->openapi, olen,  a->rl};
     if (http_new(&a->http, &d, tfd, ufd, au, co) != 0)
         goto fail;
     if (!loopback && open_auth)
@@ -317,6 +422,25 @@ int main(int argc, char **argv)
         break;
     }
 
+    /* Secrets and keys are read and checked before anything starts: a
+     * broken JWK Set is a configuration error (exit 2), naming the key. */
+    a.creds_dir = getenv("CREDENTIALS_DIRECTORY");
+    {
+        char why[400];
+        char *utok = NULL;
+        if (make_auth_cors(&a.cfg, a.creds_dir, &a.first_auth, &a.first_cors, why, sizeof why) !=
+                0 ||
+            (utok = upstream_token(&a.cfg, a.creds_dir, why, sizeof why)) == NULL) {
+            fprintf(stderr, "rstmdb-proxy: invalid configuration: %s\n", why);
+            auth_free(a.first_auth);
+            cors_free(a.first_cors);
+            config_free(&a.cfg);
+            return 2;
+        }
+        OPENSSL_cleanse(utok, strlen(utok));
+        free(utok);
+    }
+
     log_level lv = LOG_INFO;
     log_level_parse(a.cfg.log_level, &lv);
     log_init(&a.log, lv, stderr);
@@ -375,6 +499,9 @@ out:
     sse_ctx_free(a.sse);
     hub_free(a.hub);
     pool_free(a.upstream);
+    ratelimit_free(a.rl);
+    auth_free(a.first_auth);
+    cors_free(a.first_cors);
     rstmdb_tls_free(a.tls);
     if (a.cfg.listen_unix && *a.cfg.listen_unix && a.http != NULL)
         unlink(a.cfg.listen_unix);

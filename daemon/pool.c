@@ -889,3 +889,8 @@ void pool_watch_cancel(pool_watch *w)
     if (w->subscribed && rstmdb_unwatch(w->sub) != RSTMDB_OK)
         log_debug(log, "UNWATCH could not be sent (connection closing)");
 }
+
+int pool_set_token(pool *p, const char *token)
+{
+    return rstmdb_options_set_auth(p->opts, token && *token ? token : NULL);
+}

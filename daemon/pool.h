@@ -148,4 +148,8 @@ int pool_watch_json(pool *p, const char *op, const char *params, size_t params_l
  * from inside any of the watch's callbacks. */
 void pool_watch_cancel(pool_watch *w);
 
+/* SIGHUP: the token sent with AUTH by the connections made from now on
+ * (NULL = none); open connections keep their session. */
+int pool_set_token(pool *p, const char *token);
+
 #endif

@@ -111,7 +111,7 @@ static void fill(problem *p, int status, const char *code, const char *detail, b
     utf8_sanitize(p->code, strlen(p->code));
     p->retryable = retryable;
     if (status == 401)
-        p->www_authenticate = true;
+        p->www_authenticate = PROBLEM_BEARER;
 }
 
 void problem_local(problem *p, int status, const char *code, const char *detail)

@@ -17,9 +17,9 @@ typedef struct problem {
     char code[64];
     char detail[512];
     bool retryable;
-    cJSON *details;         /* owned; NULL = {} */
-    unsigned retry_after_s; /* > 0: send Retry-After */
-    bool www_authenticate;  /* 401: send WWW-Authenticate: Bearer */
+    cJSON *details;               /* owned; NULL = {} */
+    unsigned retry_after_s;       /* > 0: send Retry-After */
+    const char *www_authenticate; /* static; NULL = none (401s get "Bearer") */
 } problem;
 
 /* HTTP status for an rstmdb/proxy error code. `if_match`: the request carried
@@ -45,6 +45,11 @@ void problem_from_error(problem *p, const rstmdb_error *e, bool if_match, unsign
  * retryable, Retry-After `retry_after_s`, the last failure in the detail. */
 void problem_upstream_down(problem *p, const rstmdb_error *last, unsigned retry_after_s);
 void problem_deinit(problem *p);
+
+/* WWW-Authenticate values (RFC 6750 §3). */
+#define PROBLEM_BEARER               "Bearer"
+#define PROBLEM_BEARER_INVALID_TOKEN "Bearer error=\"invalid_token\""
+#define PROBLEM_BEARER_SCOPE         "Bearer error=\"insufficient_scope\""
 
 /* The body; malloc'd NUL-terminated JSON, NULL on OOM. */
 char *problem_render(const problem *p);

@@ -84,6 +84,9 @@ typedef struct route {
     const query_spec query[ROUTE_MAX_QUERY]; /* terminated by name NULL */
     const char *metric_name;                 /* label value in /metrics */
     const char *summary;                     /* OpenAPI */
+    /* What a JWT must grant (scope.h); SCOPE_NONE on the routes that need
+     * no token, and on BATCH, which needs what each of its ops needs. */
+    unsigned scope;
 } route;
 
 const route *route_table(size_t *n);

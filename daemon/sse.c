@@ -15,9 +15,11 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "jscan.h"
+#include "ratelimit.h"
 #include "utf8.h"
 #include "wheel.h"
 
@@ -56,6 +58,7 @@ struct sse_ctx {
     pool *upstream;
     metrics *m;
     const plog *log;
+    ratelimit *rl; /* per-caller stream cap; may be NULL */
     sse_config cfg;
     wheel *wheel;
     unsigned slack_ms; /* a heartbeat is sent this much before its deadline */
@@ -95,7 +98,12 @@ struct sse_stream {
     char *headers; /* until answered */
     uint64_t t0_us;
     char method[8];
-    char path[120];
+    char path[320];
+    /* Opened with a JWT: it ends at the token's exp (TOKEN_EXPIRED), and
+     * under an instances limit only the allowed instances' events pass. */
+    struct event *expiry;
+    jwt_list instances;
+    char *caller_key; /* counted in c->rl while the stream lives */
 };
 
 /* ---- chunks -------------------------------------------------------------- */
@@ -389,6 +397,15 @@ static void stream_free(sse_stream *s)
         close(s->fd);
     }
     unlink_stream(s);
+    if (s->expiry)
+        event_free(s->expiry);
+    for (size_t i = 0; i < s->instances.n; i++)
+        free(s->instances.v[i]);
+    free(s->instances.v);
+    if (s->caller_key) {
+        ratelimit_stream_close(s->c->rl, s->caller_key);
+        free(s->caller_key);
+    }
     free(s->headers);
     free(s);
 }
@@ -586,6 +603,23 @@ static void cut_off(sse_stream *s)
                "(sse_buffer_bytes) overflowed. Reconnect with Last-Event-ID to resume.");
 }
 
+/* Under an instances limit: does the event's instance pass? */
+static bool instance_allowed(const sse_stream *s, const hub_event *ev)
+{
+    jscan_member m;
+    char *id = NULL;
+    size_t n = 0;
+    if (jscan_get(ev->data, ev->len, "instance_id", &m) != 0 ||
+        jscan_string_dup(ev->data + m.val_off, m.val_len, &id, &n) != 0)
+        return false;
+    jwt_claims c;
+    memset(&c, 0, sizeof c);
+    c.instances = s->instances;
+    bool ok = jwt_allows_instance(&c, id);
+    free(id);
+    return ok;
+}
+
 static void on_event(void *arg, const hub_event *ev)
 {
     sse_stream *s = arg;
@@ -594,6 +628,8 @@ static void on_event(void *arg, const hub_event *ev)
         return;
     if (s->last_id != 0 && ev->wal_offset <= s->last_id)
         return; /* the hub promises increasing ids; never forward one twice anyway */
+    if (s->instances.present && !instance_allowed(s, ev))
+        return;
     if (c->memo == NULL || c->memo_seq != ev->seq) {
         chunk_unref(c->memo);
         c->memo = chunk_event(ev->wal_offset, ev->data, ev->len);
@@ -684,12 +720,13 @@ static void on_timer(wheel_node *n, void *arg)
 /* ---- public ----------------------------------------------------------------------------- */
 
 int sse_ctx_new(sse_ctx **out, struct event_base *base, hub *h, pool *p, metrics *m,
-                const plog *log, const sse_config *cfg)
+                const plog *log, ratelimit *rl, const sse_config *cfg)
 {
     sse_ctx *c = calloc(1, sizeof *c);
     if (c == NULL)
         return -1;
     c->base = base;
+    c->rl = rl;
     c->hub = h;
     c->upstream = p;
     c->m = m;
@@ -832,8 +869,48 @@ static int resume_point(const cJSON *query, const char *last_event_id, bool *has
     return 0;
 }
 
+static void on_expiry(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    sse_stream *s = arg;
+    log_msg(s->c->log, LOG_INFO, NULL, "sse stream id=%llu: its token expired",
+            (unsigned long long)s->request_id);
+    end_stream(s, 401, "TOKEN_EXPIRED",
+               "the token expired; reconnect with a fresh one (a browser sends its cookie again)");
+}
+
+/* What the caller's credential adds to a stream (see sse_auth). */
+static int stream_auth(sse_stream *s, const sse_auth *a, problem *p)
+{
+    if (a == NULL)
+        return 0;
+    if (a->instances != NULL && a->instances->present) {
+        s->instances.present = true;
+        if (a->instances->n > 0 &&
+            (s->instances.v = calloc(a->instances->n, sizeof *s->instances.v)) == NULL)
+            goto oom;
+        for (size_t i = 0; i < a->instances->n; i++) {
+            if ((s->instances.v[i] = strdup(a->instances->v[i])) == NULL)
+                goto oom;
+            s->instances.n++;
+        }
+    }
+    if (a->expires_at > 0) {
+        int64_t left = a->expires_at - (int64_t)time(NULL);
+        struct timeval tv = clock_tv_ms(left > 0 ? (uint64_t)left * 1000u : 0);
+        s->expiry = evtimer_new(s->c->base, on_expiry, s);
+        if (s->expiry == NULL || evtimer_add(s->expiry, &tv) != 0)
+            goto oom;
+    }
+    return 0;
+oom:
+    problem_local(p, 500, "INTERNAL_ERROR", "out of memory");
+    return -1;
+}
+
 int sse_stream_open(sse_ctx *c, const route_match *m, const cJSON *query, const char *last_event_id,
-                    sse_stream **out, problem *p)
+                    const sse_auth *auth, sse_stream **out, problem *p)
 {
     if (c->draining) {
         problem_local(p, 503, "SHUTTING_DOWN", "the proxy is shutting down");
@@ -894,6 +971,19 @@ int sse_stream_open(sse_ctx *c, const route_match *m, const cJSON *query, const 
     s->fd = -1;
     s->r = m->r;
     s->st = ST_NEW;
+    if (auth != NULL && auth->caller_key != NULL && ratelimit_enabled(c->rl)) {
+        if (!ratelimit_stream_open(c->rl, auth->caller_key)) {
+            problem_local(p, 429, "RATE_LIMITED", "sse_max_streams_per_caller reached");
+            free(s);
+            goto out;
+        }
+        if ((s->caller_key = strdup(auth->caller_key)) == NULL) {
+            ratelimit_stream_close(c->rl, auth->caller_key);
+            problem_local(p, 500, "INTERNAL_ERROR", "out of memory");
+            free(s);
+            goto out;
+        }
+    }
     int hrc = hub_subscribe(c->hub, &f, has_from, from, &sse_ops, s, &s->sub);
     if (hrc != RSTMDB_OK) {
         if (hrc == RSTMDB_ERR_INVALID)
@@ -902,6 +992,10 @@ int sse_stream_open(sse_ctx *c, const route_match *m, const cJSON *query, const 
             problem_local(p, 503, "SHUTTING_DOWN", "the proxy is shutting down");
         else
             problem_local(p, 500, "INTERNAL_ERROR", rstmdb_strerror(hrc));
+        if (s->caller_key) {
+            ratelimit_stream_close(c->rl, s->caller_key);
+            free(s->caller_key);
+        }
         free(s);
         goto out;
     }
@@ -911,6 +1005,10 @@ int sse_stream_open(sse_ctx *c, const route_match *m, const cJSON *query, const 
     c->head = s;
     c->count++;
     c->m->sse_total++;
+    if (stream_auth(s, auth, p) != 0) {
+        stream_free(s);
+        goto out;
+    }
     *out = s;
     rc = 0;
 out:

@@ -26,6 +26,7 @@
 #include <time.h>
 
 #include "hub.h"
+#include "jwt.h"
 #include "log.h"
 #include "metrics.h"
 #include "problem.h"
@@ -44,8 +45,11 @@ typedef struct sse_config {
     size_t max_streams;
 } sse_config;
 
+typedef struct ratelimit ratelimit;
+
+/* `rl` (may be NULL) caps the streams per caller. */
 int sse_ctx_new(sse_ctx **out, struct event_base *base, hub *h, pool *p, metrics *m,
-                const plog *log, const sse_config *cfg);
+                const plog *log, ratelimit *rl, const sse_config *cfg);
 /* Closes whatever streams are left, at once. */
 void sse_ctx_free(sse_ctx *c);
 size_t sse_count(const sse_ctx *c);
@@ -59,10 +63,18 @@ void sse_drain(sse_ctx *c, void (*done)(void *arg), void *arg);
 /* Validate an SSE request and subscribe. 0: *out is a stream waiting for
  * its socket (sse_stream_attach, or sse_stream_abort when the socket cannot
  * be taken). -1: *p set (400 bad parameters, 503 too many streams, 502 the
- * upstream refuses the proxy). A stream opened while no upstream is ready
+ * upstream refuses the proxy, 429 sse_max_streams_per_caller). A stream
+ * opened while no upstream is ready
  * is answered 200 at once and subscribed when one is. */
+/* What the caller's credential means for a stream (NULL = nothing). */
+typedef struct sse_auth {
+    int64_t expires_at;        /* a JWT's exp (Unix seconds): TOKEN_EXPIRED then; 0 = never */
+    const jwt_list *instances; /* WATCH_ALL under an instances limit (copied); NULL = none */
+    const char *caller_key;    /* counted against sse_max_streams_per_caller; NULL = not */
+} sse_auth;
+
 int sse_stream_open(sse_ctx *c, const route_match *m, const cJSON *query, const char *last_event_id,
-                    sse_stream **out, problem *p);
+                    const sse_auth *auth, sse_stream **out, problem *p);
 
 /* What the HTTP side knows of the connection and the request. */
 typedef struct sse_conn {

@@ -1,6 +1,6 @@
 /* test_edges.c: the daemon's small modules that had no unit test: bearer
- * auth, CORS decisions, the /metrics text (counters from struct metrics,
- * gauges from their owners) and the sd_notify datagram. */
+ * auth and its cookie parser, CORS decisions (credentials included), the /metrics text (counters
+ * from struct metrics, gauges from their owners) and the sd_notify datagram. */
 #include <check.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -15,23 +15,65 @@
 #include "notify.h"
 #include "route.h"
 
+static bool allowed(const auth *a, const char *authorization)
+{
+    auth_request r = {.authorization = authorization, .peer = "127.0.0.1"};
+    auth_caller c;
+    char why[200];
+    bool ok = auth_identify(a, &r, 0, &c, why, sizeof why) == AUTH_OK;
+    auth_caller_deinit(&c);
+    return ok;
+}
+
 START_TEST(test_auth)
 {
     auth *a = NULL;
-    ck_assert_int_eq(auth_new(&a, NULL, 0), 0);
+    char why[200];
+    auth_config none = {0};
+    ck_assert_int_eq(auth_new(&a, &none, why, sizeof why), 0);
     ck_assert(!auth_enabled(a));
-    ck_assert(auth_check(a, NULL)); /* no tokens: everything passes */
+    ck_assert(allowed(a, NULL)); /* no tokens: everything passes */
     auth_free(a);
     const char *toks[] = {"s3cret", "other"};
-    ck_assert_int_eq(auth_new(&a, toks, 2), 0);
-    ck_assert(auth_enabled(a));
-    ck_assert(auth_check(a, "Bearer s3cret"));
-    ck_assert(auth_check(a, "Bearer other"));
+    auth_config two = {.tokens = toks, .ntokens = 2};
+    ck_assert_int_eq(auth_new(&a, &two, why, sizeof why), 0);
+    ck_assert(auth_enabled(a) && !auth_jwt_enabled(a));
+    ck_assert(allowed(a, "Bearer s3cret"));
+    ck_assert(allowed(a, "Bearer other"));
+    ck_assert(allowed(a, "bearer other")); /* the scheme is case-insensitive */
     static const char *const bad[] = {
         NULL, "", "Bearer", "Bearer ", "Bearer s3cre", "Bearer s3cret2", "Basic s3cret", "s3cret"};
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
-        ck_assert_msg(!auth_check(a, bad[i]), "accepted %s", bad[i] ? bad[i] : "(none)");
+        ck_assert_msg(!allowed(a, bad[i]), "accepted %s", bad[i] ? bad[i] : "(none)");
+    /* A service's rate-limit key is a digest prefix, never the token. */
+    auth_request r = {.authorization = "Bearer s3cret"};
+    auth_caller c;
+    ck_assert_int_eq(auth_identify(a, &r, 0, &c, why, sizeof why), AUTH_OK);
+    ck_assert_int_eq(c.kind, CALLER_SERVICE);
+    ck_assert_ptr_null(strstr(c.key, "s3cret"));
+    ck_assert_int_eq(strncmp(c.key, "token:", 6), 0);
+    auth_caller_deinit(&c);
+    /* access_token is for the two SSE routes only. */
+    auth_request q = {.authorization = "Bearer s3cret", .has_access_token = true};
+    ck_assert_int_eq(auth_identify(a, &q, 0, &c, why, sizeof why), AUTH_QUERY_NOT_HERE);
+    auth_caller_deinit(&c);
     auth_free(a);
+}
+END_TEST
+
+START_TEST(test_cookie)
+{
+    char v[16];
+    ck_assert_int_eq(auth_cookie_value("a=1; rstmdb_token=xyz; b=2", "rstmdb_token", v, sizeof v),
+                     3);
+    ck_assert_str_eq(v, "xyz");
+    ck_assert_int_eq(auth_cookie_value("rstmdb_token=\"q\"", "rstmdb_token", v, sizeof v), 1);
+    ck_assert_str_eq(v, "q");
+    ck_assert_int_eq(auth_cookie_value("x_rstmdb_token=1", "rstmdb_token", v, sizeof v), -1);
+    ck_assert_int_eq(auth_cookie_value("rstmdb_token2=1", "rstmdb_token", v, sizeof v), -1);
+    ck_assert_int_eq(auth_cookie_value("", "rstmdb_token", v, sizeof v), -1);
+    ck_assert_int_eq(auth_cookie_value("t=0123456789abcdefXYZ", "t", v, sizeof v), -2);
+    ck_assert_int_eq(auth_cookie_value(";;t=;", "t", v, sizeof v), 0);
 }
 END_TEST
 
@@ -49,11 +91,19 @@ START_TEST(test_cors)
     ck_assert_ptr_null(cors_allow(c, "https://a.example.evil"));
     ck_assert_ptr_null(cors_allow(c, "http://a.example"));
     ck_assert_ptr_null(cors_allow(c, NULL));
+    ck_assert(cors_credentials(c, "https://a.example"));
+    ck_assert(!cors_credentials(c, "https://b.example"));
     cors_free(c);
     const char *any[] = {"*"};
     ck_assert_int_eq(cors_new(&c, any, 1), 0);
     ck_assert_str_eq(cors_allow(c, "https://b.example"), "https://b.example");
     ck_assert_ptr_null(cors_allow(c, NULL));
+    ck_assert(!cors_credentials(c, "https://b.example")); /* "*" never with credentials */
+    cors_free(c);
+    const char *both[] = {"*", "https://a.example"};
+    ck_assert_int_eq(cors_new(&c, both, 2), 0);
+    ck_assert(cors_credentials(c, "https://a.example"));
+    ck_assert(!cors_credentials(c, "https://b.example"));
     cors_free(c);
 }
 END_TEST
@@ -114,6 +164,7 @@ int main(void)
     Suite *s = suite_create("edges");
     TCase *tc = tcase_create("edges");
     tcase_add_test(tc, test_auth);
+    tcase_add_test(tc, test_cookie);
     tcase_add_test(tc, test_cors);
     tcase_add_test(tc, test_metrics_gauges_from_owners);
     tcase_add_test(tc, test_notify);

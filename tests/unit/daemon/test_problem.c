@@ -76,7 +76,7 @@ START_TEST(retry_after_and_flags)
     ck_assert(!p.retryable);
     problem_deinit(&p);
     problem_local(&p, 401, "UNAUTHORIZED", "token");
-    ck_assert(p.www_authenticate);
+    ck_assert_str_eq(p.www_authenticate, "Bearer");
     problem_deinit(&p);
     problem_local(&p, 504, "UPSTREAM_TIMEOUT", NULL);
     ck_assert(p.retryable);

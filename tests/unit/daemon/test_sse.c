@@ -50,27 +50,6 @@ START_TEST(format_error)
 }
 END_TEST
 
-START_TEST(auth_tokens)
-{
-    const char *toks[] = {"alpha", "beta-token"};
-    auth *a;
-    ck_assert_int_eq(auth_new(&a, toks, 2), 0);
-    ck_assert(auth_enabled(a));
-    ck_assert(auth_check(a, "Bearer alpha"));
-    ck_assert(auth_check(a, "bearer beta-token"));
-    ck_assert(!auth_check(a, "Bearer alph"));
-    ck_assert(!auth_check(a, "Bearer alphaa"));
-    ck_assert(!auth_check(a, "Basic alpha"));
-    ck_assert(!auth_check(a, NULL));
-    ck_assert(!auth_check(a, "Bearer "));
-    auth_free(a);
-    ck_assert_int_eq(auth_new(&a, NULL, 0), 0);
-    ck_assert(!auth_enabled(a));
-    ck_assert(auth_check(a, NULL));
-    auth_free(a);
-}
-END_TEST
-
 START_TEST(cors_origins)
 {
     const char *o[] = {"https://app.example/", "http://localhost:8080"};
@@ -100,7 +79,6 @@ int main(void)
     tcase_add_test(tc, format_open);
     tcase_add_test(tc, format_event);
     tcase_add_test(tc, format_error);
-    tcase_add_test(tc, auth_tokens);
     tcase_add_test(tc, cors_origins);
     suite_add_tcase(s, tc);
     SRunner *sr = srunner_create(s);
