@@ -379,6 +379,29 @@ static void on_logflush(evutil_socket_t fd, short what, void *arg)
     log_flush(&a->log);
 }
 
+/* Secrets and keys are read and checked before anything starts: a missing
+ * file or a broken JWK Set is a configuration error (exit 2) naming the key
+ * (and the broken key's index). Keeps the credentials for start_http. */
+static int load_secrets(app *a)
+{
+    a->creds_dir = getenv("CREDENTIALS_DIRECTORY");
+    char why[400];
+    char *utok = NULL;
+    if (make_auth_cors(&a->cfg, a->creds_dir, &a->first_auth, &a->first_cors, why, sizeof why) !=
+            0 ||
+        (utok = upstream_token(&a->cfg, a->creds_dir, why, sizeof why)) == NULL) {
+        fprintf(stderr, "rstmdb-proxy: invalid configuration: %s\n", why);
+        auth_free(a->first_auth);
+        cors_free(a->first_cors);
+        a->first_auth = NULL;
+        a->first_cors = NULL;
+        return -1;
+    }
+    OPENSSL_cleanse(utok, strlen(utok));
+    free(utok);
+    return 0;
+}
+
 int main(int argc, char **argv)
 {
     app a;
@@ -414,6 +437,12 @@ int main(int argc, char **argv)
         return rc;
     }
     case CONFIG_CHECK:
+        if (load_secrets(&a) != 0) {
+            config_free(&a.cfg);
+            return 2;
+        }
+        auth_free(a.first_auth);
+        cors_free(a.first_cors);
         printf("# configuration OK%s%s\n", cfgpath[0] ? " from " : "", cfgpath);
         config_print_effective(stdout, &a.cfg);
         config_free(&a.cfg);
@@ -422,25 +451,10 @@ int main(int argc, char **argv)
         break;
     }
 
-    /* Secrets and keys are read and checked before anything starts: a
-     * broken JWK Set is a configuration error (exit 2), naming the key. */
-    a.creds_dir = getenv("CREDENTIALS_DIRECTORY");
-    {
-        char why[400];
-        char *utok = NULL;
-        if (make_auth_cors(&a.cfg, a.creds_dir, &a.first_auth, &a.first_cors, why, sizeof why) !=
-                0 ||
-            (utok = upstream_token(&a.cfg, a.creds_dir, why, sizeof why)) == NULL) {
-            fprintf(stderr, "rstmdb-proxy: invalid configuration: %s\n", why);
-            auth_free(a.first_auth);
-            cors_free(a.first_cors);
-            config_free(&a.cfg);
-            return 2;
-        }
-        OPENSSL_cleanse(utok, strlen(utok));
-        free(utok);
+    if (load_secrets(&a) != 0) {
+        config_free(&a.cfg);
+        return 2;
     }
-
     log_level lv = LOG_INFO;
     log_level_parse(a.cfg.log_level, &lv);
     log_init(&a.log, lv, stderr);

@@ -162,12 +162,15 @@ static cJSON *expand_response(const cJSON *in, bool wal_header)
 static void generic_errors(const route *r, const char **out, size_t *n)
 {
     out[(*n)++] = "400"; /* path, query, header or body */
-    if (!r->auth_exempt)
-        out[(*n)++] = "401";
+    if (!r->auth_exempt) {
+        out[(*n)++] = "401"; /* no or bad credentials */
+        out[(*n)++] = "403"; /* a JWT without the scope, or outside its limits */
+    }
     if (r->body != BODY_NONE)
         out[(*n)++] = "413";
+    if (r->id != R_HEALTHZ && r->id != R_READYZ)
+        out[(*n)++] = "429"; /* rate_limit_rps (and RATE_LIMITED upstream) */
     if (r->kind != ROUTE_LOCAL) {
-        out[(*n)++] = "429";
         out[(*n)++] = "502";
         out[(*n)++] = "503";
         out[(*n)++] = "504";
@@ -239,9 +242,15 @@ static cJSON *operation(const route *r, const cJSON *parts, const cJSON *error_n
     /* An exempt route says so explicitly: no inherited requirement. */
     cJSON *sec = cJSON_AddArrayToObject(op, "security");
     if (!r->auth_exempt) {
-        cJSON *b = cJSON_CreateObject();
-        cJSON_AddItemToObject(b, "bearer", cJSON_CreateArray());
-        cJSON_AddItemToArray(sec, b);
+        /* Any one of these: a bearer token (static or JWT), the JWT cookie,
+         * and on the streams the access_token parameter. */
+        const char *schemes[] = {"bearer", "cookie", "accessToken"};
+        size_t n = r->kind == ROUTE_SSE ? 3 : 2;
+        for (size_t i = 0; i < n; i++) {
+            cJSON *b = cJSON_CreateObject();
+            cJSON_AddItemToObject(b, schemes[i], cJSON_CreateArray());
+            cJSON_AddItemToArray(sec, b);
+        }
     }
     add_parameters(op, r, parts);
 

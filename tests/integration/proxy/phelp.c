@@ -52,7 +52,8 @@ static void arm_cleanup(void)
     }
 }
 
-void penv_start_proxy(penv *e, const char *upstream, const char *const proxy_args[])
+static void start_proxy(penv *e, const char *upstream, const char *const proxy_args[],
+                        const char *log_path)
 {
     arm_cleanup();
     const char *argv[48];
@@ -67,20 +68,31 @@ void penv_start_proxy(penv *e, const char *upstream, const char *const proxy_arg
     for (size_t i = 0; proxy_args && proxy_args[i] && n < 46; i++)
         argv[n++] = proxy_args[i];
     argv[n] = NULL;
-    ck_assert_msg(spawn_start(&e->proxy, argv, NULL, 10000) == 0, "proxy did not start");
+    ck_assert_msg(spawn_start(&e->proxy, argv, log_path, 10000) == 0, "proxy did not start");
     snprintf(e->base, sizeof e->base, "http://%s", e->proxy.addr);
     if (e->c == NULL)
         e->c = curl_easy_init();
 }
 
+void penv_start_proxy(penv *e, const char *upstream, const char *const proxy_args[])
+{
+    start_proxy(e, upstream, proxy_args, NULL);
+}
+
 void penv_start(penv *e, const char *const testd_args[], const char *const proxy_args[])
+{
+    penv_start_logged(e, testd_args, proxy_args, NULL);
+}
+
+void penv_start_logged(penv *e, const char *const testd_args[], const char *const proxy_args[],
+                       const char *proxy_log)
 {
     memset(e, 0, sizeof e[0]);
     e->testd.pid = -1;
     e->proxy.pid = -1;
     curl_global_init(CURL_GLOBAL_DEFAULT);
     ck_assert_msg(spawn_testd(&e->testd, testd_args) == 0, "testd did not start");
-    penv_start_proxy(e, e->testd.addr, proxy_args);
+    start_proxy(e, e->testd.addr, proxy_args, proxy_log);
     /* The pool connects in the background: wait until it is ready. */
     for (int i = 0; i < 200; i++) {
         hresp r;
@@ -311,16 +323,16 @@ uint64_t apply_event(penv *e, const char *id, const char *event, const char *pay
     return off;
 }
 
-int run_proxy_once(const char *const args[], char *out, size_t cap)
+static int run_once(const char *const args[], char *out, size_t cap, int which)
 {
     int pfd[2];
     ck_assert_int_eq(pipe(pfd), 0);
     pid_t pid = fork();
     ck_assert_int_ge(pid, 0);
     if (pid == 0) {
-        dup2(pfd[1], 1);
         int dn = open("/dev/null", O_WRONLY);
-        dup2(dn, 2);
+        dup2(pfd[1], which);
+        dup2(dn, which == 1 ? 2 : 1);
         close(pfd[0]);
         const char *argv[32];
         size_t n = 0;
@@ -344,4 +356,14 @@ int run_proxy_once(const char *const args[], char *out, size_t cap)
     int st;
     waitpid(pid, &st, 0);
     return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+}
+
+int run_proxy_once(const char *const args[], char *out, size_t cap)
+{
+    return run_once(args, out, cap, 1);
+}
+
+int run_proxy_once_stderr(const char *const args[], char *err, size_t cap)
+{
+    return run_once(args, err, cap, 2);
 }

@@ -22,6 +22,9 @@ typedef struct penv {
 /* Start testd (extra args, may be NULL) and a proxy on it (extra args, may be
  * NULL; --listen and --upstream are added). Fails the test on error. */
 void penv_start(penv *e, const char *const testd_args[], const char *const proxy_args[]);
+/* The same, with the proxy's stderr (its log) going to `proxy_log`. */
+void penv_start_logged(penv *e, const char *const testd_args[], const char *const proxy_args[],
+                       const char *proxy_log);
 /* Start only the proxy against an existing testd address. */
 void penv_start_proxy(penv *e, const char *upstream, const char *const proxy_args[]);
 /* SIGTERM both; returns the proxy's wait status. */
@@ -63,5 +66,7 @@ uint64_t apply_event(penv *e, const char *id, const char *event, const char *pay
 /* Run the proxy binary with args and wait for it (no listening line needed):
  * returns its exit status, stdout in out (truncated to cap). */
 int run_proxy_once(const char *const args[], char *out, size_t cap);
+/* The same, keeping stderr (the configuration error) instead of stdout. */
+int run_proxy_once_stderr(const char *const args[], char *err, size_t cap);
 
 #endif
