@@ -829,8 +829,10 @@ static int admit(http_req *q, enum MHD_Result *ret)
     at[0] = '\0';
     if (has_at && raw != NULL && route_pct_decode(raw, raw_len, at, sizeof at, 0) < 0)
         text_copy(at, sizeof at, "-"); /* undecodable or oversized: invalid, never a token */
-    char peer[64];
-    peer_of(q, peer, sizeof peer);
+    /* The client's address is only a rate-limit key: not looked up otherwise. */
+    char peer[64] = "-";
+    if (ratelimit_enabled(h->d.rl))
+        peer_of(q, peer, sizeof peer);
     bool exempt = q->r != NULL && q->r->auth_exempt;
     auth_request ar = {
         .authorization =
