@@ -7,7 +7,10 @@
 #define BROWSER_PAGE_HTML_H
 
 /* Query parameters: one per stream, name=URL, e.g. all=http://proxy/v1/watch
- * (names are the `src` of the records). */
+ * (names are the `src` of the records). A name that starts with "cred" opens
+ * its EventSource with {withCredentials: true}: the browser then sends its
+ * cookies for the proxy's host, and accepts the answer only if CORS allows
+ * credentials. */
 static const char PAGE_HTML[] =
     "<!doctype html>\n"
     "<html><head><meta charset=\"utf-8\"><title>rstmdb-proxy EventSource test</title></head>\n"
@@ -26,7 +29,7 @@ static const char PAGE_HTML[] =
     "               .catch((err) => console.log(\"record POST failed: \" + err));\n"
     "}\n"
     "function watch(src, url) {\n"
-    "  const es = new EventSource(url);\n"
+    "  const es = new EventSource(url, {withCredentials: src.startsWith(\"cred\")});\n"
     "  es.onopen = () => rec(src, \"open\", es);\n"
     "  es.onmessage = (e) => rec(src, \"message\", es, e);\n"
     /* A server-sent `event: error` is a MessageEvent with data; a lost or

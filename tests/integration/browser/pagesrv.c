@@ -17,6 +17,7 @@
 struct pagesrv {
     struct MHD_Daemon *d;
     char *html;
+    char *set_cookie; /* or NULL */
     int port;
     pthread_mutex_t mu;
     char **recs;
@@ -33,7 +34,7 @@ typedef struct upload {
 } upload;
 
 static enum MHD_Result reply(struct MHD_Connection *conn, unsigned status, const char *type,
-                             const char *body)
+                             const char *body, const char *set_cookie)
 {
     struct MHD_Response *r = MHD_create_response_from_buffer(strlen(body), (void *)(uintptr_t)body,
                                                              MHD_RESPMEM_MUST_COPY);
@@ -43,6 +44,8 @@ static enum MHD_Result reply(struct MHD_Connection *conn, unsigned status, const
         MHD_add_response_header(r, "Content-Type", type);
     /* The page must never come from a cache: each run embeds new ports. */
     MHD_add_response_header(r, "Cache-Control", "no-store");
+    if (set_cookie != NULL)
+        MHD_add_response_header(r, "Set-Cookie", set_cookie);
     enum MHD_Result ret = MHD_queue_response(conn, status, r);
     MHD_destroy_response(r);
     return ret;
@@ -96,15 +99,19 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         if (u->buf == NULL)
             u->too_big = true; /* an empty record is a page bug: count it as dropped */
         store(ps, u);
-        return reply(conn, MHD_HTTP_OK, "text/plain", "ok");
+        return reply(conn, MHD_HTTP_OK, "text/plain", "ok", NULL);
     }
     if (strcmp(method, "GET") == 0 && strcmp(url, "/") == 0) {
         pthread_mutex_lock(&ps->mu);
         ps->page_hits++;
+        char *cookie = ps->set_cookie ? strdup(ps->set_cookie) : NULL;
         pthread_mutex_unlock(&ps->mu);
-        return reply(conn, MHD_HTTP_OK, "text/html; charset=utf-8", ps->html);
+        enum MHD_Result ret =
+            reply(conn, MHD_HTTP_OK, "text/html; charset=utf-8", ps->html, cookie);
+        free(cookie);
+        return ret;
     }
-    return reply(conn, MHD_HTTP_NOT_FOUND, "text/plain", "not found");
+    return reply(conn, MHD_HTTP_NOT_FOUND, "text/plain", "not found", NULL);
 }
 
 static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
@@ -168,8 +175,21 @@ void pagesrv_free(pagesrv *ps)
         free(ps->recs[i]);
     free(ps->recs);
     free(ps->html);
+    free(ps->set_cookie);
     pthread_mutex_destroy(&ps->mu);
     free(ps);
+}
+
+int pagesrv_set_cookie(pagesrv *ps, const char *set_cookie)
+{
+    char *c = NULL;
+    if (set_cookie != NULL && (c = strdup(set_cookie)) == NULL)
+        return -1;
+    pthread_mutex_lock(&ps->mu);
+    free(ps->set_cookie);
+    ps->set_cookie = c;
+    pthread_mutex_unlock(&ps->mu);
+    return 0;
 }
 
 int pagesrv_port(const pagesrv *ps)

@@ -11,6 +11,10 @@ typedef struct pagesrv pagesrv;
 /* Serve `html` (copied) on 127.0.0.1 at a free port. Returns 0, or -1. */
 int pagesrv_new(pagesrv **out, const char *html);
 void pagesrv_free(pagesrv *ps);
+/* Answer the page with `Set-Cookie: <set_cookie>` from now on (copied; NULL
+ * stops it), as an application's backend that hands its user a token does.
+ * Returns 0, or -1 out of memory. */
+int pagesrv_set_cookie(pagesrv *ps, const char *set_cookie);
 int pagesrv_port(const pagesrv *ps);
 /* How many times "/" was fetched (the page really loaded from here). */
 unsigned pagesrv_page_hits(pagesrv *ps);

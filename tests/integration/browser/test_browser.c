@@ -8,17 +8,16 @@
  * in order. Skips (exit 77) when chromium is not installed. */
 #include <check.h>
 #include <cjson/cJSON.h>
-#include <ftw.h>
-#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/wait.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "chrome.h"
+#include "harness.h"
 #include "page.html.h"
+#include "pagerec.h"
 #include "pagesrv.h"
 #include "phelp.h"
 
@@ -33,9 +32,7 @@
  * EventSource after a non-200 answer. */
 #define RETRY_MS "2000"
 #define NOCORS   "nocors" /* the page's stream on the proxy without CORS */
-#define ENV_RUN  "RSTMDB_BROWSER_RUN"
-#define ENV_BIN  "RSTMDB_BROWSER_BIN"
-#define DEADLINE 50 /* s: the whole scenario; main() kills it 5 s later */
+#define DEADLINE 50       /* s: the whole scenario; the harness kills it 5 s later */
 
 /* The page's streams on the allowed proxy: both SSE endpoints. */
 static const struct {
@@ -43,22 +40,6 @@ static const struct {
     const char *path;
 } STREAMS[] = {{"all", "/v1/watch?machines=m"}, {"one", "/v1/instances/" INST "/watch"}};
 #define N_STREAMS (sizeof STREAMS / sizeof STREAMS[0])
-
-/* One thing the page recorded. */
-typedef struct rec {
-    long seq;
-    char src[16];
-    char type[16];
-    int rs;     /* EventSource.readyState after the event: 0 connecting, 1 open, 2 closed */
-    char *data; /* MessageEvent.data, or NULL */
-    char *id;   /* MessageEvent.lastEventId, or NULL */
-} rec;
-
-typedef struct recs {
-    rec *v;
-    size_t n;
-    bool bad; /* a record that was not the page's JSON, or a sequence gap */
-} recs;
 
 typedef struct world {
     penv w; /* testd + a writer proxy (no CORS): the test writes through it */
@@ -73,106 +54,11 @@ typedef struct world {
     unsigned noise; /* events applied to NOISE */
 } world;
 
-static void recs_free(recs *r)
-{
-    for (size_t i = 0; i < r->n; i++) {
-        free(r->v[i].data);
-        free(r->v[i].id);
-    }
-    free(r->v);
-    memset(r, 0, sizeof *r);
-}
+#define EXPECT(w, cond, ...) EXPECT_PAGE((w)->ps, &(w)->ch, cond, __VA_ARGS__)
 
-static void recs_load(pagesrv *ps, recs *r)
-{
-    memset(r, 0, sizeof *r);
-    size_t n = pagesrv_count(ps);
-    r->v = calloc(n ? n : 1, sizeof r->v[0]);
-    ck_assert_ptr_nonnull(r->v);
-    for (size_t i = 0; i < n; i++) {
-        char *s = pagesrv_record(ps, i);
-        cJSON *j = s ? cJSON_Parse(s) : NULL;
-        free(s);
-        const cJSON *seq = cJSON_GetObjectItemCaseSensitive(j, "seq");
-        const cJSON *src = cJSON_GetObjectItemCaseSensitive(j, "src");
-        const cJSON *type = cJSON_GetObjectItemCaseSensitive(j, "type");
-        const cJSON *rs = cJSON_GetObjectItemCaseSensitive(j, "rs");
-        const cJSON *data = cJSON_GetObjectItemCaseSensitive(j, "data");
-        const cJSON *id = cJSON_GetObjectItemCaseSensitive(j, "id");
-        rec *x = &r->v[r->n];
-        if (!cJSON_IsNumber(seq) || !cJSON_IsString(src) || !cJSON_IsString(type) ||
-            !cJSON_IsNumber(rs) || (long)seq->valuedouble != (long)i) {
-            r->bad = true; /* the page posts one at a time: seq must be 0, 1, 2, ... */
-            cJSON_Delete(j);
-            continue;
-        }
-        x->seq = (long)seq->valuedouble;
-        snprintf(x->src, sizeof x->src, "%s", src->valuestring);
-        snprintf(x->type, sizeof x->type, "%s", type->valuestring);
-        x->rs = (int)rs->valuedouble;
-        x->data = cJSON_IsString(data) ? strdup(data->valuestring) : NULL;
-        x->id = cJSON_IsString(id) ? strdup(id->valuestring) : NULL;
-        r->n++;
-        cJSON_Delete(j);
-    }
-}
-
-static size_t recs_count(const recs *r, const char *src, const char *type)
-{
-    size_t n = 0;
-    for (size_t i = 0; i < r->n; i++)
-        n += strcmp(r->v[i].src, src) == 0 && strcmp(r->v[i].type, type) == 0;
-    return n;
-}
-
-static void dump(world *w)
-{
-    recs r;
-    recs_load(w->ps, &r);
-    fprintf(stderr, "---- what the page recorded (%zu, dropped %u%s) ----\n", r.n,
-            pagesrv_dropped(w->ps), r.bad ? ", some malformed or out of sequence" : "");
-    for (size_t i = 0; i < r.n; i++)
-        fprintf(stderr, "%3ld %-7s %-12s rs=%d id=%s data=%s\n", r.v[i].seq, r.v[i].src,
-                r.v[i].type, r.v[i].rs, r.v[i].id ? r.v[i].id : "-",
-                r.v[i].data ? r.v[i].data : "-");
-    recs_free(&r);
-    chrome_print_log(&w->ch, stderr, 6000);
-}
-
-/* Fail with the page's records and the browser's log on stderr. */
-#define EXPECT(w, cond, ...)           \
-    do {                               \
-        if (!(cond)) {                 \
-            dump(w);                   \
-            ck_abort_msg(__VA_ARGS__); \
-        }                              \
-    } while (0)
-
-/* Poll until the page has recorded at least `n` of (src, type). A liveness
- * bound, not a timing assertion: the wait is generous for a loaded machine.
- * Gives up at once when a proxy stream's EventSource is CLOSED (readyState
- * 2): the browser never reconnects from there (a CORS refusal, a non-200). */
 static bool wait_count(world *w, const char *src, const char *type, size_t n, int timeout_ms)
 {
-    for (int t = 0; t <= timeout_ms; t += 50) {
-        recs r;
-        recs_load(w->ps, &r);
-        size_t k = recs_count(&r, src, type);
-        bool closed = false;
-        for (size_t i = 0; i < r.n; i++)
-            closed = closed || (strcmp(r.v[i].src, NOCORS) != 0 && r.v[i].rs == 2);
-        recs_free(&r);
-        if (k >= n)
-            return true;
-        if (closed && strcmp(src, NOCORS) != 0)
-            return false;
-        if (!chrome_alive(&w->ch)) {
-            fprintf(stderr, "[browser] chromium exited\n");
-            return false;
-        }
-        usleep(50000);
-    }
-    return false;
+    return recs_wait(w->ps, &w->ch, src, type, n, timeout_ms);
 }
 
 /* wait_count on every stream of the allowed proxy. */
@@ -307,8 +193,8 @@ START_TEST(eventsource_survives_proxy_restart)
     world *w = &W;
     memset(w, 0, sizeof *w);
     w->ch.pid = -1;
-    w->dir = getenv(ENV_RUN);
-    const char *bin = getenv(ENV_BIN);
+    w->dir = browser_run_dir();
+    const char *bin = browser_bin();
     ck_assert_ptr_nonnull(w->dir);
     ck_assert_ptr_nonnull(bin);
 
@@ -425,91 +311,7 @@ START_TEST(eventsource_survives_proxy_restart)
 }
 END_TEST
 
-static int rm_entry(const char *path, const struct stat *sb, int flag, struct FTW *ftw)
-{
-    (void)sb;
-    (void)flag;
-    (void)ftw;
-    remove(path);
-    return 0;
-}
-
-static long long mono_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-/* The scenario runs in a child that leads its own process group, so that
- * whatever happens to it (a failed assertion skips the test's own cleanup),
- * main() can kill everything it started: the group (testd, proxies, the
- * browser and its zygotes) and, by the per-run environment marker, the
- * helpers Chromium moves to sessions of their own (crashpad). */
 int main(void)
 {
-    char bin[4096];
-    if (!chrome_find(bin, sizeof bin)) {
-        printf("SKIPPED: chromium not found (Debian package `chromium`; scripts/deps "
-               "installs it, or set RSTMDB_CHROMIUM)\n");
-        fflush(stdout);
-        return 77;
-    }
-    char dir[512];
-    const char *tmp = getenv("TMPDIR");
-    snprintf(dir, sizeof dir, "%s/rstmdb-browser-XXXXXX", tmp && tmp[0] == '/' ? tmp : "/tmp");
-    if (mkdtemp(dir) == NULL) {
-        perror("mkdtemp");
-        return 1;
-    }
-    char marker[600];
-    snprintf(marker, sizeof marker, "%s=%s", ENV_RUN, dir);
-    setenv(ENV_RUN, dir, 1);
-    setenv(ENV_BIN, bin, 1);
-    fflush(stdout);
-    fflush(stderr);
-
-    pid_t kid = fork();
-    if (kid < 0) {
-        perror("fork");
-        return 1;
-    }
-    if (kid == 0) {
-        setpgid(0, 0);
-        Suite *s = suite_create("browser");
-        TCase *tc = tcase_create("browser");
-        tcase_set_timeout(tc, DEADLINE);
-        tcase_add_test(tc, eventsource_survives_proxy_restart);
-        suite_add_tcase(s, tc);
-        SRunner *sr = srunner_create(s);
-        srunner_set_fork_status(sr, CK_NOFORK);
-        srunner_run_all(sr, CK_NORMAL);
-        int failed = srunner_ntests_failed(sr);
-        srunner_free(sr);
-        exit(failed ? 1 : 0);
-    }
-    setpgid(kid, kid); /* also here: no race with the child's own call */
-
-    /* Wait without reaping (WNOWAIT): while the child is a zombie its pid
-     * cannot be reused, so kill(-kid) reaches only the group it led. */
-    long long end = mono_ms() + (DEADLINE + 5) * 1000LL;
-    siginfo_t si;
-    for (;;) {
-        memset(&si, 0, sizeof si);
-        if (waitid(P_PID, (id_t)kid, &si, WEXITED | WNOHANG | WNOWAIT) == 0 && si.si_pid == kid)
-            break;
-        if (mono_ms() >= end) {
-            fprintf(stderr, "browser test: over %d s, killing it\n", DEADLINE + 5);
-            kill(-kid, SIGKILL);
-            end = mono_ms() + 5000;
-        }
-        usleep(50000);
-    }
-    kill(-kid, SIGKILL);
-    for (int i = 0; i < 20 && chrome_sweep(marker) > 0; i++)
-        usleep(100000);
-    int st = 0;
-    waitpid(kid, &st, 0);
-    nftw(dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
-    return WIFEXITED(st) ? WEXITSTATUS(st) : 1;
+    return browser_main("browser", eventsource_survives_proxy_restart, DEADLINE);
 }
