@@ -88,6 +88,8 @@ static const char *const error_code_names[] = {
     [RSTMDB_SC_INTERNAL_ERROR] = "INTERNAL_ERROR",
     [RSTMDB_SC_RATE_LIMITED] = "RATE_LIMITED",
     [RSTMDB_SC_READ_ONLY_MODE] = "READ_ONLY_MODE",
+    [RSTMDB_SC_REPLICATION_TIMEOUT] = "REPLICATION_TIMEOUT",
+    [RSTMDB_SC_REPLICATION_ERROR] = "REPLICATION_ERROR",
     [RSTMDB_SC_UNKNOWN] = NULL,
 };
 
@@ -316,6 +318,22 @@ bool rstmdb_is_invalid_transition(const rstmdb_error *e)
 bool rstmdb_is_conflict(const rstmdb_error *e)
 {
     return rstmdb_error_code(e) == RSTMDB_SC_CONFLICT;
+}
+
+bool rstmdb_is_read_only(const rstmdb_error *e)
+{
+    return rstmdb_error_code(e) == RSTMDB_SC_READ_ONLY_MODE;
+}
+
+bool rstmdb_is_replication_timeout(const rstmdb_error *e)
+{
+    return rstmdb_error_code(e) == RSTMDB_SC_REPLICATION_TIMEOUT;
+}
+
+bool rstmdb_is_replication_error(const rstmdb_error *e)
+{
+    rstmdb_server_code c = rstmdb_error_code(e);
+    return c == RSTMDB_SC_REPLICATION_TIMEOUT || c == RSTMDB_SC_REPLICATION_ERROR;
 }
 
 bool rstmdb_is_retryable(const rstmdb_error *e)

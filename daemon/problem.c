@@ -37,6 +37,10 @@ static const code_map codes[] = {
     {"AUTH_FAILED", 502},
     {"WAL_IO_ERROR", 503},
     {"READ_ONLY_MODE", 503},
+    /* rstmdb 0.3's sync replication: the primary applied the write, its
+     * replicas did not confirm it in time (the server says retryable). */
+    {"REPLICATION_TIMEOUT", 504},
+    {"REPLICATION_ERROR", 502},
     /* The proxy's own codes. */
     {"UPSTREAM_UNAVAILABLE", 503},
     {"UPSTREAM_TIMEOUT", 504},

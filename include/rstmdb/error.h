@@ -43,9 +43,12 @@ typedef enum rstmdb_status {
 /* Static English text for a status code; never NULL (unknown codes get a generic text). */
 const char *rstmdb_strerror(int status);
 
-/* The 16 server error codes of the RCP protocol, plus READ_ONLY_MODE from newer
- * servers. RSTMDB_SC_UNKNOWN: a code this library does not know; its text is
- * kept in rstmdb_error_code_str(). RSTMDB_SC_NONE: not a server error. */
+/* The server error codes of the RCP protocol: the 16 of rstmdb 0.1, and the
+ * three that 0.3 adds for replication (READ_ONLY_MODE, REPLICATION_TIMEOUT,
+ * REPLICATION_ERROR). RSTMDB_SC_UNKNOWN: a code this library does not know;
+ * its text is kept in rstmdb_error_code_str(). RSTMDB_SC_NONE: not a server
+ * error. New codes are added before RSTMDB_SC_UNKNOWN, so its value changes
+ * between versions: compare with it by name, never store it. */
 typedef enum rstmdb_server_code {
     RSTMDB_SC_NONE = 0,
     RSTMDB_SC_UNSUPPORTED_PROTOCOL,
@@ -64,7 +67,9 @@ typedef enum rstmdb_server_code {
     RSTMDB_SC_WAL_IO_ERROR,
     RSTMDB_SC_INTERNAL_ERROR,
     RSTMDB_SC_RATE_LIMITED,
-    RSTMDB_SC_READ_ONLY_MODE,
+    RSTMDB_SC_READ_ONLY_MODE,      /* a replica refused a write: it was NOT applied */
+    RSTMDB_SC_REPLICATION_TIMEOUT, /* a sync primary applied the write, replicas did not confirm */
+    RSTMDB_SC_REPLICATION_ERROR,   /* declared by 0.3; no server path emits it yet */
     RSTMDB_SC_UNKNOWN
 } rstmdb_server_code;
 
@@ -117,6 +122,15 @@ bool rstmdb_is_invalid_transition(const rstmdb_error *e);
 bool rstmdb_is_conflict(const rstmdb_error *e);
 bool rstmdb_is_retryable(
     const rstmdb_error *e); /* server retryable flag, or a transient client error */
+/* READ_ONLY_MODE: the node is a replica and did not apply the write; resend
+ * it, unchanged, to the primary. */
+bool rstmdb_is_read_only(const rstmdb_error *e);
+/* REPLICATION_TIMEOUT: the primary APPLIED the write, but the replicas did not
+ * confirm it in time. The server marks it retryable; resending a write is
+ * safe only with an idempotency key (or for a write that is idempotent). */
+bool rstmdb_is_replication_timeout(const rstmdb_error *e);
+/* REPLICATION_TIMEOUT or REPLICATION_ERROR: a replication failure. */
+bool rstmdb_is_replication_error(const rstmdb_error *e);
 
 #ifdef __cplusplus
 }

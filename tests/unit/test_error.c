@@ -72,6 +72,10 @@ START_TEST(test_server_code_names)
     ck_assert_int_eq(rstmdb_server_code_parse("MACHINE_VERSION_LIMIT_EXCEEDED"),
                      RSTMDB_SC_MACHINE_VERSION_LIMIT_EXCEEDED);
     ck_assert_int_eq(rstmdb_server_code_parse("READ_ONLY_MODE"), RSTMDB_SC_READ_ONLY_MODE);
+    ck_assert_int_eq(rstmdb_server_code_parse("REPLICATION_TIMEOUT"),
+                     RSTMDB_SC_REPLICATION_TIMEOUT);
+    ck_assert_int_eq(rstmdb_server_code_parse("REPLICATION_ERROR"), RSTMDB_SC_REPLICATION_ERROR);
+    ck_assert_int_eq(rstmdb_server_code_parse("SYNC_TIMEOUT"), RSTMDB_SC_UNKNOWN); /* docs only */
     ck_assert_int_eq(rstmdb_server_code_parse("guard_failed"), RSTMDB_SC_UNKNOWN);
     ck_assert_int_eq(rstmdb_server_code_parse("SOMETHING_NEW"), RSTMDB_SC_UNKNOWN);
     ck_assert_int_eq(rstmdb_server_code_parse(""), RSTMDB_SC_UNKNOWN);
@@ -134,6 +138,23 @@ START_TEST(test_from_server_json)
     ck_assert_str_eq(rstmdb_error_message(e), "");
     ck_assert(!rstmdb_error_retryable(e));
     ck_assert(cJSON_IsObject(rstmdb_error_details(e)));
+    rstmdb_error_free(e);
+    cJSON_Delete(j);
+
+    /* 0.3's answers, as a replica and a sync primary send them: the flags are
+     * the server's (READ_ONLY_MODE false, REPLICATION_TIMEOUT true). */
+    j = cJSON_Parse("{\"code\":\"READ_ONLY_MODE\",\"message\":\"server is in read-only mode "
+                    "(replica)\",\"retryable\":false}");
+    e = error_from_server_json(j);
+    ck_assert(rstmdb_is_read_only(e) && !rstmdb_is_retryable(e) && !rstmdb_is_replication_error(e));
+    rstmdb_error_free(e);
+    cJSON_Delete(j);
+    j = cJSON_Parse("{\"code\":\"REPLICATION_TIMEOUT\",\"message\":\"replication timeout\","
+                    "\"retryable\":true}");
+    e = error_from_server_json(j);
+    ck_assert(rstmdb_is_replication_timeout(e) && rstmdb_is_replication_error(e));
+    ck_assert(rstmdb_is_retryable(e) && !rstmdb_is_read_only(e));
+    ck_assert_str_eq(rstmdb_error_code_str(e), "REPLICATION_TIMEOUT");
     rstmdb_error_free(e);
     cJSON_Delete(j);
 
@@ -204,6 +225,10 @@ START_TEST(test_predicates)
         ck_assert(rstmdb_is_instance_not_found(e) == (c == RSTMDB_SC_INSTANCE_NOT_FOUND));
         ck_assert(rstmdb_is_invalid_transition(e) == (c == RSTMDB_SC_INVALID_TRANSITION));
         ck_assert(rstmdb_is_conflict(e) == (c == RSTMDB_SC_CONFLICT));
+        ck_assert(rstmdb_is_read_only(e) == (c == RSTMDB_SC_READ_ONLY_MODE));
+        ck_assert(rstmdb_is_replication_timeout(e) == (c == RSTMDB_SC_REPLICATION_TIMEOUT));
+        ck_assert(rstmdb_is_replication_error(e) ==
+                  (c == RSTMDB_SC_REPLICATION_TIMEOUT || c == RSTMDB_SC_REPLICATION_ERROR));
         ck_assert(!rstmdb_is_retryable(e)); /* created with retryable=false */
         rstmdb_error_free(e);
     }
@@ -212,6 +237,9 @@ START_TEST(test_predicates)
     ck_assert(!rstmdb_is_invalid_transition(NULL));
     ck_assert(!rstmdb_is_conflict(NULL));
     ck_assert(!rstmdb_is_retryable(NULL));
+    ck_assert(!rstmdb_is_read_only(NULL));
+    ck_assert(!rstmdb_is_replication_timeout(NULL));
+    ck_assert(!rstmdb_is_replication_error(NULL));
     /* accessors are NULL-safe too */
     ck_assert_int_eq(rstmdb_error_status(NULL), RSTMDB_OK);
     ck_assert_str_eq(rstmdb_error_message(NULL), "");

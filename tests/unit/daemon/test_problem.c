@@ -35,6 +35,8 @@ START_TEST(status_table)
         {"AUTH_FAILED", 502},
         {"WAL_IO_ERROR", 503},
         {"READ_ONLY_MODE", 503},
+        {"REPLICATION_TIMEOUT", 504},
+        {"REPLICATION_ERROR", 502},
         {"UPSTREAM_UNAVAILABLE", 503},
         {"UPSTREAM_TIMEOUT", 504},
         {"PAYLOAD_TOO_LARGE", 413},
@@ -69,6 +71,11 @@ START_TEST(retry_after_and_flags)
     problem_deinit(&p);
     problem_from_code(&p, "READ_ONLY_MODE", "replica", false, NULL, false, 0);
     ck_assert_int_eq(p.status, 503);
+    ck_assert(p.retryable);
+    problem_deinit(&p);
+    problem_from_code(&p, "REPLICATION_TIMEOUT", "replicas did not ack", true, NULL, false, 0);
+    ck_assert_int_eq(p.status, 504);
+    ck_assert_str_eq(p.code, "REPLICATION_TIMEOUT");
     ck_assert(p.retryable);
     problem_deinit(&p);
     problem_from_code(&p, "INSTANCE_NOT_FOUND", "nope", false, NULL, false, 3);
