@@ -29,6 +29,7 @@ static struct {
     char limit_addr[80];
     bool have_smallseg;
     char smallseg_addr[80];
+    char version[32]; /* the main target's HELLO server_version */
     spawned main_p, auth_p, limit_p, smallseg_p;
     bool main_up, auth_up, limit_up, smallseg_up;
 } cf_env;
@@ -37,6 +38,57 @@ static void cf_die(const char *what)
 {
     fprintf(stderr, "conformance: %s\n", what);
     exit(1);
+}
+
+/* Start a testd with `args`, plus --compat $RSTMDB_TESTD_COMPAT when set. */
+static int cf_spawn(spawned *p, const char *const args[])
+{
+    const char *compat = getenv("RSTMDB_TESTD_COMPAT");
+    const char *all[16];
+    size_t n = 0;
+    for (size_t i = 0; args && args[i] && n < 12; i++)
+        all[n++] = args[i];
+    if (compat != NULL && compat[0] != '\0') {
+        all[n++] = "--compat";
+        all[n++] = compat;
+    }
+    all[n] = NULL;
+    return spawn_testd(p, all);
+}
+
+/* HELLO on a fresh connection: the target's server_version into cf_env. */
+static void cf_probe_version(void)
+{
+    rcpx *c = NULL;
+    rcpx_msg m = {0};
+    if (rcpx_connect(&c, cf_env.addr, CF_TIMEOUT_MS) != 0)
+        cf_die("cannot connect to the target to read its server_version");
+    if (rcpx_send_json(c, "{\"type\":\"request\",\"id\":\"v\",\"op\":\"HELLO\",\"params\":"
+                          "{\"protocol_version\":1}}") != 0 ||
+        rcpx_read(c, CF_TIMEOUT_MS, &m) != RCPX_OK)
+        cf_die("no answer to HELLO from the target");
+    cJSON *j = cJSON_ParseWithLength(m.text, m.len);
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(j, "result"),
+                                                      "server_version");
+    if (!cJSON_IsString(v))
+        cf_die("the target's HELLO has no server_version");
+    snprintf(cf_env.version, sizeof cf_env.version, "%s", v->valuestring);
+    cJSON_Delete(j);
+    rcpx_msg_clear(&m);
+    rcpx_free(c);
+}
+
+const char *cf_server_version(void)
+{
+    return cf_env.version;
+}
+
+bool cf_v03(void)
+{
+    unsigned maj = 0, min = 0;
+    if (sscanf(cf_env.version, "%u.%u", &maj, &min) != 2)
+        return false;
+    return maj > 0 || min >= 3;
 }
 
 void cf_setup(int need)
@@ -52,16 +104,17 @@ void cf_setup(int need)
             snprintf(cf_env.auth_addr, sizeof cf_env.auth_addr, "%s", addr);
             cf_env.auth_token = tok;
         }
+        cf_probe_version();
         return;
     }
     cf_env.testd = true;
-    if (spawn_testd(&cf_env.main_p, NULL) != 0)
+    if (cf_spawn(&cf_env.main_p, NULL) != 0)
         cf_die("could not start rstmdb-testd (is it built? RSTMDB_TESTD_BIN overrides the path)");
     cf_env.main_up = true;
     snprintf(cf_env.addr, sizeof cf_env.addr, "%s", cf_env.main_p.addr);
     if (need & CF_NEED_AUTH) {
         static const char *const args[] = {"--token", "secret", NULL};
-        if (spawn_testd(&cf_env.auth_p, args) != 0)
+        if (cf_spawn(&cf_env.auth_p, args) != 0)
             cf_die("could not start rstmdb-testd --token secret");
         cf_env.auth_up = true;
         cf_env.have_auth = true;
@@ -70,7 +123,7 @@ void cf_setup(int need)
     }
     if (need & CF_NEED_LIMIT) {
         static const char *const args[] = {"--max-machine-versions", "2", NULL};
-        if (spawn_testd(&cf_env.limit_p, args) != 0)
+        if (cf_spawn(&cf_env.limit_p, args) != 0)
             cf_die("could not start rstmdb-testd --max-machine-versions 2");
         cf_env.limit_up = true;
         cf_env.have_limit = true;
@@ -78,12 +131,13 @@ void cf_setup(int need)
     }
     if (need & CF_NEED_SMALLSEG) {
         static const char *const args[] = {"--wal-segment-bytes", "1024", NULL};
-        if (spawn_testd(&cf_env.smallseg_p, args) != 0)
+        if (cf_spawn(&cf_env.smallseg_p, args) != 0)
             cf_die("could not start rstmdb-testd --wal-segment-bytes 1024");
         cf_env.smallseg_up = true;
         cf_env.have_smallseg = true;
         snprintf(cf_env.smallseg_addr, sizeof cf_env.smallseg_addr, "%s", cf_env.smallseg_p.addr);
     }
+    cf_probe_version();
 }
 
 void cf_teardown(void)
@@ -323,6 +377,14 @@ static bool cf_match_from(const char *t, const char *p, cf_caps *caps)
             if (*t != '$')
                 return false;
             t++;
+            p += 2;
+            continue;
+        }
+        if (p[0] == '$' && p[1] == 'V') {
+            size_t n = strlen(cf_env.version);
+            if (n == 0 || strncmp(t, cf_env.version, n) != 0)
+                return false;
+            t += n;
             p += 2;
             continue;
         }

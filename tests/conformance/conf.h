@@ -11,7 +11,8 @@
  *   $O  a WAL offset (integer >= 2^40)    $H  8 lowercase hex digits
  *   $S  the body of a JSON string         $A  a flat JSON array "[...]"
  *   $*  any text (shortest match, not captured)        $$  a literal '$'
- * Every placeholder's matched text is captured, in order, into cf_caps.
+ *   $V  the target's server_version (cf_server_version(), not captured)
+ * Every other placeholder's matched text is captured, in order, into cf_caps.
  */
 #ifndef CONFORMANCE_CONF_H
 #define CONFORMANCE_CONF_H
@@ -51,6 +52,12 @@ int cf_run(Suite *s);
 TCase *cf_tcase(const char *name);
 
 bool cf_is_testd(void); /* the target is our rstmdb-testd, so testd-only facts apply */
+/* The target's HELLO server_version ("0.1.1", "0.3.0"), read in cf_setup;
+ * cf_v03(): it is 0.3 or newer, so 0.3's answers are expected
+ * (PROTOCOL-0.3.md part 1). Run the suite against testd in 0.3 mode with
+ * RSTMDB_TESTD_COMPAT=0.3. */
+const char *cf_server_version(void);
+bool cf_v03(void);
 const char *cf_addr(void);
 /* Nobody else writes to the server while a test runs, so exact WAL relations
  * hold (next offset, entry counts): testd, or an external server with

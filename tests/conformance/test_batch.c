@@ -31,6 +31,12 @@ START_TEST(best_effort_results)
                "{\"op\":\"LIST_INSTANCES\"},"
                "{\"op\":\"APPLY_EVENT\",\"params\":{\"instance_id\":\"%s\",\"event\":\"GO\"}}]",
                id, m, id, id);
+    /* LIST_INSTANCES without params: 0.1 refuses null params, 0.3 lists. */
+    const char *list_null =
+        cf_v03() ? "{\"error\":null,\"result\":{\"has_more\":$*},\"status\":\"ok\"},"
+                 : "{\"error\":{\"code\":\"BAD_REQUEST\",\"message\":\"invalid request: invalid "
+                   "type: null, expected struct ListInstancesParams\",\"retryable\":false},"
+                   "\"result\":null,\"status\":\"error\"},";
     const char *want =
         cf_fmt("{\"results\":[{\"error\":null,\"result\":{\"instance_id\":\"%s\",\"state\":\"s0\","
                "\"wal_offset\":$O},\"status\":\"ok\"},"
@@ -38,13 +44,11 @@ START_TEST(best_effort_results)
                "found: %s-nope\",\"retryable\":false},"
                "\"result\":null,\"status\":\"error\"},"
                "{\"error\":null,\"result\":{\"pong\":true},\"status\":\"ok\"},"
-               "{\"error\":{\"code\":\"BAD_REQUEST\",\"message\":\"invalid request: invalid type: "
-               "null, expected struct "
-               "ListInstancesParams\",\"retryable\":false},\"result\":null,\"status\":\"error\"},"
+               "%s"
                "{\"error\":null,\"result\":{\"applied\":true,\"ctx\":null,\"from_state\":\"s0\","
                "\"to_state\":\"s1\",\"wal_offset\":$O},"
                "\"status\":\"ok\"}]}",
-               id, id);
+               id, id, list_null);
     char wantb[4096];
     snprintf(wantb, sizeof wantb, "%s", want);
     cf_caps c;
@@ -149,17 +153,50 @@ START_TEST(batch_limits_and_malformed_ops)
     CF_ERR(k, "BATCH", "{\"ops\":[{\"op\":5}]}", "BAD_REQUEST", "invalid request: missing op type",
            false);
     CF_ERR(k, "BATCH", "{\"ops\":[7]}", "BAD_REQUEST", "invalid request: missing op type", false);
-    static const char *const variants =
-        "`HELLO`, `AUTH`, `PING`, `BYE`, `INFO`, `PUT_MACHINE`, `GET_MACHINE`, `LIST_MACHINES`, "
-        "`CREATE_INSTANCE`, "
-        "`GET_INSTANCE`, `LIST_INSTANCES`, `DELETE_INSTANCE`, `APPLY_EVENT`, `BATCH`, "
-        "`SNAPSHOT_INSTANCE`, `WAL_READ`, "
-        "`WAL_STATS`, `COMPACT`, `WATCH_INSTANCE`, `WATCH_ALL`, `UNWATCH`";
-    CF_ERR(k, "BATCH", "{\"ops\":[{\"op\":\"FLUSH_ALL\",\"params\":{}}]}", "BAD_REQUEST",
-           cf_fmt("invalid request: unknown variant `FLUSH_ALL`, expected one of %s", variants),
-           false);
-    CF_ERR(k, "BATCH", "{\"mode\":\"best_effort\",\"ops\":[{\"op\":\"ping\"}]}", "BAD_REQUEST",
-           cf_fmt("invalid request: unknown variant `ping`, expected one of %s", variants), false);
+    if (!cf_v03()) {
+        static const char *const variants =
+            "`HELLO`, `AUTH`, `PING`, `BYE`, `INFO`, `PUT_MACHINE`, `GET_MACHINE`, "
+            "`LIST_MACHINES`, `CREATE_INSTANCE`, `GET_INSTANCE`, `LIST_INSTANCES`, "
+            "`DELETE_INSTANCE`, `APPLY_EVENT`, `BATCH`, `SNAPSHOT_INSTANCE`, `WAL_READ`, "
+            "`WAL_STATS`, `COMPACT`, `WATCH_INSTANCE`, `WATCH_ALL`, `UNWATCH`";
+        CF_ERR(k, "BATCH", "{\"ops\":[{\"op\":\"FLUSH_ALL\",\"params\":{}}]}", "BAD_REQUEST",
+               cf_fmt("invalid request: unknown variant `FLUSH_ALL`, expected one of %s", variants),
+               false);
+        CF_ERR(k, "BATCH", "{\"mode\":\"best_effort\",\"ops\":[{\"op\":\"ping\"}]}", "BAD_REQUEST",
+               cf_fmt("invalid request: unknown variant `ping`, expected one of %s", variants),
+               false);
+    } else {
+        /* 0.3 lists its 28 ops, or 25 in a build without hot backup. */
+        static const char *const head =
+            "`HELLO`, `AUTH`, `PING`, `BYE`, `INFO`, `REPLICATION_STATUS`, `PUT_MACHINE`, "
+            "`GET_MACHINE`, `LIST_MACHINES`, `CREATE_INSTANCE`, `GET_INSTANCE`, `LIST_INSTANCES`, "
+            "`DELETE_INSTANCE`, `APPLY_EVENT`, `BATCH`, `SNAPSHOT_INSTANCE`, `WAL_READ`, "
+            "`WAL_STATS`, `COMPACT`, `WATCH_INSTANCE`, `WATCH_ALL`, `UNWATCH`, ";
+        static const char *const backup = "`BACKUP_BEGIN`, `BACKUP_CHUNK`, `BACKUP_END`, ";
+        static const char *const tail = "`FLUSH_ALL`, `REPLICATE`, `REPLICATE_ACK`";
+        char *t = CF_CALL(k, "BATCH", "{\"mode\":\"best_effort\",\"ops\":[{\"op\":\"ping\"}]}");
+        const char *with =
+            cf_fmt("{\"type\":\"response\",\"id\":\"%s\",\"status\":\"error\","
+                   "\"error\":{\"code\":\"BAD_REQUEST\",\"message\":\"invalid request: "
+                   "unknown variant `ping`, expected one of %s%s%s\",\"retryable\":false}}",
+                   k->last_id, head, backup, tail);
+        const char *without = cf_fmt("{\"type\":\"response\",\"id\":\"%s\",\"status\":\"error\","
+                                     "\"error\":{\"code\":\"BAD_REQUEST\",\"message\":\"invalid "
+                                     "request: unknown variant `ping`, expected one of %s%s\","
+                                     "\"retryable\":false}}",
+                                     k->last_id, head, tail);
+        ck_assert_msg(strcmp(t, with) == 0 || strcmp(t, without) == 0, "got %s", t);
+        free(t);
+        /* FLUSH_ALL is a known op (from 0.2), disabled by default. */
+        CF_ERR(k, "FLUSH_ALL", "{}", "BAD_REQUEST",
+               "invalid request: FLUSH_ALL is disabled. Set storage.allow_flush_all=true in config "
+               "to enable.",
+               false);
+        /* REPLICATE from a client is refused. */
+        CF_ERR(k, "REPLICATE", "{}", "BAD_REQUEST",
+               "invalid request: replication operations are handled internally", false);
+        CF_OK(k, "REPLICATION_STATUS", NULL, "{\"role\":\"standalone\"}");
+    }
     /* The connection is fine afterwards. */
     CF_OK(k, "PING", NULL, "{\"pong\":true}");
     cf_close(k);
@@ -202,11 +239,11 @@ START_TEST(any_op_inside_batch)
           "\"params\":{\"subscription_id\":\"x\"}}]}",
           "{\"results\":[{\"error\":null,\"result\":{\"features\":[],\"protocol_version\":1,"
           "\"server_name\":\"rstmdb\","
-          "\"server_version\":\"0.1.1\",\"wire_mode\":\"binary_json\"},\"status\":\"ok\"},{"
+          "\"server_version\":\"$V\",\"wire_mode\":\"binary_json\"},\"status\":\"ok\"},{"
           "\"error\":null,\"result\":"
           "{\"features\":[\"idempotency\",\"batch\",\"wal_read\"],\"max_batch_ops\":100,\"max_"
           "frame_bytes\":16777216,"
-          "\"protocol_version\":1,\"server_name\":\"rstmdb\",\"server_version\":\"0.1.1\"},"
+          "\"protocol_version\":1,\"server_name\":\"rstmdb\",\"server_version\":\"$V\"},"
           "\"status\":\"ok\"},"
           "{\"error\":null,\"result\":{\"results\":[{\"error\":null,\"result\":{\"pong\":true},"
           "\"status\":\"ok\"}]},"

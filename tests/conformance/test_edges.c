@@ -295,6 +295,12 @@ static char *big_ok_create(cf_conn *k, const char *m, const char *id, size_t pad
 
 START_TEST(response_size_limit)
 {
+    if (cf_v03()) {
+        /* 0.3's WAL refuses the 16 MiB CREATE this test needs (its limit is
+         * 16 MiB - 64 KiB, checked by wal_record_too_large). */
+        fprintf(stderr, "SKIP: response_size_limit needs a 16 MiB WAL record (0.1 only)\n");
+        return;
+    }
     cf_conn *k = CF_OPEN();
     char m[96], a[11], b[11];
     cf_uniq(m, sizeof m, "big");
@@ -352,9 +358,10 @@ START_TEST(response_size_limit)
 }
 END_TEST
 
-/* A WAL entry above 16 MiB cannot be written: WAL_IO_ERROR, retryable, with
- * the entry's size. Here a 16 MiB CREATE whose server-made 36-character id
- * makes the create_instance entry longer than the request. */
+/* A WAL entry above 16 MiB (0.3: 16 MiB - 64 KiB) cannot be written:
+ * WAL_IO_ERROR, retryable, with the entry's size. Here a 16 MiB CREATE whose
+ * server-made 36-character id makes the create_instance entry longer than the
+ * request. */
 START_TEST(wal_record_too_large)
 {
     cf_conn *k = CF_OPEN();
@@ -376,8 +383,8 @@ START_TEST(wal_record_too_large)
         t,
         cf_fmt("{\"type\":\"response\",\"id\":\"c\",\"status\":\"error\",\"error\":{\"code\":"
                "\"WAL_IO_ERROR\",\"message\":\"core error: WAL error: record too large: %zu bytes "
-               "(max 16777216)\",\"retryable\":true}}",
-               entry),
+               "(max %u)\",\"retryable\":true}}",
+               entry, cf_v03() ? 16711680u : 16777216u),
         NULL);
     free(t);
     /* Nothing was created. */

@@ -135,6 +135,8 @@ static const bad_case bad_cases[] = {
 START_TEST(silent_close_cases)
 {
     const bad_case *bc = &bad_cases[_i];
+    if (cf_v03() && strcmp(bc->name, "unknown op FLUSH_ALL") == 0)
+        return; /* a known op from 0.2 on (test_batch checks its answer) */
     cf_conn *k = CF_OPEN_RAW();
     uint8_t buf[512];
     size_t n;
@@ -311,10 +313,10 @@ START_TEST(pipelined_in_one_write_answered_in_order)
         k, "{\"type\":\"response\",\"id\":\"p3\",\"status\":\"ok\",\"result\":{\"pong\":true}}");
     read_expect(
         k, "{\"type\":\"response\",\"id\":\"p2\",\"status\":\"ok\",\"result\":{\"pong\":true}}");
-    read_expect(
-        k, "{\"type\":\"response\",\"id\":\"p5\",\"status\":\"ok\",\"result\":{\"features\":[],"
-           "\"protocol_version\":1,\"server_name\":\"rstmdb\",\"server_version\":\"0.1.1\","
-           "\"wire_mode\":\"binary_json\"}}");
+    read_expect(k, cf_fmt("{\"type\":\"response\",\"id\":\"p5\",\"status\":\"ok\",\"result\":{"
+                          "\"features\":[],\"protocol_version\":1,\"server_name\":\"rstmdb\","
+                          "\"server_version\":\"%s\",\"wire_mode\":\"binary_json\"}}",
+                          cf_server_version()));
     cf_close(k);
 }
 END_TEST

@@ -297,8 +297,11 @@ END_TEST
 START_TEST(list_errors)
 {
     cf_conn *k = CF_OPEN();
-    CF_ERR(k, "LIST_INSTANCES", NULL, "BAD_REQUEST",
-           "invalid request: invalid type: null, expected struct ListInstancesParams", false);
+    if (cf_v03()) /* 0.3 lists without params */
+        CF_OK(k, "LIST_INSTANCES", NULL, "{\"has_more\":$*}");
+    else
+        CF_ERR(k, "LIST_INSTANCES", NULL, "BAD_REQUEST",
+               "invalid request: invalid type: null, expected struct ListInstancesParams", false);
     CF_ERR(k, "LIST_INSTANCES", "{\"limit\":-1}", "BAD_REQUEST",
            "invalid request: invalid value: integer `-1`, expected u32", false);
     CF_ERR(k, "LIST_INSTANCES", "{\"limit\":\"5\"}", "BAD_REQUEST",
@@ -324,7 +327,24 @@ START_TEST(delete_soft)
     char od[256];
     snprintf(od, sizeof od, "%s", c.v[0]);
     ck_assert(cf_u64(od) > oc);
-    /* Repeats return the same offset (no new WAL record). */
+    if (cf_v03()) {
+        /* 0.3 removes the instance: not found, not listed, and the id is free. */
+        CF_ERR(k, "GET_INSTANCE", cf_fmt("{\"instance_id\":\"%s\"}", id), "INSTANCE_NOT_FOUND",
+               cf_fmt("core error: instance not found: %s", id), false);
+        CF_OK(k, "LIST_INSTANCES", cf_fmt("{\"machine\":\"%s\"}", m),
+              "{\"has_more\":false,\"instances\":[],\"total\":0}");
+        CF_ERR(k, "DELETE_INSTANCE", cf_fmt("{\"instance_id\":\"%s\"}", id), "INSTANCE_NOT_FOUND",
+               cf_fmt("core error: instance not found: %s", id), false);
+        uint64_t again = CF_CREATE(k, id, m, "{\"n\":3}");
+        ck_assert(again > cf_u64(od));
+        CF_OK(k, "GET_INSTANCE", cf_fmt("{\"instance_id\":\"%s\"}", id),
+              cf_fmt("{\"ctx\":{\"n\":3},\"last_wal_offset\":%llu,\"machine\":\"%s\","
+                     "\"state\":\"s0\",\"version\":1}",
+                     (unsigned long long)again, m));
+        cf_close(k);
+        return;
+    }
+    /* 0.1: a soft delete. Repeats return the same offset (no new WAL record). */
     CF_OK(k, "DELETE_INSTANCE", p,
           cf_fmt("{\"deleted\":true,\"instance_id\":\"%s\",\"wal_offset\":%s}", id, od));
     CF_OK(k, "DELETE_INSTANCE", cf_fmt("{\"instance_id\":\"%s\"}", id),
@@ -399,14 +419,17 @@ START_TEST(snapshot_instance)
                   id, (unsigned long long)oc),
            &c);
     ck_assert_str_ne(first, c.v[2]);
-    /* Deleted instances can be snapshotted. */
+    /* Deleted instances can be snapshotted (0.1); 0.3 removed them. */
     CF_OKC(k, "DELETE_INSTANCE", cf_fmt("{\"instance_id\":\"%s\"}", id),
            cf_fmt("{\"deleted\":true,\"instance_id\":\"%s\",\"wal_offset\":$O}", id), &c);
-    CF_OK(k, "SNAPSHOT_INSTANCE", cf_fmt("{\"instance_id\":\"%s\"}", id),
-          cf_fmt("{\"checksum\":\"$H\",\"instance_id\":\"%s\",\"size_bytes\":$N,\"snapshot_id\":"
-                 "\"snap-$U\","
-                 "\"wal_offset\":%s}",
-                 id, c.v[0]));
+    if (cf_v03())
+        CF_ERR(k, "SNAPSHOT_INSTANCE", cf_fmt("{\"instance_id\":\"%s\"}", id), "INSTANCE_NOT_FOUND",
+               cf_fmt("core error: instance not found: %s", id), false);
+    else
+        CF_OK(k, "SNAPSHOT_INSTANCE", cf_fmt("{\"instance_id\":\"%s\"}", id),
+              cf_fmt("{\"checksum\":\"$H\",\"instance_id\":\"%s\",\"size_bytes\":$N,"
+                     "\"snapshot_id\":\"snap-$U\",\"wal_offset\":%s}",
+                     id, c.v[0]));
     CF_ERR(k, "SNAPSHOT_INSTANCE", cf_fmt("{\"instance_id\":\"%s-no\"}", id), "INSTANCE_NOT_FOUND",
            cf_fmt("core error: instance not found: %s-no", id), false);
     CF_ERR(k, "SNAPSHOT_INSTANCE", NULL, "BAD_REQUEST", "invalid request: missing instance_id",

@@ -9,7 +9,7 @@
 
 #define HELLO_PAT(features, mode)                                                   \
     "{\"features\":" features ",\"protocol_version\":1,\"server_name\":\"rstmdb\"," \
-    "\"server_version\":\"0.1.1\",\"wire_mode\":\"" mode "\"}"
+    "\"server_version\":\"$V\",\"wire_mode\":\"" mode "\"}"
 
 static void setup(void)
 {
@@ -203,7 +203,7 @@ START_TEST(info_literal)
     const char *info =
         "{\"features\":[\"idempotency\",\"batch\",\"wal_read\"],\"max_batch_ops\":100,"
         "\"max_frame_bytes\":16777216,\"protocol_version\":1,\"server_name\":\"rstmdb\","
-        "\"server_version\":\"0.1.1\"}";
+        "\"server_version\":\"$V\"}";
     CF_OK(k, "INFO", NULL, info);
     CF_OK(k, "INFO", "{\"x\":[1]}", info);
     cf_close(k);
@@ -261,7 +261,7 @@ START_TEST(auth_required_rows)
     CF_OK(k, "INFO", NULL,
           "{\"features\":[\"idempotency\",\"batch\",\"wal_read\"],\"max_batch_ops\":100,"
           "\"max_frame_bytes\":16777216,\"protocol_version\":1,\"server_name\":\"rstmdb\","
-          "\"server_version\":\"0.1.1\"}");
+          "\"server_version\":\"$V\"}");
     /* A repeated HELLO does not reset authentication. */
     CF_OK(k, "HELLO", "{\"protocol_version\":1}", HELLO_PAT("[]", "binary_json"));
     CF_OK(k, "LIST_MACHINES", NULL, "{\"items\":[$*]}");

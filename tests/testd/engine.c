@@ -145,7 +145,9 @@ int engine_new(engine **out, const engine_config *cfg)
             e->ntoken_hashes = i + 1;
         }
     }
-    if (wal_new(&e->wal, cfg->wal_segment_size) != 0)
+    e->compat = cfg->compat;
+    if (wal_new(&e->wal, cfg->wal_segment_size,
+                e->compat == ENGINE_COMPAT_0_3 ? WAL_MAX_RECORD_0_3 : WAL_MAX_RECORD) != 0)
         goto fail;
     *out = e;
     return 0;
@@ -227,6 +229,11 @@ void engine_out_deinit(engine_out *out)
 
 /* ------------------------------------------------------- session ops */
 
+static const char *server_version(const engine *e)
+{
+    return e->compat == ENGINE_COMPAT_0_3 ? "0.3.0" : "0.1.1";
+}
+
 static int op_hello(opctx *x, const jval *params)
 {
     static const pfield f[] = {{"protocol_version", PT_U16},
@@ -271,11 +278,10 @@ static int op_hello(opctx *x, const jval *params)
         first = false;
         strbuf_printf(&x->res, "\"%s\"", server_features[k]);
     }
-    strbuf_printf(
-        &x->res,
-        "],\"protocol_version\":1,\"server_name\":\"rstmdb\",\"server_version\":\"0.1.1\","
-        "\"wire_mode\":\"%s\"}",
-        x->c->jsonl ? "jsonl" : "binary_json");
+    strbuf_printf(&x->res,
+                  "],\"protocol_version\":1,\"server_name\":\"rstmdb\",\"server_version\":\"%s\","
+                  "\"wire_mode\":\"%s\"}",
+                  server_version(x->e), x->c->jsonl ? "jsonl" : "binary_json");
     return OP_OK;
 }
 
@@ -337,11 +343,38 @@ static int op_bye(opctx *x, const jval *params)
 static int op_info(opctx *x, const jval *params)
 {
     (void)params;
-    strbuf_puts(&x->res,
-                "{\"features\":[\"idempotency\",\"batch\",\"wal_read\"],\"max_batch_ops\":100,"
-                "\"max_frame_bytes\":16777216,\"protocol_version\":1,\"server_name\":"
-                "\"rstmdb\",\"server_version\":\"0.1.1\"}");
+    strbuf_printf(&x->res,
+                  "{\"features\":[\"idempotency\",\"batch\",\"wal_read\"],\"max_batch_ops\":100,"
+                  "\"max_frame_bytes\":16777216,\"protocol_version\":1,\"server_name\":"
+                  "\"rstmdb\",\"server_version\":\"%s\"}",
+                  server_version(x->e));
     return OP_OK;
+}
+
+/* 0.3: a standalone server (the replica role is not modelled yet). */
+static int op_replication_status(opctx *x, const jval *params)
+{
+    (void)params;
+    strbuf_puts(&x->res, "{\"role\":\"standalone\"}");
+    return OP_OK;
+}
+
+/* 0.3: replication has its own message family; a client's REPLICATE is refused. */
+static int op_replicate(opctx *x, const jval *params)
+{
+    (void)params;
+    return op_fail(x, EC_BAD_REQUEST,
+                   "invalid request: replication operations are handled internally");
+}
+
+/* 0.3: FLUSH_ALL is always a known op; disabled, it is refused. */
+static int op_flush_all_0_3(opctx *x, const jval *params)
+{
+    if (!x->e->allow_flush_all)
+        return op_fail(x, EC_BAD_REQUEST,
+                       "invalid request: FLUSH_ALL is disabled. Set storage.allow_flush_all=true "
+                       "in config to enable.");
+    return op_flush_all(x, params);
 }
 
 static int op_batch(opctx *x, const jval *params);
@@ -356,8 +389,8 @@ typedef struct opdef {
     bool auth_exempt;
 } opdef;
 
-/* The 21 ops, in the server's enum order (BATCH's "expected one of" text). */
-static const opdef ops[] = {
+/* 0.1.1's 21 ops, in the server's enum order (BATCH's "expected one of" text). */
+static const opdef ops_0_1[] = {
     {"HELLO", op_hello, true},
     {"AUTH", op_auth, true},
     {"PING", op_ping, true},
@@ -382,15 +415,58 @@ static const opdef ops[] = {
     {"WATCH_ALL", op_watch_all, false},
     {"UNWATCH", op_unwatch, false},
 };
-#define NOPS (sizeof(ops) / sizeof(ops[0]))
 static const opdef flush_all_op = {"FLUSH_ALL", op_flush_all, false};
+
+/* 0.3.0's ops, in its enum order, without BACKUP_BEGIN/CHUNK/END (which
+ * come between UNWATCH and FLUSH_ALL in a build with hot backup). */
+static const opdef ops_0_3[] = {
+    {"HELLO", op_hello, true},
+    {"AUTH", op_auth, true},
+    {"PING", op_ping, true},
+    {"BYE", op_bye, true},
+    {"INFO", op_info, false},
+    {"REPLICATION_STATUS", op_replication_status, false},
+    {"PUT_MACHINE", op_put_machine, false},
+    {"GET_MACHINE", op_get_machine, false},
+    {"LIST_MACHINES", op_list_machines, false},
+    {"CREATE_INSTANCE", op_create_instance, false},
+    {"GET_INSTANCE", op_get_instance, false},
+    {"LIST_INSTANCES", op_list_instances, false},
+    {"DELETE_INSTANCE", op_delete_instance, false},
+    {"APPLY_EVENT", op_apply_event, false},
+    {"BATCH", op_batch, false},
+    {"SNAPSHOT_INSTANCE", op_snapshot_instance, false},
+    {"WAL_READ", op_wal_read, false},
+    {"WAL_STATS", op_wal_stats, false},
+    {"COMPACT", op_compact, false},
+    {"WATCH_INSTANCE", op_watch_instance, false},
+    {"WATCH_ALL", op_watch_all, false},
+    {"UNWATCH", op_unwatch, false},
+    {"FLUSH_ALL", op_flush_all_0_3, false},
+    {"REPLICATE", op_replicate, false},
+    {"REPLICATE_ACK", op_replicate, false},
+};
+
+/* The op table of the engine's server version. */
+static const opdef *op_table(const engine *e, size_t *n)
+{
+    if (e->compat == ENGINE_COMPAT_0_3) {
+        *n = sizeof ops_0_3 / sizeof ops_0_3[0];
+        return ops_0_3;
+    }
+    *n = sizeof ops_0_1 / sizeof ops_0_1[0];
+    return ops_0_1;
+}
 
 static const opdef *op_lookup(const engine *e, const char *name, size_t len)
 {
-    for (size_t i = 0; i < NOPS; i++)
+    size_t n;
+    const opdef *ops = op_table(e, &n);
+    for (size_t i = 0; i < n; i++)
         if (strlen(ops[i].name) == len && memcmp(ops[i].name, name, len) == 0)
             return &ops[i];
-    if (e->allow_flush_all && len == 9 && memcmp(name, "FLUSH_ALL", 9) == 0)
+    if (e->compat == ENGINE_COMPAT_0_1 && e->allow_flush_all && len == 9 &&
+        memcmp(name, "FLUSH_ALL", 9) == 0)
         return &flush_all_op;
     return NULL;
 }
@@ -460,7 +536,9 @@ static int op_batch(opctx *x, const jval *params)
             strbuf m;
             strbuf_init(&m, TESTD_TEXT_MAX);
             strbuf_printf(&m, "invalid request: unknown variant `%s`, expected one of ", name);
-            for (size_t k = 0; k < NOPS; k++)
+            size_t nops;
+            const opdef *ops = op_table(x->e, &nops);
+            for (size_t k = 0; k < nops; k++)
                 strbuf_printf(&m, "%s`%s`", k ? ", " : "", ops[k].name);
             rc = op_fail_take(x, EC_BAD_REQUEST, strbuf_take(&m, NULL));
             break;

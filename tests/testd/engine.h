@@ -26,14 +26,24 @@
 
 typedef struct engine engine;
 
+/* Which server's answers the engine gives (part 1 of PROTOCOL-0.3.md lists
+ * the differences). 0.3 is a 0.3.0 built without hot backup: BACKUP_* are
+ * unknown ops, as in upstream builds without that feature. */
+typedef enum engine_compat {
+    ENGINE_COMPAT_0_1 = 0, /* rstmdb 0.1.1 */
+    ENGINE_COMPAT_0_3 = 1  /* rstmdb 0.3.0 */
+} engine_compat;
+
 typedef struct engine_config {
+    engine_compat compat;
     bool auth_required;              /* auth.required */
     const char *const *token_hashes; /* lowercase hex SHA-256 of accepted tokens */
     size_t ntoken_hashes;
     uint32_t max_machine_versions; /* 0 = unlimited */
     uint64_t wal_segment_size;     /* bytes; 0 = 64 MiB */
-    bool allow_flush_all;          /* FLUSH_ALL answered (newer servers); off: the op is unknown
-                                      and the connection closes, as on the 21-op server */
+    bool allow_flush_all;          /* FLUSH_ALL answered. Off: under 0.1 the op is unknown and
+                                      the connection closes (the 21-op server); under 0.3 it is
+                                      BAD_REQUEST "FLUSH_ALL is disabled" */
     size_t max_deliveries;         /* events one request may produce; 0 = 262144. The excess is
                                       dropped silently, as the real server's rings drop events
                                       for lagging subscribers. Bounds the memory of a request. */

@@ -75,6 +75,7 @@ typedef struct machine_entry {
 } machine_entry;
 
 struct engine {
+    engine_compat compat;
     bool auth_required;
     char **token_hashes;
     size_t ntoken_hashes;

@@ -72,7 +72,7 @@ static int wal_put(opctx *x, strbuf *disk, strbuf *sorted, uint64_t *offset)
     if (rc == WAL_ETOOBIG)
         return op_fail(x, EC_WAL_IO_ERROR,
                        "core error: WAL error: record too large: %zu bytes (max %zu)", disk->len,
-                       WAL_MAX_RECORD);
+                       wal_max_record(x->e->wal));
     return rc == 0 ? OP_OK : OP_NOMEM;
 }
 
@@ -399,7 +399,8 @@ int op_list_instances(opctx *x, const jval *params)
                                {"offset", PT_OPT_U32}};
     pval v[4];
     char *err;
-    if (params_struct(params, "ListInstancesParams", f, 4, v, &err) != 0)
+    if (params_struct_nullable(params, x->e->compat == ENGINE_COMPAT_0_3, "ListInstancesParams", f,
+                               4, v, &err) != 0)
         return op_bad_request(x, err);
     uint64_t limit = v[2].present ? v[2].u : 100, offset = v[3].present ? v[3].u : 0;
     uint64_t total = 0, returned = 0;
@@ -491,6 +492,13 @@ int op_delete_instance(opctx *x, const jval *params)
     strbuf_puts(&x->res, ",\"wal_offset\":");
     strbuf_u64(&x->res, in->last_wal_offset);
     strbuf_putc(&x->res, '}');
+    if (x->e->compat == ENGINE_COMPAT_0_3) {
+        /* 0.3 removes the instance: GET is INSTANCE_NOT_FOUND, the id can be
+         * created again, LIST no longer counts it. */
+        watch_detach_instance(x->e, in);
+        smap_del(&x->e->instances, in->id, in->idlen);
+        instance_free(in);
+    }
     return OP_OK;
 }
 

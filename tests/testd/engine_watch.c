@@ -152,7 +152,8 @@ int op_watch_all(opctx *x, const jval *params)
                                {"to_states", PT_STRVEC},      {"events", PT_STRVEC}};
     pval v[6];
     char *err;
-    if (params_struct(params, "WatchAllParams", f, 6, v, &err) != 0)
+    if (params_struct_nullable(params, x->e->compat == ENGINE_COMPAT_0_3, "WatchAllParams", f, 6, v,
+                               &err) != 0)
         return op_bad_request(x, err);
     jval *filters[4] = {NULL, NULL, NULL, NULL};
     for (int i = 0; i < 4; i++) {

@@ -42,6 +42,7 @@ typedef enum opt_id {
     O_MAX_VERSIONS,
     O_WAL_SEGMENT,
     O_ALLOW_FLUSH_ALL,
+    O_COMPAT,
     O_IDLE,
     O_MAX_CONNS,
     O_EVQ_MAX,
@@ -85,8 +86,9 @@ static const struct opt {
      "versions kept per machine, 0 = unlimited (default 0)"},
     {O_WAL_SEGMENT, "--wal-segment-bytes", OPT_UINT, "N", 0, 1ull << 40,
      "WAL segment size for offset packing, 0 = 64 MiB (default 0)"},
-    {O_ALLOW_FLUSH_ALL, "--allow-flush-all", OPT_BOOL, NULL, 0, 0,
-     "enable FLUSH_ALL (newer servers)"},
+    {O_ALLOW_FLUSH_ALL, "--allow-flush-all", OPT_BOOL, NULL, 0, 0, "enable FLUSH_ALL"},
+    {O_COMPAT, "--compat", OPT_STRING, "0.1|0.3", 0, 0,
+     "answer as rstmdb 0.1.1 or as 0.3.0 (built without hot backup) (default 0.3)"},
     {O_IDLE, "--idle-timeout-secs", OPT_UINT, "N", 0, 86400,
      "close connections quiet this long, 0 = never (default 300)"},
     {O_MAX_CONNS, "--max-connections", OPT_UINT, "N", 1, 100000,
@@ -274,9 +276,20 @@ int main(int argc, char **argv)
         usage(stdout);
         return 0;
     }
+    engine_compat compat = ENGINE_COMPAT_0_3;
+    if (o.str[O_COMPAT] != NULL) {
+        if (strcmp(o.str[O_COMPAT], "0.3") == 0) {
+            compat = ENGINE_COMPAT_0_3;
+        } else if (strcmp(o.str[O_COMPAT], "0.1") == 0) {
+            compat = ENGINE_COMPAT_0_1;
+        } else {
+            fprintf(stderr, "rstmdb-testd: --compat: \"%s\" is not 0.1 or 0.3\n", o.str[O_COMPAT]);
+            return 2;
+        }
+    }
     if (o.set[O_VERSION]) {
-        printf("rstmdb-testd %s (speaks rstmdb RCPX protocol 1, server_version 0.1.1)\n",
-               TESTD_VERSION);
+        printf("rstmdb-testd %s (speaks rstmdb RCPX protocol 1, server_version %s)\n",
+               TESTD_VERSION, compat == ENGINE_COMPAT_0_3 ? "0.3.0" : "0.1.1");
         return 0;
     }
 
@@ -297,6 +310,7 @@ int main(int argc, char **argv)
     ecfg.max_machine_versions = (uint32_t)o.num[O_MAX_VERSIONS];
     ecfg.wal_segment_size = o.num[O_WAL_SEGMENT];
     ecfg.allow_flush_all = o.set[O_ALLOW_FLUSH_ALL];
+    ecfg.compat = compat;
 
     memset(&scfg, 0, sizeof scfg);
     scfg.listen = o.str[O_LISTEN] != NULL ? o.str[O_LISTEN] : "127.0.0.1:7401";

@@ -185,6 +185,18 @@ static void set_default(ptype t, pval *o)
         o->b = true;
 }
 
+int params_struct_nullable(const jval *params, bool null_ok, const char *struct_name,
+                           const pfield *fields, size_t nf, pval *out, char **err)
+{
+    if (null_ok && (params == NULL || params->t == JV_NULL)) {
+        *err = NULL;
+        for (size_t i = 0; i < nf; i++)
+            set_default(fields[i].type, &out[i]);
+        return 0;
+    }
+    return params_struct(params, struct_name, fields, nf, out, err);
+}
+
 static bool has_default(ptype t)
 {
     return t != PT_STRING && t != PT_U16 && t != PT_U32 && t != PT_ANY_REQ;

@@ -45,6 +45,11 @@ typedef struct pval {
  * prefix (NULL on OOM). `out` points into `params`. */
 int params_struct(const jval *params, const char *struct_name, const pfield *fields, size_t nf,
                   pval *out, char **err);
+/* params_struct, except that null (or absent) params give every field its
+ * default when `null_ok`: 0.3's LIST_INSTANCES and WATCH_ALL check
+ * params.is_null() before decoding. */
+int params_struct_nullable(const jval *params, bool null_ok, const char *struct_name,
+                           const pfield *fields, size_t nf, pval *out, char **err);
 
 /* serde's rendering of an unexpected value: "null", "boolean `true`",
  * "integer `5`", "floating point `1.5`", "string \"x\"", "sequence", "map". */

@@ -125,10 +125,12 @@ START_TEST(bad_flags_exit_2)
         {"--tls-cert", "/nonexistent.pem", NULL, NULL},
         {"--tls-cert", "/nonexistent.pem", "--tls-key", "/nonexistent.key"},
         {"--fault-hang=yes", NULL, NULL, NULL},
+        {"--compat", "0.2", NULL, NULL},
     };
     static const char *const names[] = {
-        "--bogus",  "--max-frame-bytes", "--max-frame-bytes", "--max-frame-bytes", "--listen",
-        "--listen", "--token-hash",      "--tls-key",         "--tls-cert",        "--fault-hang"};
+        "--bogus",    "--max-frame-bytes", "--max-frame-bytes", "--max-frame-bytes",
+        "--listen",   "--listen",          "--token-hash",      "--tls-key",
+        "--tls-cert", "--fault-hang",      "--compat"};
     size_t i;
 
     for (i = 0; i < sizeof cases / sizeof cases[0]; i++) {
@@ -166,7 +168,8 @@ START_TEST(help_and_version)
         "--tls-client-ca",   "--max-frame-bytes",   "--max-machine-versions",
         "--allow-flush-all", "--idle-timeout-secs", "--max-connections",
         "--fault-delay-ms",  "--fault-close-after", "--fault-garble-every",
-        "--fault-hang",      "--fault-refuse",      "--version"};
+        "--fault-hang",      "--fault-refuse",      "--compat",
+        "--version"};
     const char *help[] = {"--help", NULL};
     const char *version[] = {"--version", NULL};
     char out[8192];
@@ -177,6 +180,11 @@ START_TEST(help_and_version)
         ck_assert_msg(strstr(out, flags[i]) != NULL, "--help lacks %s", flags[i]);
     ck_assert_int_eq(run_to_exit(version, out, sizeof out), 0);
     ck_assert_int_eq(strncmp(out, "rstmdb-testd ", 13), 0);
+    /* It answers as 0.3.0 unless told --compat 0.1. */
+    ck_assert_msg(strstr(out, "server_version 0.3.0") != NULL, "%s", out);
+    const char *v01[] = {"--compat", "0.1", "--version", NULL};
+    ck_assert_int_eq(run_to_exit(v01, out, sizeof out), 0);
+    ck_assert_msg(strstr(out, "server_version 0.1.1") != NULL, "%s", out);
 }
 END_TEST
 

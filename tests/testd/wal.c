@@ -13,14 +13,16 @@ struct wal {
     uint64_t cur_pos;
     uint32_t lowest_segment; /* segments below were compacted away */
     uint64_t next_seq;
+    size_t max_record;
     uint64_t bytes_read, bytes_written, reads, writes;
 };
 
-int wal_new(wal **out, uint64_t segment_size)
+int wal_new(wal **out, uint64_t segment_size, size_t max_record)
 {
     wal *w = calloc(1, sizeof(*w));
     if (!w)
         return -1;
+    w->max_record = max_record;
     w->segment_size = segment_size ? segment_size : WAL_DEFAULT_SEGMENT;
     w->cur_segment = 1;
     w->lowest_segment = 1;
@@ -28,6 +30,11 @@ int wal_new(wal **out, uint64_t segment_size)
     w->reads = 1; /* the startup replay's read_from(0) */
     *out = w;
     return 0;
+}
+
+size_t wal_max_record(const wal *w)
+{
+    return w->max_record;
 }
 
 void wal_free(wal *w)
@@ -42,7 +49,7 @@ void wal_free(wal *w)
 
 int wal_append(wal *w, size_t disk_len, const char *sorted, size_t sorted_len, uint64_t *offset)
 {
-    if (disk_len > WAL_MAX_RECORD) {
+    if (disk_len > w->max_record) {
         /* The real WAL takes the sequence number before it encodes the
          * record: the refused record leaves a gap (entry_count counts it). */
         w->next_seq++;

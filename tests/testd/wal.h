@@ -15,8 +15,10 @@
 #define WAL_RECORD_HEADER    24u
 #define WAL_DEFAULT_SEGMENT  ((uint64_t)64 * 1024 * 1024)
 #define WAL_OFFSET(seg, pos) (((uint64_t)(seg) << 40) | (uint64_t)(pos))
-/* Largest entry payload the real WAL accepts (MAX_RECORD_SIZE). */
-#define WAL_MAX_RECORD ((size_t)16 * 1024 * 1024)
+/* Largest entry payload the real WAL accepts (MAX_RECORD_SIZE): 0.1.1's,
+ * and 0.3.0's (16 MiB - 64 KiB). */
+#define WAL_MAX_RECORD     ((size_t)16 * 1024 * 1024)
+#define WAL_MAX_RECORD_0_3 ((size_t)16 * 1024 * 1024 - 64 * 1024)
 
 typedef struct wal_record {
     uint64_t offset;
@@ -29,11 +31,13 @@ typedef struct wal_record {
 
 typedef struct wal wal;
 
-int wal_new(wal **out, uint64_t segment_size);
+/* `max_record`: the largest on-disk entry accepted (WAL_MAX_RECORD...). */
+int wal_new(wal **out, uint64_t segment_size, size_t max_record);
+size_t wal_max_record(const wal *w);
 void wal_free(wal *w);
 /* Append an entry; `disk_len` is the length of its on-disk (field-order)
  * JSON, `sorted` the text returned by WAL_READ (copied). Returns 0 and the
- * offset, WAL_ETOOBIG when disk_len > WAL_MAX_RECORD (nothing written), or
+ * offset, WAL_ETOOBIG when disk_len > the max record (nothing written), or
  * -1 on OOM. */
 #define WAL_ETOOBIG (-2)
 int wal_append(wal *w, size_t disk_len, const char *sorted, size_t sorted_len, uint64_t *offset);

@@ -420,7 +420,6 @@ END_TEST
 START_TEST(test_flush_all)
 {
     char code[64];
-    (void)code;
     srv_start((const char *const[]){"--allow-flush-all", NULL});
     rstmdb_sync *s = connect_ok(NULL);
     put_order(s);
@@ -433,8 +432,16 @@ START_TEST(test_flush_all)
     rstmdb_reply_free(r);
     rstmdb_sync_close(s);
     srv_stop();
-    /* The 21-op server does not know FLUSH_ALL and closes the connection. */
+    /* 0.3 knows FLUSH_ALL: disabled, it is a BAD_REQUEST and the connection stays. */
     srv_start(NULL);
+    s = connect_ok(NULL);
+    ck_assert_str_eq(code_of(rstmdb_sync_flush_all(s, &r), &r, code, sizeof(code)), "BAD_REQUEST");
+    ck_assert_int_eq(rstmdb_sync_ping(s, &r), RSTMDB_OK);
+    rstmdb_reply_free(r);
+    rstmdb_sync_close(s);
+    srv_stop();
+    /* The 21-op server (0.1.1) does not know FLUSH_ALL and closes the connection. */
+    srv_start((const char *const[]){"--compat", "0.1", NULL});
     s = connect_ok(NULL);
     int rc = rstmdb_sync_flush_all(s, &r);
     ck_assert_int_eq(rc, RSTMDB_ERR_CLOSED);
