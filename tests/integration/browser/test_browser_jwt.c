@@ -49,20 +49,7 @@ typedef struct world {
 /* A token from python3-jwt, RS256 with the key rsa1, valid for 10 minutes. */
 static void mint(world *w, const char *claims, char *out)
 {
-    char cmd[2048];
-    int n = snprintf(cmd, sizeof cmd, "'%s' '%s' token '%s' rsa1 RS256 '%s' 600", RSTMDB_PYTHON3,
-                     JWT_MINT, w->keydir, claims);
-    ck_assert(n > 0 && (size_t)n < sizeof cmd);
-    FILE *p = popen(cmd, "r");
-    ck_assert_ptr_nonnull(p);
-    size_t k = fread(out, 1, TOK_MAX - 1, p);
-    int rest = fgetc(p);
-    ck_assert_int_eq(pclose(p), 0);
-    ck_assert_msg(rest == EOF, "token longer than %d bytes", TOK_MAX - 1);
-    while (k > 0 && (out[k - 1] == '\n' || out[k - 1] == '\r'))
-        k--;
-    out[k] = '\0';
-    ck_assert_uint_gt(k, 20);
+    jwt_mint(w->keydir, "rsa1", "RS256", claims, 600, out, TOK_MAX);
 }
 
 /* The data of a message is the upstream event as JSON. */
@@ -124,17 +111,6 @@ static void check_refused(world *w, const recs *r, const char *src)
     EXPECT(w, errors == 1, "%s: %zu errors, want 1", src, errors);
 }
 
-static char *slurp(const char *path)
-{
-    FILE *f = fopen(path, "r");
-    ck_assert_ptr_nonnull(f);
-    static char buf[1 << 20];
-    size_t n = fread(buf, 1, sizeof buf - 1, f);
-    fclose(f);
-    buf[n] = '\0';
-    return buf;
-}
-
 /* The status the proxy answers a stream request (read briefly, then closed). */
 static long stream_status(world *w, const char *path, const char *cookie)
 {
@@ -170,11 +146,7 @@ START_TEST(eventsource_with_jwt)
 
     /* Keys (python3-jwt), and two tokens limited to the instances b-*. */
     ck_assert_int_lt(snprintf(w->keydir, sizeof w->keydir, "%s/keys", dir), (int)sizeof w->keydir);
-    char cmd[2048];
-    ck_assert_int_lt(
-        snprintf(cmd, sizeof cmd, "'%s' '%s' keys '%s'", RSTMDB_PYTHON3, JWT_MINT, w->keydir),
-        (int)sizeof cmd);
-    ck_assert_msg(system(cmd) == 0, "jwt_mint.py keys failed (python3-jwt missing?)");
+    jwt_keys(w->keydir);
     static char cookie_tok[TOK_MAX], query_tok[TOK_MAX];
     mint(w, "{\"sub\":\"alice\",\"scope\":\"rstmdb:watch\",\"rstmdb\":{\"instances\":[\"b-*\"]}}",
          cookie_tok);
@@ -282,7 +254,7 @@ START_TEST(eventsource_with_jwt)
     spawn_stop(&w->b, 5000);
     /* The browser's requests carried the token in their URLs: the access log
      * shows them redacted, and no part of the token's signature. */
-    const char *text = slurp(w->log);
+    const char *text = slurp_file(w->log);
     ck_assert_msg(strstr(text, "access_token=[redacted]") != NULL, "no redacted access log line");
     ck_assert_msg(strstr(text, strrchr(query_tok, '.') + 1) == NULL,
                   "the access_token reached the log");

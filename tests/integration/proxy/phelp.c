@@ -367,3 +367,41 @@ int run_proxy_once_stderr(const char *const args[], char *err, size_t cap)
 {
     return run_once(args, err, cap, 2);
 }
+
+const char *slurp_file(const char *path)
+{
+    FILE *f = fopen(path, "rb");
+    ck_assert_msg(f != NULL, "cannot open %s", path);
+    static char buf[1 << 20];
+    size_t n = fread(buf, 1, sizeof buf - 1, f);
+    fclose(f);
+    buf[n] = '\0';
+    return buf;
+}
+
+void jwt_mint(const char *keydir, const char *kid, const char *alg, const char *claims, int ttl,
+              char *out, size_t cap)
+{
+    static char cmd[16384];
+    int w = snprintf(cmd, sizeof cmd, "'%s' '%s' token '%s' '%s' %s '%s' %d", RSTMDB_PYTHON3,
+                     JWT_MINT, keydir, kid, alg, claims, ttl);
+    ck_assert(w > 0 && (size_t)w < sizeof cmd);
+    FILE *p = popen(cmd, "r");
+    ck_assert_ptr_nonnull(p);
+    size_t n = fread(out, 1, cap - 1, p);
+    int rest = fgetc(p); /* read to EOF: the token must fit, and the minter must not see EPIPE */
+    ck_assert_int_eq(pclose(p), 0);
+    ck_assert_msg(rest == EOF, "token longer than %zu bytes", cap - 1);
+    while (n > 0 && (out[n - 1] == '\n' || out[n - 1] == '\r'))
+        n--;
+    out[n] = '\0';
+    ck_assert_uint_gt(n, 20);
+}
+
+void jwt_keys(const char *keydir)
+{
+    char cmd[1024];
+    int w = snprintf(cmd, sizeof cmd, "'%s' '%s' keys '%s'", RSTMDB_PYTHON3, JWT_MINT, keydir);
+    ck_assert(w > 0 && (size_t)w < sizeof cmd);
+    ck_assert_msg(system(cmd) == 0, "jwt_mint.py keys failed (python3-jwt missing?)");
+}

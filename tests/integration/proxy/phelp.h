@@ -69,4 +69,16 @@ int run_proxy_once(const char *const args[], char *out, size_t cap);
 /* The same, keeping stderr (the configuration error) instead of stdout. */
 int run_proxy_once_stderr(const char *const args[], char *err, size_t cap);
 
+/* The whole file at `path` (at most 1 MiB), in a static buffer that the next
+ * call overwrites. Fails the test if the file cannot be opened. */
+const char *slurp_file(const char *path);
+
+/* A JWT from tests/support/jwt_mint.py (python3-jwt): signed by key `kid`
+ * (rsa1, rsa2, ec1, ed1, hs1) of the key set in `keydir` with `alg`, with the
+ * claims JSON `claims`, valid `ttl` s. Fails the test unless it fits `cap`.
+ * jwt_keys makes the key set (keydir/jwks.json) once. */
+void jwt_mint(const char *keydir, const char *kid, const char *alg, const char *claims, int ttl,
+              char *out, size_t cap);
+void jwt_keys(const char *keydir);
+
 #endif

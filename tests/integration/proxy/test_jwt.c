@@ -25,20 +25,7 @@ static char keydir[256]; /* keys made once by jwt_mint.py */
 /* A token from python3-jwt: kid (rsa1, ec1, ed1, hs1), alg, claims JSON. */
 static void mint(const char *kid, const char *alg, const char *claims, int ttl, char *out)
 {
-    static char cmd[16384];
-    int w = snprintf(cmd, sizeof cmd, "'%s' '%s' token '%s' '%s' %s '%s' %d", RSTMDB_PYTHON3,
-                     JWT_MINT, keydir, kid, alg, claims, ttl);
-    ck_assert(w > 0 && (size_t)w < sizeof cmd);
-    FILE *p = popen(cmd, "r");
-    ck_assert_ptr_nonnull(p);
-    size_t n = fread(out, 1, TOK_MAX - 1, p);
-    int rest = fgetc(p); /* read to EOF: the token must fit, and the minter must not see EPIPE */
-    ck_assert_int_eq(pclose(p), 0);
-    ck_assert_msg(rest == EOF, "token longer than %d bytes", TOK_MAX - 1);
-    out[n] = '\0';
-    while (n > 0 && (out[n - 1] == '\n' || out[n - 1] == '\r'))
-        out[--n] = '\0';
-    ck_assert_uint_gt(n, 20);
+    jwt_mint(keydir, kid, alg, claims, ttl, out, TOK_MAX);
 }
 
 static void tok(const char *claims, char *out)
@@ -392,17 +379,6 @@ END_TEST
 
 /* ---- where the token comes from, and the logs --------------------------------- */
 
-static char *slurp(const char *path)
-{
-    FILE *f = fopen(path, "rb");
-    ck_assert_ptr_nonnull(f);
-    static char buf[1 << 20];
-    size_t n = fread(buf, 1, sizeof buf - 1, f);
-    fclose(f);
-    buf[n] = '\0';
-    return buf;
-}
-
 START_TEST(cookie_and_access_token)
 {
     char log[] = "/tmp/jwt-log-XXXXXX";
@@ -446,7 +422,7 @@ START_TEST(cookie_and_access_token)
     ck_assert_str_eq(w, "UNAUTHORIZED");
     hresp_free(&r);
     penv_stop(&e);
-    const char *text = slurp(log);
+    const char *text = slurp_file(log);
     ck_assert_msg(strstr(text, "access_token=[redacted]") != NULL, "%s", text);
     /* The signature part never reaches the log, by any route. */
     const char *sig = strrchr(t, '.') + 1;
@@ -486,7 +462,7 @@ static void write_keys(const char *path, const char *kid_only, const char *raw)
     if (raw) {
         fputs(raw, f);
     } else {
-        cJSON *set = cJSON_Parse(slurp(src));
+        cJSON *set = cJSON_Parse(slurp_file(src));
         cJSON *keys = cJSON_GetObjectItem(set, "keys");
         for (int i = cJSON_GetArraySize(keys) - 1; i >= 0; i--) {
             cJSON *kid = cJSON_GetObjectItem(cJSON_GetArrayItem(keys, i), "kid");
@@ -507,7 +483,7 @@ static void hup_and_wait(penv *e, const char *log, size_t nth)
     kill(e->proxy.pid, SIGHUP);
     for (int i = 0; i < 100; i++) {
         size_t n = 0;
-        for (const char *p = slurp(log); (p = strstr(p, "reload")) != NULL; p++)
+        for (const char *p = slurp_file(log); (p = strstr(p, "reload")) != NULL; p++)
             n++;
         if (n >= nth)
             return;
@@ -540,7 +516,7 @@ START_TEST(sighup_rotates_keys)
     write_keys(keys, NULL, "{\"keys\":[{\"kty\":\"oct\",\"k\":\"AA\"}]}");
     hup_and_wait(&e, log, 2);
     ck_assert_int_eq(call(&e, "GET", "/v1/ping", NULL, ed, NULL), 200);
-    const char *text = slurp(log);
+    const char *text = slurp_file(log);
     ck_assert_msg(strstr(text, "reload refused") && strstr(text, "key 0"), "%s", text);
     penv_stop(&e);
 }
@@ -634,7 +610,7 @@ START_TEST(secrets_from_files)
     hup_and_wait(&e, log, 1);
     ck_assert_int_eq(call(&e, "GET", "/v1/ping", NULL, "svc-three", NULL), 200);
     ck_assert_int_eq(call(&e, "GET", "/v1/ping", NULL, "svc-one", NULL), 401);
-    const char *text = slurp(log);
+    const char *text = slurp_file(log);
     ck_assert_ptr_null(strstr(text, "svc-three"));
     ck_assert_ptr_null(strstr(text, "up-secret"));
     penv_stop(&e);
